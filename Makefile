@@ -1,0 +1,58 @@
+# The two commands of the quick start are `make demo` and `make test`; both set up what they need.
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test test-unit test-integration test-contract test-infra bench lint up \
+        model-server reference build validate clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+setup:  ## create .venv and .venv-tools, install everything, fetch the models (idempotent)
+	@scripts/setup.sh
+
+demo: setup  ## run the whole pipeline offline on the embedded local stack
+	$(BIN)/s3kp demo
+
+test: setup  ## the whole suite: unit, integration, contract, infra
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: setup  ## unit tests only
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: setup  ## integration tests against real local servers
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-contract: setup  ## the official Roboflow clients against the local inference server
+	$(BIN)/pytest tests/contract $(PYTEST_ARGS)
+
+test-infra: setup  ## template checks: sam validate --lint, cfn-lint, sam build, checkov
+	$(BIN)/pytest tests/infra $(PYTEST_ARGS)
+
+bench: setup  ## benchmarks; writes docs/benchmarks.md
+	$(BIN)/python -m benchmarks
+
+lint: setup  ## ruff and mypy (strict, on the shared layer package)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+up: setup  ## start the offline stack (AWS on :4566, inference on :9001, HTTP API on :3000)
+	$(BIN)/s3kp up
+
+model-server: setup  ## start only the local inference server on :9001
+	$(BIN)/s3kp model-server
+
+reference: setup  ## regenerate tests/fixtures/mediapipe_reference.json with mediapipe's own API
+	$(BIN)/python scripts/make_mediapipe_reference.py
+
+build: setup  ## sam build (needs python3.12+ on PATH; found automatically under pyenv)
+	$(BIN)/python -m s3kp.samtools build
+
+validate: setup  ## sam validate --lint
+	$(BIN)/python -m s3kp.samtools validate
+
+clean:  ## remove environments, caches and build output
+	rm -rf $(VENV) .venv-tools .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Creates the project's environments and fetches the models. Idempotent: each step is skipped
+# when its inputs have not changed since it last succeeded.
+#   .venv        the project (Lambda code, s3kp CLI, model server, offline stack, tests)
+#   .venv-tools  aws-sam-cli, cfn-lint, checkov (their pins conflict with the Roboflow clients)
+#   .cache/models  MediaPipe .tflite files taken out of the mediapipe==0.10.14 wheel, SHA-256 verified
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+python_ok() {  # usage: python_ok INTERPRETER MIN_MINOR
+  "$1" -c "import sys; sys.exit(0 if sys.version_info >= (3, $2) else 1)" >/dev/null 2>&1
+}
+
+find_python() {  # prints an interpreter >= 3.MIN_MINOR, preferring the Lambda runtime's 3.12
+  local min_minor=$1 candidate
+  for candidate in "${S3KP_PYTHON:-}" python3.12 \
+      "$HOME"/.pyenv/versions/3.12*/bin/python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 \
+      python3.13 "$HOME"/.pyenv/versions/3.13*/bin/python3.13 /root/.pyenv/versions/3.13*/bin/python3.13 \
+      python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 && python_ok "$candidate" "$min_minor"; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+ensure_venv() {  # usage: ensure_venv DIR STAMP_INPUT... -- PIP_ARGS...
+  local dir=$1; shift
+  local inputs=()
+  while [ "$1" != "--" ]; do inputs+=("$1"); shift; done; shift
+  local stamp; stamp=$(stamp_of "${inputs[@]}")
+  if [ -f "$dir/.setup-stamp" ] && [ "$(cat "$dir/.setup-stamp")" = "$stamp" ]; then
+    return 0
+  fi
+  if [ ! -x "$dir/bin/python" ]; then
+    local py
+    py=$(find_python 11) || { say "error: Python 3.11+ is required (3.12 preferred: the Lambda runtime)."; exit 1; }
+    say "creating $dir with $py ($("$py" --version 2>&1))"
+    "$py" -m venv "$dir"
+  fi
+  say "installing into $dir (this takes a few minutes the first time)"
+  "$dir/bin/python" -m pip install --quiet --upgrade pip
+  "$dir/bin/python" -m pip install --quiet "$@"
+  echo "$stamp" > "$dir/.setup-stamp"
+}
+
+ensure_venv .venv pyproject.toml layers/shared/requirements.txt -- -e ".[dev]"
+if [ "${S3KP_SKIP_TOOLS:-0}" != "1" ]; then
+  ensure_venv .venv-tools requirements-tools.txt -- -r requirements-tools.txt
+fi
+.venv/bin/s3kp models fetch
+say "ready: .venv/bin/s3kp --help"

@@ -1,0 +1,99 @@
+"""`s3kp`: the project's command-line tool.
+
+Subcommands import their implementation lazily so `s3kp --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+
+def _models(args: argparse.Namespace) -> int:
+    from s3kp.model_server import model_files
+
+    if args.action == "fetch":
+        model_files.fetch()
+        return 0
+    bad = model_files.missing_or_corrupt()
+    if bad:
+        print(f"missing or corrupt: {', '.join(bad)} (run `s3kp models fetch`)", file=sys.stderr)
+        return 1
+    print(f"all {len(model_files.MODEL_FILES)} model files verified")
+    return 0
+
+
+def _model_server(args: argparse.Namespace) -> int:
+    from s3kp.model_server.serve import serve
+
+    return serve(host=args.host, port=args.port, api_key=args.api_key, workers=args.threads)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from s3kp.local.stack import run_up
+
+    return run_up(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from s3kp.local.demo import run_demo
+
+    return run_demo(args)
+
+
+def _add_stack_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
+    parser.add_argument("--aws-port", type=int, default=4566, help="local AWS endpoint (moto server)")
+    parser.add_argument("--inference-port", type=int, default=9001, help="local inference server")
+    parser.add_argument("--api-port", type=int, default=3000, help="local HTTP API")
+    parser.add_argument(
+        "--inference-url",
+        default=None,
+        help="use this inference endpoint instead of starting the local one (e.g. https://detect.roboflow.com)",
+    )
+    parser.add_argument("--api-key", default=os.environ.get("ROBOFLOW_API_KEY"),
+                        help="API key sent to the inference endpoint (default: $ROBOFLOW_API_KEY or a local one)")  # fmt: skip
+    parser.add_argument("--model-id", default=None, help="project/version to run (default: the template's)")
+    parser.add_argument("--bucket", default=None, help="upload bucket name (default: the stack's)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s3kp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    models = sub.add_parser("models", help="fetch or verify the MediaPipe model files")
+    models.add_argument("action", choices=["fetch", "verify"])
+    models.set_defaults(func=_models)
+
+    server = sub.add_parser("model-server", help="run the Roboflow-compatible keypoint inference server")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=9001)
+    server.add_argument("--api-key", default=os.environ.get("S3KP_MODEL_SERVER_API_KEY"),
+                        help="require this API key (default: $S3KP_MODEL_SERVER_API_KEY; unset accepts any)")  # fmt: skip
+    server.add_argument("--threads", type=int, default=None,
+                        help="inference threads (default: the number of CPU cores)")  # fmt: skip
+    server.set_defaults(func=_model_server)
+
+    up = sub.add_parser("up", help="start the offline stack and keep it running (Ctrl-C stops it)")
+    _add_stack_options(up)
+    up.set_defaults(func=_up)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline offline on sample images, then stop")
+    _add_stack_options(demo)
+    demo.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""MediaPipe keypoint pipelines (pre-processing, TFLite inference, post-processing) in numpy."""

@@ -1,0 +1,73 @@
+"""The result item's DynamoDB layout: keys, index attributes and lossless number conversion."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from s3kp_core.results import (
+    Keypoint,
+    Prediction,
+    ResultRecord,
+    SourceObject,
+    Status,
+    result_id_for,
+    summarize,
+)
+from s3kp_core.results_schema import LIST_SHARDS, from_item, to_item
+
+
+def _record(**overrides):
+    predictions = (
+        Prediction(
+            x=10.5, y=20.25, width=30.0, height=40.0, confidence=0.9, class_name="face", class_id=0,
+            keypoints=(Keypoint(x=1.1, y=2.2, confidence=0.8, class_id=0, name="right_eye"),),
+        ),
+    )
+    counts, detections, keypoints = summarize(predictions)
+    fields = dict(
+        result_id=result_id_for("bucket", "incoming/cat 1.jpg"),
+        status=Status.SUCCEEDED,
+        source=SourceObject(bucket="bucket", key="incoming/cat 1.jpg", etag="abc", size=123),
+        model_id="faces/1",
+        predictions=predictions,
+        counts=counts,
+        detections=detections,
+        keypoints=keypoints,
+        timings_ms={"total": 12.5},
+        created_at=datetime(2026, 11, 27, 9, 0, 0, 123000, tzinfo=UTC),
+        updated_at=datetime(2026, 11, 27, 9, 0, 1, tzinfo=UTC),
+    )
+    fields.update(overrides)
+    return ResultRecord(**fields)
+
+
+def test_result_id_is_stable_and_distinguishes_buckets_and_keys():
+    assert result_id_for("b", "k") == result_id_for("b", "k")
+    assert result_id_for("b", "k") != result_id_for("b2", "k")
+    assert len(result_id_for("b", "k")) == 32
+
+
+def test_item_round_trips_with_decimals_and_no_floats():
+    record = _record()
+    item = to_item(record)
+
+    def walk(value):
+        assert not isinstance(value, float)
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        if isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(item)
+    assert item["predictions"][0]["x"] == Decimal("10.5")
+    assert from_item(item) == record
+
+
+def test_index_attributes_place_the_item_in_its_shard_and_time_order():
+    record = _record()
+    item = to_item(record)
+    shard = int(item["list_pk"].split("#")[1])
+    assert 0 <= shard < LIST_SHARDS
+    assert item["status_pk"] == f"succeeded#{shard}"
+    assert item["list_sk"] == f"2026-11-27T09:00:01.000Z#{record.result_id}"
