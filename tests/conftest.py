@@ -51,8 +51,8 @@ def aws_endpoint() -> Iterator[str]:
     os.environ.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 - moto's dummy credentials
-        AWS_SESSION_TOKEN="testing",  # noqa: S105
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
         AWS_DEFAULT_REGION=REGION,
         AWS_REGION=REGION,
     )
@@ -84,7 +84,7 @@ def fresh_aws(aws_endpoint: str) -> str:
     return aws_endpoint
 
 
-MODEL_SERVER_API_KEY = "test-server-key"  # noqa: S105 - the local server's test key, not a secret
+MODEL_SERVER_API_KEY = "test-server-key"
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +92,16 @@ def model_server_url() -> Iterator[str]:
     """The project's inference server as a real process (`s3kp model-server`), requiring a known key."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "s3kp.cli", "model-server", "--port", str(port), "--api-key", MODEL_SERVER_API_KEY],
+        [
+            sys.executable,
+            "-m",
+            "s3kp.cli",
+            "model-server",
+            "--port",
+            str(port),
+            "--api-key",
+            MODEL_SERVER_API_KEY,
+        ],
         cwd=ROOT,
     )
     url = f"http://127.0.0.1:{port}"

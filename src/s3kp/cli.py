@@ -53,8 +53,11 @@ def _add_stack_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="use this inference endpoint instead of starting the local one (e.g. https://detect.roboflow.com)",
     )
-    parser.add_argument("--api-key", default=os.environ.get("ROBOFLOW_API_KEY"),
-                        help="API key sent to the inference endpoint (default: $ROBOFLOW_API_KEY or a local one)")  # fmt: skip
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("ROBOFLOW_API_KEY"),
+        help="API key sent to the inference endpoint (default: $ROBOFLOW_API_KEY or a local one)",
+    )
     parser.add_argument("--model-id", default=None, help="project/version to run (default: the template's)")
     parser.add_argument("--bucket", default=None, help="upload bucket name (default: the stack's)")
 
@@ -70,10 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     server = sub.add_parser("model-server", help="run the Roboflow-compatible keypoint inference server")
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=9001)
-    server.add_argument("--api-key", default=os.environ.get("S3KP_MODEL_SERVER_API_KEY"),
-                        help="require this API key (default: $S3KP_MODEL_SERVER_API_KEY; unset accepts any)")  # fmt: skip
-    server.add_argument("--threads", type=int, default=None,
-                        help="inference threads (default: the number of CPU cores)")  # fmt: skip
+    server.add_argument(
+        "--api-key",
+        default=os.environ.get("S3KP_MODEL_SERVER_API_KEY"),
+        help="require this API key (default: $S3KP_MODEL_SERVER_API_KEY; unset accepts any)",
+    )
+    server.add_argument(
+        "--threads", type=int, default=None, help="inference threads (default: the number of CPU cores)"
+    )
     server.set_defaults(func=_model_server)
 
     up = sub.add_parser("up", help="start the offline stack and keep it running (Ctrl-C stops it)")

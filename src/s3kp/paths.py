@@ -9,7 +9,9 @@ from pathlib import Path
 def project_root() -> Path | None:
     """The checkout this package runs from (editable install), or None when installed elsewhere."""
     candidate = Path(__file__).resolve().parents[2]
-    return candidate if (candidate / "pyproject.toml").is_file() and (candidate / "functions").is_dir() else None
+    return (
+        candidate if (candidate / "pyproject.toml").is_file() and (candidate / "functions").is_dir() else None
+    )
 
 
 def cache_dir() -> Path:

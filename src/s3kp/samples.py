@@ -99,7 +99,9 @@ def upscaled_jpeg(name: str, long_side: int) -> bytes:
     """A sample resized to a given longest side, e.g. 4000 px for a 12-megapixel-class photo."""
     image = SAMPLE_IMAGES[name]()
     scale = long_side / max(image.size)
-    resized = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
+    resized = image.resize(
+        (round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC
+    )
     return encode(resized)
 
 
@@ -113,7 +115,12 @@ def decompression_bomb_png(width: int = 30000, height: int = 30000) -> bytes:
     row = b"\x00" + b"\x00" * ((width + 7) // 8)
     compressor = zlib.compressobj(9)
     data = compressor.compress(row * 64) + compressor.flush()  # only the first rows: never decoded
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", data)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def exif_rotated_jpeg(orientation: int = 6) -> bytes:

@@ -18,7 +18,13 @@ from s3kp_core.results_schema import LIST_SHARDS, from_item, to_item
 def _record(**overrides):
     predictions = (
         Prediction(
-            x=10.5, y=20.25, width=30.0, height=40.0, confidence=0.9, class_name="face", class_id=0,
+            x=10.5,
+            y=20.25,
+            width=30.0,
+            height=40.0,
+            confidence=0.9,
+            class_name="face",
+            class_id=0,
             keypoints=(Keypoint(x=1.1, y=2.2, confidence=0.8, class_id=0, name="right_eye"),),
         ),
     )

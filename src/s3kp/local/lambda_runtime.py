@@ -31,7 +31,9 @@ class LambdaContext:
     def __post_init__(self) -> None:
         self._deadline = time.monotonic() + self.timeout_seconds
         self.log_group_name = self.log_group_name or f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = self.log_stream_name or f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        self.log_stream_name = (
+            self.log_stream_name or f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        )
 
     @property
     def invoked_function_arn(self) -> str:
@@ -46,7 +48,7 @@ def queue_arn(queue_url: str, region: str = "us-east-1", account_id: str = "1234
 
 
 def sqs_event(messages: list[dict[str, Any]], source_arn: str, region: str = "us-east-1") -> dict[str, Any]:
-    """A Lambda SQS event from `ReceiveMessage` results (requested with `MessageSystemAttributeNames=["All"]`)."""
+    """A Lambda SQS event from `ReceiveMessage` results (asked with `MessageSystemAttributeNames=["All"]`)."""
     return {
         "Records": [
             {
