@@ -1,0 +1,406 @@
+"""The client for a Roboflow-compatible keypoint endpoint (hosted API v0 route; contract in
+/work/shared/roboflow-contract.md, summarised in docs/ingest-domain.md).
+
+`POST {base_url}/{model_id}?api_key=…&confidence=…&overlap=…&format=json[&classes=a,b]`, body = the
+base64 of a JPEG, `Content-Type: application/x-www-form-urlencoded` (what roboflow-python sends).
+
+Retry policy: timeouts, connection errors, 408, 429 and 500/502/503/504 are retried with exponential
+backoff and full jitter (429/503 honour `Retry-After`, capped), bounded by `max_attempts` and by the
+caller's deadline; any other 4xx is permanent. Exhausted retries raise `TransientError` so the SQS
+message is retried later (and ends in the DLQ if the endpoint never recovers). No message, log line or
+exception text ever carries the API key: it is registered with `s3kp_core.redact`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from PIL import Image
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from requests.adapters import HTTPAdapter
+
+from s3kp_core import errors
+from s3kp_core.errors import PermanentError, TransientError
+from s3kp_core.redact import redact, register_secret
+from s3kp_core.results import Keypoint, Prediction
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+UNAUTHORIZED_STATUSES = frozenset({401, 403})
+_SERVER_MESSAGE_LIMIT = 300  # characters of the server's message kept in an error
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    base_url: str
+    model_id: str  # "project/version"
+    api_key: str
+    confidence: float = 0.4  # 0..1
+    overlap: float = 0.3  # 0..1, the NMS IoU threshold
+    classes: tuple[str, ...] = ()  # empty: every class
+    connect_timeout: float = 3.05
+    read_timeout: float = 30.0
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+
+    def __post_init__(self) -> None:
+        for name in ("confidence", "overlap"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a fraction between 0 and 1, got {value}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if not self.model_id.strip("/"):
+            raise ValueError("model_id must be 'project/version'")
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.base_url.rstrip('/')}/{self.model_id.strip('/')}"
+
+    def __repr__(self) -> str:  # the dataclass default would print the key
+        return f"InferenceSettings(endpoint={self.endpoint!r}, confidence={self.confidence}, api_key='***')"
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    predictions: tuple[Prediction, ...]  # in the SENT image's pixels
+    image_width: int  # as reported by the endpoint (fallback: what we sent)
+    image_height: int
+    inference_id: str | None
+    server_time_ms: float | None
+    bytes_sent: int
+    attempts: int
+    elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class _RetryableFailure:
+    reason: str  # human, redacted
+    code: str = errors.INFERENCE_UNAVAILABLE
+    retry_after: float | None = None  # seconds the server asked us to wait
+
+
+@dataclass(frozen=True)
+class ParsedResponse:
+    predictions: tuple[Prediction, ...]
+    image_width: int | None
+    image_height: int | None
+    inference_id: str | None
+    server_time_ms: float | None
+
+
+class InferenceClient:
+    """One pooled HTTP session to one model; `predict` is safe to call for many images in a row."""
+
+    def __init__(
+        self,
+        settings: InferenceSettings,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[float], float] | None = None,
+    ) -> None:
+        """`jitter(limit)` returns a delay in [0, limit] (default: uniform, i.e. full jitter)."""
+        register_secret(settings.api_key)
+        self.settings = settings
+        self._session = session or _pooled_session()
+        self._sleep = sleep
+        self._clock = clock
+        self._jitter = jitter or (lambda limit: random.uniform(0, limit))
+
+    def close(self) -> None:
+        self._session.close()
+
+    def predict(self, jpeg: bytes, *, deadline: float | None = None) -> InferenceResult:
+        """Predictions for one JPEG, retrying transient failures.
+
+        `deadline`: a `clock()` value after which no new attempt starts (e.g. the Lambda's remaining time
+        minus a safety margin); each attempt's timeouts are also shortened to end by then.
+        Raises PermanentError (rejected, unauthorized, bad response) or TransientError (unavailable).
+        """
+        started = self._clock()
+        body = base64.b64encode(jpeg)
+        last_failure = "no attempt was made: the deadline had already passed"
+        failure_code = errors.INFERENCE_UNAVAILABLE
+        attempts = 0
+        for attempt in range(1, self.settings.max_attempts + 1):
+            timeout = self._timeout(deadline)
+            if timeout is None:
+                break
+            attempts = attempt
+            outcome = self._attempt(body, timeout)
+            if isinstance(outcome, ParsedResponse):
+                return self._result(outcome, jpeg, len(body), attempts, started)
+            last_failure, failure_code = outcome.reason, outcome.code
+            if attempt == self.settings.max_attempts:
+                break
+            delay = self._backoff(attempt, outcome.retry_after)
+            if deadline is not None and self._clock() + delay >= deadline:
+                last_failure += "; no time left for another attempt"
+                break
+            self._sleep(delay)
+        raise TransientError(
+            failure_code,
+            f"{self.settings.endpoint} failed after {attempts} attempt(s): {last_failure}",
+        )
+
+    def _timeout(self, deadline: float | None) -> tuple[float, float] | None:
+        connect, read = self.settings.connect_timeout, self.settings.read_timeout
+        if deadline is None:
+            return connect, read
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            return None
+        return min(connect, remaining), min(read, remaining)
+
+    def _attempt(self, body: bytes, timeout: tuple[float, float]) -> ParsedResponse | _RetryableFailure:
+        """The parsed response, or why this attempt failed when another one may succeed."""
+        try:
+            response = self._session.post(
+                self.settings.endpoint,
+                params=self._query(),
+                data=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+                timeout=timeout,
+                # A redirect would turn the POST into a GET and could carry the key to another host.
+                allow_redirects=False,
+            )
+        except requests.Timeout as exc:
+            return _RetryableFailure(f"timed out ({type(exc).__name__})")
+        except requests.ConnectionError as exc:
+            return _RetryableFailure(f"connection failed: {redact(str(exc))}")
+        status = response.status_code
+        if status == 200:
+            try:
+                payload = response.json()
+            except ValueError:
+                # A proxy's HTML page or a cut-off body: worth another try, unlike a wrong JSON shape.
+                reason = f"HTTP 200 with a body that is not JSON: {_snippet(response.text)}"
+                return _RetryableFailure(reason, errors.INFERENCE_BAD_RESPONSE)
+            return parse_response(payload)
+        detail = f"HTTP {status}: {_server_message(response)}"
+        endpoint = self.settings.endpoint
+        if status in RETRYABLE_STATUSES:
+            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            return _RetryableFailure(detail, retry_after=retry_after)
+        if status in UNAUTHORIZED_STATUSES:
+            raise PermanentError(errors.INFERENCE_UNAUTHORIZED, f"{endpoint} refused the API key: {detail}")
+        raise PermanentError(errors.INFERENCE_REJECTED, f"{endpoint} rejected the request: {detail}")
+
+    def _query(self) -> dict[str, str]:
+        query = {
+            "api_key": self.settings.api_key,
+            "confidence": _as_threshold(self.settings.confidence),
+            "overlap": _as_threshold(self.settings.overlap),
+            "format": "json",
+        }
+        if self.settings.classes:
+            query["classes"] = ",".join(self.settings.classes)
+        return query
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Full jitter: a uniform delay up to base * 2^(attempt-1), capped; Retry-After wins when given."""
+        if retry_after is not None:
+            return min(retry_after, self.settings.backoff_cap)
+        ceiling = min(self.settings.backoff_cap, self.settings.backoff_base * 2.0 ** (attempt - 1))
+        return min(ceiling, max(0.0, self._jitter(ceiling)))
+
+    def _result(
+        self, parsed: ParsedResponse, jpeg: bytes, bytes_sent: int, attempts: int, started: float
+    ) -> InferenceResult:
+        width, height = parsed.image_width, parsed.image_height
+        if width is None or height is None:
+            width, height = _jpeg_size(jpeg)
+        return InferenceResult(
+            predictions=parsed.predictions,
+            image_width=width,
+            image_height=height,
+            inference_id=parsed.inference_id,
+            server_time_ms=parsed.server_time_ms,
+            bytes_sent=bytes_sent,
+            attempts=attempts,
+            elapsed_ms=(self._clock() - started) * 1000,
+        )
+
+
+def rescale(predictions: Sequence[Prediction], scale_x: float, scale_y: float) -> tuple[Prediction, ...]:
+    """Predictions in another image's pixels: x and width times `scale_x`, y and height times `scale_y`.
+
+    With scale = original size / sent size per axis, a prediction on the sent (downscaled) image maps
+    onto the original; the box edges and keypoints keep their relative positions exactly.
+    """
+    return tuple(
+        p.model_copy(
+            update={
+                "x": p.x * scale_x,
+                "y": p.y * scale_y,
+                "width": p.width * scale_x,
+                "height": p.height * scale_y,
+                "keypoints": tuple(
+                    kp.model_copy(update={"x": kp.x * scale_x, "y": kp.y * scale_y}) for kp in p.keypoints
+                ),
+            }
+        )
+        for p in predictions
+    )
+
+
+# --- the response's wire shape -------------------------------------------------------------------------
+
+
+class _WireModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+
+class _WireKeypoint(_WireModel):
+    x: float
+    y: float
+    confidence: float
+    class_id: int | None = None
+    # The self-hosted server names the label `class`, the hosted docs `class_name`: accept either.
+    name: str | None = Field(default=None, validation_alias=AliasChoices("class", "class_name"))
+
+
+class _WirePrediction(_WireModel):
+    x: float
+    y: float
+    width: float = Field(ge=0)
+    height: float = Field(ge=0)
+    confidence: float
+    class_name: str = Field(validation_alias=AliasChoices("class", "class_name"))
+    class_id: int = -1
+    detection_id: str | None = None
+    keypoints: list[_WireKeypoint] = Field(default_factory=list)
+
+
+class _WireImage(_WireModel):
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+
+
+class _WireResponse(_WireModel):
+    predictions: list[_WirePrediction]
+    image: _WireImage | None = None
+    inference_id: str | None = None
+    time: float | None = None
+
+
+def parse_response(payload: object) -> ParsedResponse:
+    """The predictions and metadata of a 200 response's JSON.
+
+    Unknown fields are ignored and optional ones may be missing; a keypoint without `class_id` takes
+    its position in the list. Raises PermanentError(inference_bad_response) for any other shape.
+    """
+    try:
+        wire = _WireResponse.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
+            for error in exc.errors()[:3]
+        )
+        more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+        raise PermanentError(
+            errors.INFERENCE_BAD_RESPONSE, f"the response does not follow the contract: {problems}{more}"
+        ) from None
+    predictions = tuple(
+        Prediction(
+            x=p.x,
+            y=p.y,
+            width=p.width,
+            height=p.height,
+            confidence=p.confidence,
+            class_name=p.class_name,
+            class_id=p.class_id,
+            detection_id=p.detection_id,
+            keypoints=tuple(_keypoint(kp, index) for index, kp in enumerate(p.keypoints)),
+        )
+        for p in wire.predictions
+    )
+    return ParsedResponse(
+        predictions=predictions,
+        image_width=wire.image.width if wire.image else None,
+        image_height=wire.image.height if wire.image else None,
+        inference_id=wire.inference_id,
+        server_time_ms=wire.time * 1000 if wire.time is not None else None,
+    )
+
+
+def _keypoint(wire: _WireKeypoint, index: int) -> Keypoint:
+    slot = wire.class_id if wire.class_id is not None else index
+    name = wire.name or str(slot)
+    return Keypoint(x=wire.x, y=wire.y, confidence=wire.confidence, class_id=slot, name=name)
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+
+def _pooled_session() -> requests.Session:
+    session = requests.Session()
+    # Retries are ours (they need the deadline and jitter); the adapter only pools connections.
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _as_threshold(fraction: float) -> str:
+    # The endpoint reads values >= 1 as percentages: 1.0 would mean 1 %, so a certainty is sent as 100.
+    return "100" if fraction >= 1 else f"{fraction:g}"
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP-date (RFC 9110); None when absent or invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            return None
+        seconds = moment.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _server_message(response: requests.Response) -> str:
+    """The server's `message` (else `detail`, else the raw body), redacted and shortened."""
+    try:
+        payload: Any = response.json()
+    except ValueError:
+        return _snippet(response.text) or response.reason or "no details"
+    if isinstance(payload, dict):
+        for key in ("message", "detail", "error"):
+            if payload.get(key):
+                value = payload[key]
+                text = value if isinstance(value, str) else json.dumps(value)
+                return _snippet(text)
+    return _snippet(json.dumps(payload))
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(redact(text).split())
+    return text if len(text) <= _SERVER_MESSAGE_LIMIT else text[: _SERVER_MESSAGE_LIMIT - 1] + "…"
+
+
+def _jpeg_size(jpeg: bytes) -> tuple[int, int]:
+    """The size in a JPEG's header (no pixels decoded); (0, 0) if it is not one."""
+    try:
+        with Image.open(io.BytesIO(jpeg)) as image:
+            return image.size
+    except (OSError, ValueError):
+        return 0, 0
