@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -58,8 +59,33 @@ def _add_stack_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("ROBOFLOW_API_KEY"),
         help="API key sent to the inference endpoint (default: $ROBOFLOW_API_KEY or a local one)",
     )
-    parser.add_argument("--model-id", default=None, help="project/version to run (default: the template's)")
+    parser.add_argument(
+        "--model-id",
+        default=None,
+        help="project/version to run (default: faces/2, a face model of the local server)",
+    )
     parser.add_argument("--bucket", default=None, help="upload bucket name (default: the stack's)")
+    parser.add_argument("--name-prefix", default="s3kp-local", help="prefix of the local resource names")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="concurrent ingest invocations (default: the template's MaximumConcurrency)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (the local API and AWS endpoint have no auth)",
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="where the servers' and handlers' logs go (default: .cache/logs/)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show the handlers' logs here instead of in .cache/logs/"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole pipeline offline on sample images, then stop")
     _add_stack_options(demo)
-    demo.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
+    demo.add_argument(
+        "--keep", action="store_true", help="leave the stack running afterwards (Ctrl-C stops it)"
+    )
+    demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for every result")
     demo.set_defaults(func=_demo)
     return parser
 

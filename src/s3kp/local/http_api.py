@@ -1,0 +1,157 @@
+"""The local HTTP API: what API Gateway (HTTP API, payload 2.0) does in front of the API function.
+
+Each request becomes an HTTP API v2 event (`apigw.http_api_event`), the API handler runs on it (in its
+Lambda worker) and its result is written back (`apigw.http_response`). Like `sam local start-api` it is
+unauthenticated — the deployed API uses IAM auth — so it binds to loopback unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+from s3kp.local import apigw
+from s3kp.local.lambda_runtime import LambdaContext
+from s3kp.local.workers import InvocationError
+
+log = logging.getLogger(__name__)
+
+# API Gateway's limits: a 10 MB payload, 30 s integration timeout (HTTP API).
+MAX_BODY_BYTES = 10 * 1024 * 1024
+INTEGRATION_TIMEOUT_SECONDS = 30.0
+
+Invoke = Callable[[dict[str, Any], LambdaContext], Any]
+
+
+class HttpApiBridge:
+    """A threading HTTP server on `host:port` that forwards every request to `invoke`."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        invoke: Invoke,
+        *,
+        routes: list[str] | None = None,
+        function_name: str = "s3kp-api",
+        timeout_seconds: float = 30.0,
+    ) -> None:
+        """`routes` are the API's route keys (`GET /results/{id}`); None sends everything as `$default`."""
+        self._invoke = invoke
+        self._routes = [(route, _route_pattern(route)) for route in routes] if routes is not None else None
+        self._function_name = function_name
+        self._timeout_seconds = min(timeout_seconds, INTEGRATION_TIMEOUT_SECONDS)
+        self._server = ThreadingHTTPServer((host, port), self._request_handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="http-api", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting requests, close the socket and join the serving thread (idempotent)."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+    def handle(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One request through the API function: status, headers and body to send back."""
+        path, _, query = target.partition("?")
+        route_key = self._route_key(method, unquote(path))
+        if route_key is None:
+            return _gateway_error(404, "Not Found")  # API Gateway answers unknown routes itself
+        event = apigw.http_api_event(
+            method, path, query, headers, body, source_ip=source_ip, route_key=route_key
+        )
+        context = LambdaContext(function_name=self._function_name, timeout_seconds=self._timeout_seconds)
+        try:
+            result = self._invoke(event, context)
+        except InvocationError as error:
+            # API Gateway answers a failed integration with this exact body; the detail goes to our log.
+            log.warning("%s %s: the API function failed: %s", method, path, error)
+            return _gateway_error(500, "Internal Server Error")
+        return apigw.http_response(result)
+
+    def _route_key(self, method: str, path: str) -> str | None:
+        if self._routes is None:
+            return "$default"
+        for route, pattern in self._routes:
+            if pattern.fullmatch(f"{method.upper()} {path}"):
+                return route
+        return None
+
+    def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
+        bridge = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "s3kp-local-http-api"
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY_BYTES:
+                    self._send(*_gateway_error(413, "Request Entity Too Large"), close=True)
+                    return
+                body = self.rfile.read(length) if length else b""
+                status, headers, payload = bridge.handle(
+                    self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+                )
+                self._send(status, headers, payload)
+
+            def _send(
+                self, status: int, headers: list[tuple[str, str]], payload: bytes, close: bool = False
+            ) -> None:
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                if close:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _forward
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("%s %s", self.address_string(), format % args)
+
+        return RequestHandler
+
+
+def _route_pattern(route_key: str) -> re.Pattern[str]:
+    """`GET /results/{id}` -> a regex over "METHOD path"; `ANY` matches every method, `{x+}` a greedy tail."""
+    method, _, template = route_key.partition(" ")
+    pattern = "[A-Z]+" if method == "ANY" else re.escape(method)
+    pattern += " "
+    for part in re.split(r"(\{[^}]+\})", template):
+        if part.endswith("+}"):
+            pattern += ".+"
+        elif part.startswith("{"):
+            pattern += "[^/]+"
+        else:
+            pattern += re.escape(part)
+    return re.compile(pattern)
+
+
+def _gateway_error(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    return status, [("content-type", "application/json")], json.dumps({"message": message}).encode()

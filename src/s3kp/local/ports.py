@@ -1,0 +1,53 @@
+"""Port and interface checks done before anything starts, so a conflict is one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+
+class PortInUseError(RuntimeError):
+    pass
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when `host:port` can be bound now (SO_REUSEADDR as servers use, so TIME_WAIT does not count)."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def ensure_ports_free(host: str, ports: dict[str, int]) -> None:
+    """Raise `PortInUseError` naming every busy port and the option that moves it."""
+    busy = [f"{port} ({what})" for what, port in ports.items() if not port_is_free(host, port)]
+    if busy:
+        raise PortInUseError(
+            f"port {', '.join(busy)} already in use on {host}: stop what is listening there "
+            "(another `s3kp up`?) or choose other ports with --aws-port/--inference-port/--api-port"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_host(host: str) -> str:
+    """How to write `host` in a URL that a local client can reach (a wildcard bind is reached on loopback)."""
+    if host in ("0.0.0.0", ""):  # noqa: S104 - naming the wildcard, not binding it
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -1,0 +1,458 @@
+"""`s3kp up`: the offline stack — AWS (moto server), the inference server, the queue runner, the HTTP API.
+
+    LocalStack(options)  start()/stop() or `with`: used by `s3kp up`, `s3kp demo` and the tests.
+
+Start order: checks (setup, ports) before anything runs; then the two child processes (moto server, the
+inference server, whose models load while the rest starts); the resources of template.yaml in moto; one
+Lambda worker per ingest poller plus the API workers; the runner and the HTTP API. Stop order is the
+reverse, so no handler sees its AWS endpoint vanish before it is stopped itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING
+
+from s3kp.local import preflight
+from s3kp.local.http_api import HttpApiBridge
+from s3kp.local.ports import PortInUseError, ensure_ports_free, is_loopback, url_host
+from s3kp.local.processes import ChildFailed, ChildProcess
+from s3kp.local.runner import BatchOutcome, QueueRunner, RunnerSettings
+from s3kp.local.template_functions import function_with_handler, http_api_routes, template_functions
+from s3kp.local.workers import FunctionConfig, LambdaWorker, WorkerCrashed, WorkerPool, lambda_environment
+from s3kp.paths import cache_dir
+
+if TYPE_CHECKING:
+    from s3kp.local.resources import LocalResources
+
+PROGRAM = "s3kp up"
+REGION = "us-east-1"
+# BlazeFace full range: it also finds the small faces of the composite samples (faces/1 misses them).
+DEFAULT_MODEL_ID = "faces/2"
+LOCAL_API_KEY = "local-dev-key"
+# moto accepts any credentials; fixed dummy ones keep a user's real credentials out of local requests.
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+API_WORKERS = 2
+MOTO_START_TIMEOUT = 30.0
+INFERENCE_START_TIMEOUT = 180.0
+
+Print = Callable[[str], None]
+
+
+class StackError(RuntimeError):
+    """A problem the user can fix (port in use, setup missing): reported as one line, no traceback."""
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    host: str = "127.0.0.1"
+    aws_port: int = 4566
+    inference_port: int = 9001
+    api_port: int = 3000
+    inference_url: str | None = None  # an external endpoint instead of the local inference server
+    api_key: str | None = None
+    model_id: str | None = None
+    bucket: str | None = None
+    name_prefix: str = "s3kp-local"
+    concurrency: int | None = None  # ingest pollers; default: the template's MaximumConcurrency
+    allow_remote: bool = False
+    verbose: bool = False
+    log_dir: Path = field(default_factory=lambda: cache_dir() / "logs")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> StackOptions:
+        known = {name for name in cls.__dataclass_fields__ if hasattr(args, name)}
+        return cls(**{name: getattr(args, name) for name in known if getattr(args, name) is not None})
+
+
+@dataclass(frozen=True)
+class FunctionsPlan:
+    """The two functions as they will run, and how the queue feeds the ingest function."""
+
+    ingest: FunctionConfig
+    api: FunctionConfig
+    ingest_concurrency: int  # pollers, each with its own worker (MaximumConcurrency)
+    batch_size: int
+    batching_window_seconds: float
+
+
+class LocalStack:
+    """The whole offline stack in one object; `stop()` is safe to call at any point of `start()`."""
+
+    def __init__(
+        self,
+        options: StackOptions,
+        echo: Print | None = None,
+        interrupted: threading.Event | None = None,
+        report_batches: bool = True,
+    ) -> None:
+        """`echo` prints progress lines (and one per batch with `report_batches`); setting `interrupted`
+        abandons a start-up still waiting."""
+        self.options = options
+        self._report_batches = report_batches
+        self._echo = echo or _print_flush
+        self._interrupted = interrupted or threading.Event()
+        host = url_host(options.host)
+        self.aws_endpoint = f"http://{host}:{options.aws_port}"
+        self.api_url = f"http://{host}:{options.api_port}"
+        self.inference_url = options.inference_url or f"http://{host}:{options.inference_port}"
+        self.model_id = options.model_id or DEFAULT_MODEL_ID
+        self.resources: LocalResources  # set by start()
+        self._moto: ChildProcess | None = None
+        self._inference: ChildProcess | None = None
+        self._ingest_workers: list[LambdaWorker] = []
+        self._api_workers: list[LambdaWorker] = []
+        self._workers: list[LambdaWorker] = []
+        self._runner: QueueRunner | None = None
+        self._http_api: HttpApiBridge | None = None
+        self.batches: list[BatchOutcome] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        options = self.options
+        local_inference = options.inference_url is None
+        self._check(local_inference)
+        options.log_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.update(self.aws_environment())  # this process's boto3 (resources, demo) uses moto too
+
+        # Children first: no thread exists yet (see processes.py), and the models load meanwhile.
+        self._moto = ChildProcess(
+            "moto server",
+            [sys.executable, "-m", "moto.server", "-H", options.host, "-p", str(options.aws_port)],
+            options.log_dir / "moto.log",
+        )
+        self._moto.start()
+        if local_inference:
+            self._inference = ChildProcess(
+                "inference server",
+                [sys.executable, "-m", "s3kp.cli", "model-server", "--host", options.host,
+                 "--port", str(options.inference_port)],
+                options.log_dir / "inference-server.log",
+                # The key travels in the environment, not argv, so `ps` does not show it.
+                env=os.environ | {"S3KP_MODEL_SERVER_API_KEY": self._api_key()},
+            )  # fmt: skip
+            self._inference.start()
+
+        started = time.monotonic()
+        self._moto.wait_healthy(f"{self.aws_endpoint}/moto-api/", MOTO_START_TIMEOUT)
+        self._step(f"AWS endpoint (moto server)  {self.aws_endpoint}", started)
+
+        started = time.monotonic()
+        self._create_resources()
+        self._step(f"resources from template.yaml  bucket {self.resources.bucket}", started)
+
+        started = time.monotonic()
+        self._start_workers()
+        self._step(f"Lambda workers  ingest x{len(self._ingest_workers)}, api x{API_WORKERS}", started)
+
+        if self._inference is not None:
+            started = time.monotonic()
+            self._inference.wait_healthy(
+                f"{self.inference_url}/health", INFERENCE_START_TIMEOUT, self._loading()
+            )
+            self._step(f"inference server  {self.inference_url}", started)
+        else:
+            self._echo(f"  inference endpoint  {_without_query(self.inference_url)} (external)")
+
+        started = time.monotonic()
+        self._start_runner()
+        self._start_http_api()
+        self._step(f"queue runner and HTTP API  {self.api_url}", started)
+
+    def stop(self) -> None:
+        """Stop everything that was started, in reverse order; idempotent."""
+        if self._runner is not None:
+            self._runner.request_stop()
+        if self._http_api is not None:
+            self._http_api.stop()
+            self._http_api = None
+        for worker in self._workers:  # an in-flight batch ends now; its messages are simply not deleted
+            worker.close()
+        self._workers = []
+        if self._moto is not None:  # also ends the runner's pending long polls at once
+            self._moto.stop()
+            self._moto = None
+        if self._runner is not None:
+            self._runner.join(timeout=10)
+            self._runner = None
+        if self._inference is not None:
+            self._inference.stop()
+            self._inference = None
+
+    # ------------------------------------------------------------------ pieces
+    def aws_environment(self) -> dict[str, str]:
+        """What a shell (or boto3) needs to talk to the local AWS endpoint."""
+        region = {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+        return {"AWS_ENDPOINT_URL": self.aws_endpoint, **DUMMY_CREDENTIALS, **region}
+
+    def _check(self, local_inference: bool) -> None:
+        options = self.options
+        if not is_loopback(options.host) and not options.allow_remote:
+            raise StackError(
+                f"--host {options.host} would expose an unauthenticated API and AWS endpoint to the network: "
+                "add --allow-remote if that is really what you want"
+            )
+        if not local_inference and not options.api_key:
+            raise StackError("--inference-url needs an API key: pass --api-key or set $ROBOFLOW_API_KEY")
+        try:
+            self._root = preflight.check_setup(local_inference=local_inference)
+        except preflight.SetupError as error:
+            raise StackError(str(error)) from None
+        ports = {"AWS endpoint": options.aws_port, "HTTP API": options.api_port}
+        if local_inference:
+            ports["inference server"] = options.inference_port
+        if len(set(ports.values())) != len(ports):
+            raise StackError(f"the stack needs distinct ports, got {ports}")
+        try:
+            ensure_ports_free(options.host, ports)
+        except PortInUseError as error:
+            raise StackError(str(error)) from None
+        if not is_loopback(options.host):
+            self._echo(f"WARNING: listening on {options.host}: anyone on the network can use these endpoints")
+
+    def _api_key(self) -> str:
+        return self.options.api_key or LOCAL_API_KEY
+
+    def _create_resources(self) -> None:
+        from s3kp.local.resources import create_resources
+
+        self.resources = create_resources(
+            self.aws_endpoint,
+            region=REGION,
+            name_prefix=self.options.name_prefix,
+            api_key=self._api_key(),
+            bucket=self.options.bucket,
+        )
+
+    def _plan_functions(self) -> FunctionsPlan:
+        from s3kp.local.resources import api_environment, ingest_environment
+
+        declared = template_functions(self._root / "template.yaml")
+        ingest = function_with_handler(declared, "ingest_handler")
+        api = function_with_handler(declared, "api_handler")
+        prefix = self.options.name_prefix
+        return FunctionsPlan(
+            ingest=FunctionConfig(
+                name=f"{prefix}-ingest",
+                code_dir=self._root / ingest.code_uri,
+                handler=ingest.handler,
+                environment=ingest_environment(
+                    self.resources, inference_url=self.inference_url, model_id=self.model_id
+                ),
+                timeout_seconds=ingest.timeout_seconds,
+                memory_mb=ingest.memory_mb,
+            ),
+            api=FunctionConfig(
+                name=f"{prefix}-api",
+                code_dir=self._root / api.code_uri,
+                handler=api.handler,
+                environment=api_environment(self.resources),
+                timeout_seconds=api.timeout_seconds,
+                memory_mb=api.memory_mb,
+            ),
+            ingest_concurrency=self.options.concurrency or ingest.sqs_maximum_concurrency or 1,
+            batch_size=ingest.sqs_batch_size or 10,
+            batching_window_seconds=ingest.sqs_batching_window_seconds,
+        )
+
+    def _start_workers(self) -> None:
+        plan = self._plan = self._plan_functions()
+        base = self.aws_environment()
+        ingest_env = lambda_environment(plan.ingest, REGION, base)
+        api_env = lambda_environment(plan.api, REGION, base)
+        self._ingest_workers = [
+            LambdaWorker(plan.ingest, ingest_env, self._log_path("ingest"))
+            for _ in range(plan.ingest_concurrency)
+        ]
+        self._api_workers = [
+            LambdaWorker(plan.api, api_env, self._log_path("api")) for _ in range(API_WORKERS)
+        ]
+        self._workers = self._ingest_workers + self._api_workers
+        # Cold starts in parallel: each is a fresh interpreter importing its handler.
+        with ThreadPoolExecutor(len(self._workers)) as pool:
+            failures = [error for error in pool.map(_start_quietly, self._workers) if error is not None]
+        if failures:
+            logs = self.options.log_dir if not self.options.verbose else "the output above"
+            raise StackError(f"{failures[0]} (traceback in {logs})")
+
+    def _start_runner(self) -> None:
+        import boto3
+
+        plan = self._plan
+        settings = RunnerSettings(
+            queue_url=self.resources.queue_url,
+            queue_arn=self.resources.queue_arn,
+            region=REGION,
+            function_name=plan.ingest.name,
+            timeout_seconds=plan.ingest.timeout_seconds,
+            memory_mb=plan.ingest.memory_mb,
+            batch_size=plan.batch_size,
+            concurrency=plan.ingest_concurrency,
+            batching_window_seconds=plan.batching_window_seconds,
+        )
+        sqs = boto3.client("sqs", endpoint_url=self.aws_endpoint, region_name=REGION)
+        handlers = [worker.invoke for worker in self._ingest_workers]
+        self._runner = QueueRunner(sqs, settings, handlers, on_batch=self._report_batch)
+        self._runner.start()
+
+    def _start_http_api(self) -> None:
+        self._http_api = HttpApiBridge(
+            self.options.host,
+            self.options.api_port,
+            WorkerPool(self._api_workers).invoke,
+            routes=http_api_routes(self._root / "template.yaml"),
+            function_name=self._plan.api.name,
+            timeout_seconds=self._plan.api.timeout_seconds,
+        )
+        self._http_api.start()
+
+    # ------------------------------------------------------------------ output
+    def _log_path(self, function: str) -> Path | None:
+        """Handler logs go to a file per function, or to the terminal with --verbose."""
+        if self.options.verbose:
+            return None
+        return self.options.log_dir / f"{function.rsplit('-', 1)[-1]}.log"
+
+    def _step(self, what: str, started: float) -> None:
+        self._echo(f"  ok  {what}  ({time.monotonic() - started:.1f} s)")
+
+    def _loading(self) -> Callable[[float], None]:
+        next_report = [5.0]
+
+        def report(elapsed: float) -> None:
+            if self._interrupted.is_set():
+                raise StackError("interrupted while the inference server was starting")
+            if elapsed >= next_report[0]:
+                self._echo(f"  ..  inference server loading its models ({elapsed:.0f} s)")
+                next_report[0] += 5.0
+
+        return report
+
+    def _report_batch(self, outcome: BatchOutcome) -> None:
+        self.batches.append(outcome)
+        if not self._report_batches:
+            return
+        if outcome.error:
+            self._echo(f"  batch of {len(outcome.received)}: FAILED ({outcome.error}); retried after the "
+                       "visibility timeout")  # fmt: skip
+        else:
+            retried = f", {len(outcome.retried)} to retry" if outcome.retried else ""
+            self._echo(f"  batch of {len(outcome.received)}: {len(outcome.deleted)} done{retried} "
+                       f"({outcome.duration_ms:.0f} ms)")  # fmt: skip
+
+    def summary(self) -> str:
+        """Endpoints, bucket, environment and ready-to-paste commands."""
+        bucket = self.resources.bucket
+        prefix = self.resources.input_prefix
+        env = self.aws_environment()
+        lines = [
+            "",
+            f"Ready. Upload images under s3://{bucket}/{prefix} and they are processed.",
+            "",
+            f"  AWS endpoint     {self.aws_endpoint}   (S3, SQS, DynamoDB, Secrets Manager: moto)",
+            f"  inference        {_without_query(self.inference_url)}   (model {self.model_id})",
+            f"  HTTP API         {self.api_url}   (GET /results, /results/{{id}}, /results/{{id}}/annotated)",
+            f"  bucket           {bucket}",
+            f"  results table    {self.resources.results_table}",
+            f"  logs             {self.options.log_dir if not self.options.verbose else 'this terminal'}",
+            "",
+            "In another shell:",
+            *(f"  export {name}={value}" for name, value in env.items()),
+            f"  aws --endpoint-url {self.aws_endpoint} s3 cp photo.jpg s3://{bucket}/{prefix}photo.jpg",
+            f"  curl -s {self.api_url}/results",
+            "",
+            "Ctrl-C stops everything.",
+        ]
+        return "\n".join(lines)
+
+
+def _start_quietly(worker: LambdaWorker) -> str | None:
+    """Start a worker; the error message (with where its traceback is) if its cold start failed."""
+    try:
+        worker.start()
+    except WorkerCrashed as error:
+        return str(error)
+    return None
+
+
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0]  # a URL given by the user may carry an api_key query parameter
+
+
+def _print_flush(line: str) -> None:
+    print(line, flush=True)
+
+
+# ---------------------------------------------------------------------- `s3kp up`
+class StopSignal:
+    """Turns the first SIGINT/SIGTERM into a stop request; a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="  [%(name)s] %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    options = StackOptions.from_args(args)
+    configure_logging(options.verbose)
+    stop = StopSignal()
+    stop.install()  # before anything starts: a Ctrl-C during start-up also stops cleanly
+    print(f"{PROGRAM}: starting the offline stack", flush=True)
+    stack = LocalStack(options, interrupted=stop.requested)
+    try:
+        stack.start()
+        if not stop.requested.is_set():
+            print(stack.summary(), flush=True)
+            stop.requested.wait()
+    except (StackError, ChildFailed) as error:
+        print(f"{PROGRAM}: {error}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        print(f"{PROGRAM}: stopping", flush=True)
+        stack.stop()
+    print(f"{PROGRAM}: stopped", flush=True)
+    return 0
