@@ -1,0 +1,91 @@
+"""`hands/1`: the full palm detector, then the 21-landmark full hand model on a rotated crop of each palm.
+
+Options from palm_detection_cpu.pbtxt, palm_detection_detection_to_roi.pbtxt and hand_landmark_cpu.pbtxt.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from s3kp_core.skeletons import HAND_21
+
+from s3kp.model_server.pipelines.anchors import SsdAnchorOptions
+from s3kp.model_server.pipelines.base import Detection, ModelInfo, RGBImage
+from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector, box_of
+from s3kp.model_server.pipelines.interpreter_pool import InterpreterPool
+from s3kp.model_server.pipelines.keypoints import keypoints_from
+from s3kp.model_server.pipelines.landmarks import crop_and_run
+from s3kp.model_server.pipelines.roi import (
+    associate,
+    rect_from_box_and_keypoints,
+    rect_to_image,
+    transform_rect,
+)
+
+PALM_DETECTOR = DetectorSpec(
+    SsdAnchorOptions(input_width=192, input_height=192, strides=(8, 16, 16, 16)),
+    num_keypoints=7,
+    value_range=(0.0, 1.0),
+)
+WRIST_CENTRE, MIDDLE_FINGER_BASE = 0, 2  # palm keypoints that set the crop's rotation
+ROI_SCALE, ROI_SHIFT_Y = 2.6, -0.5  # the palm box grows into a box around the whole hand
+MIN_PRESENCE = 0.5  # the ThresholdingCalculator on the hand flag
+SAME_HAND_IOU = 0.5  # hand rects overlapping more than this are one hand (AssociationNormRectCalculator)
+
+
+class HandPipeline:
+    """Detection confidence = the palm detector's score; keypoint confidence = the hand presence score."""
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        detector: SsdDetector,
+        landmarks: InterpreterPool,
+        *,
+        min_presence: float = MIN_PRESENCE,
+    ) -> None:
+        self.info = info
+        self.detector = detector
+        self.landmarks = landmarks
+        self.min_presence = min_presence
+
+    def predict(
+        self, image: RGBImage, *, confidence: float, iou_threshold: float, max_detections: int
+    ) -> list[Detection]:
+        found = self.detector.detect(
+            image, min_score=confidence, iou_threshold=iou_threshold, max_detections=max_detections
+        )
+        input_width, input_height = self.landmarks.input_size
+        hands = [
+            transform_rect(
+                rect_from_box_and_keypoints(box, points, WRIST_CENTRE, MIDDLE_FINGER_BASE, target_degrees=90),
+                scale=ROI_SCALE,
+                shift_y=ROI_SHIFT_Y,
+                square_long=True,
+            )
+            for box, points in zip(found.boxes, found.keypoints, strict=True)
+        ]
+        results = []
+        for index in associate(hands, min_similarity=SAME_HAND_IOU):
+            hand, score = hands[index], found.scores[index]
+            seen, outputs = crop_and_run(self.landmarks, image, hand)
+            raw_landmarks, hand_flag = outputs[:2]
+            presence = float(hand_flag.reshape(-1)[0])
+            if presence < self.min_presence:
+                continue
+            raw = raw_landmarks.reshape(len(HAND_21.keypoint_names), 3)
+            in_crop = np.asarray(raw[:, :2] / (input_width, input_height), np.float32)
+            pixels = rect_to_image(seen, in_crop)
+            x, y, width, height = box_of(pixels, image)
+            results.append(
+                Detection(
+                    x=x,
+                    y=y,
+                    width=width,
+                    height=height,
+                    confidence=float(score),
+                    class_name="hand",
+                    class_id=0,
+                    keypoints=keypoints_from(pixels, [presence] * len(pixels), HAND_21.keypoint_names),
+                )
+            )
+        return results
