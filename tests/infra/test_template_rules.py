@@ -1,0 +1,417 @@
+"""Rules template.yaml must keep, read from the template itself (no AWS, no tools)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import api_settings
+import ingest_settings
+import pytest
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from s3kp_core import results_schema
+
+from s3kp.local.cfn_template import Resolver, function_environment, parameter_defaults
+from tests.infra.iac_tools import resources_of_type
+
+# IAM statement resources that AWS only accepts as "*" (none are used today; listed here when needed).
+WILDCARD_RESOURCE_ACTIONS: frozenset[str] = frozenset()
+
+
+def _properties(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    return dict(template["Resources"][logical_id]["Properties"])
+
+
+def _ingest_sqs_event(template: dict[str, Any]) -> dict[str, Any]:
+    events = _properties(template, "IngestFunction")["Events"]
+    (event,) = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
+    return dict(event)
+
+
+def _inline_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (name, statement)
+        for name, function in resources_of_type(template, "AWS::Serverless::Function").items()
+        for policy in function["Properties"].get("Policies", [])
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+    ]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# ------------------------------------------------------------------------------------------ IAM
+
+
+def test_function_statements_name_exact_resources_and_actions(template: dict[str, Any]) -> None:
+    statements = _inline_statements(template)
+    assert statements, "expected inline S3 statements scoped to prefixes"
+    for function, statement in statements:
+        assert statement["Effect"] == "Allow"
+        actions = _as_list(statement["Action"])
+        assert all("*" not in action for action in actions), f"{function}: wildcard action in {actions}"
+        for resource in _as_list(statement["Resource"]):
+            assert resource != "*" or set(actions) <= WILDCARD_RESOURCE_ACTIONS, f"{function}: Resource '*'"
+            # Object ARNs are scoped to one prefix of the upload bucket, never the whole bucket.
+            assert resource["Fn::Sub"].startswith("${UploadBucket.Arn}/")
+            assert resource["Fn::Sub"].endswith("/*")
+
+
+def test_sam_policy_templates_are_scoped_to_the_stacks_own_resources(template: dict[str, Any]) -> None:
+    for name, function in resources_of_type(template, "AWS::Serverless::Function").items():
+        for policy in function["Properties"].get("Policies", []):
+            assert isinstance(policy, dict), f"{name}: managed policy {policy!r} is not scoped"
+            if "Statement" in policy:
+                continue
+            ((template_name, arguments),) = policy.items()
+            for argument in arguments.values():
+                assert set(argument) == {"Ref"}, (
+                    f"{name}: {template_name} must reference a resource of the stack"
+                )
+                assert argument["Ref"] in template["Resources"]
+
+
+def test_ingest_writes_only_under_the_output_prefixes_and_reads_only_the_input_prefix(
+    template: dict[str, Any],
+) -> None:
+    environment = function_environment(template, "IngestFunction")
+    ingest = [s for name, s in _inline_statements(template) if name == "IngestFunction"]
+    writes = {
+        r["Fn::Sub"]
+        for s in ingest
+        if "s3:PutObject" in _as_list(s["Action"])
+        for r in _as_list(s["Resource"])
+    }
+    reads = {
+        r["Fn::Sub"]
+        for s in ingest
+        if "s3:GetObject" in _as_list(s["Action"])
+        for r in _as_list(s["Resource"])
+    }
+
+    assert writes == {
+        f"${{UploadBucket.Arn}}/{environment['OUTPUT_PREFIX']}*",
+        f"${{UploadBucket.Arn}}/{environment['PREDICTIONS_PREFIX']}*",
+    }
+    assert reads == {f"${{UploadBucket.Arn}}/{environment['INPUT_PREFIX']}*"}
+
+
+def test_api_function_only_reads_the_results_table(template: dict[str, Any]) -> None:
+    policies = _properties(template, "ApiFunction")["Policies"]
+    table_policies = [next(iter(p)) for p in policies if any(key.startswith("DynamoDB") for key in p)]
+
+    assert table_policies == ["DynamoDBReadPolicy"]
+
+
+def test_resource_policies_allow_no_anonymous_principal(template: dict[str, Any]) -> None:
+    documents = [
+        _properties(template, name)["PolicyDocument"]
+        for kind in ("AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy")
+        for name in resources_of_type(template, kind)
+    ]
+    assert len(documents) == 2
+    for document in documents:
+        for statement in document["Statement"]:
+            if statement["Principal"] == "*":
+                assert statement["Effect"] == "Deny", statement
+    bucket_policy = _properties(template, "UploadBucketPolicy")["PolicyDocument"]["Statement"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in bucket_policy)
+
+
+def test_queue_policy_lets_exactly_the_upload_bucket_send(template: dict[str, Any]) -> None:
+    """The policy names the bucket by its computed name (no cycle); both must compute the same name."""
+    resolver = Resolver(template, stack_uuid="5f0c6a70-0a6e-11ef-9f1c-0a1b2c3d4e5f")
+    bucket_name = resolver.resolve(_properties(template, "UploadBucket")["BucketName"])
+    statements = _properties(template, "IngestQueuePolicy")["PolicyDocument"]["Statement"]
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+
+    assert allow["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert resolver.resolve(allow["Condition"]["ArnEquals"]["aws:SourceArn"]) == f"arn:aws:s3:::{bucket_name}"
+    assert bucket_name == bucket_name.lower()
+    assert 3 <= len(bucket_name) <= 63
+    assert template["Resources"]["UploadBucket"]["DependsOn"] == "IngestQueuePolicy"
+
+
+# ------------------------------------------------------------------------------------------ flow
+
+
+def test_notification_listens_on_the_input_prefix_only_never_where_outputs_go(
+    template: dict[str, Any],
+) -> None:
+    environment = function_environment(template, "IngestFunction")
+    configurations = _properties(template, "UploadBucket")["NotificationConfiguration"]["QueueConfigurations"]
+    assert configurations
+    for configuration in configurations:
+        rules = {rule["Name"]: rule["Value"] for rule in configuration["Filter"]["S3Key"]["Rules"]}
+        assert rules["prefix"] == environment["INPUT_PREFIX"]
+        for output in (environment["OUTPUT_PREFIX"], environment["PREDICTIONS_PREFIX"]):
+            assert not output.startswith(rules["prefix"]), f"{output} would re-trigger the function"
+        assert configuration["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+        assert configuration["Event"].startswith("s3:ObjectCreated:")
+
+
+def test_every_image_suffix_is_filtered_in_lower_and_upper_case(template: dict[str, Any]) -> None:
+    """S3 suffix filters are case-sensitive: `.JPG` from a camera must be processed too."""
+    configurations = _properties(template, "UploadBucket")["NotificationConfiguration"]["QueueConfigurations"]
+    suffixes = [
+        rule["Value"]
+        for c in configurations
+        for rule in c["Filter"]["S3Key"]["Rules"]
+        if rule["Name"] == "suffix"
+    ]
+
+    assert len(suffixes) == len(set(suffixes)) == len(configurations)
+    assert {".jpg", ".jpeg", ".png"} <= set(suffixes)
+    assert {s.upper() for s in suffixes} <= set(suffixes)
+    assert {s.lower() for s in suffixes} <= set(suffixes)
+
+
+def test_queue_visibility_timeout_covers_six_function_timeouts_plus_the_batching_window(
+    template: dict[str, Any],
+) -> None:
+    """AWS's guidance for SQS event sources, so a slow batch is not redelivered while still running."""
+    timeout = _properties(template, "IngestFunction").get(
+        "Timeout", template["Globals"]["Function"]["Timeout"]
+    )
+    window = _ingest_sqs_event(template)["MaximumBatchingWindowInSeconds"]
+    longest_window = template["Parameters"][window["Ref"]]["MaxValue"]
+
+    assert _properties(template, "IngestQueue")["VisibilityTimeout"] >= 6 * timeout + longest_window
+
+
+def test_ingest_reports_partial_batch_failures_and_throughput_is_parameterised(
+    template: dict[str, Any],
+) -> None:
+    event = _ingest_sqs_event(template)
+
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert event["BatchSize"] == {"Ref": "BatchSize"}
+    assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "MaxConcurrency"}
+    # Lambda's minimum for MaximumConcurrency is 2.
+    assert template["Parameters"]["MaxConcurrency"]["MinValue"] >= 2
+
+
+def test_failed_messages_go_to_the_dead_letter_queue_after_max_receive_count(
+    template: dict[str, Any],
+) -> None:
+    redrive = _properties(template, "IngestQueue")["RedrivePolicy"]
+
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    assert function_environment(template, "IngestFunction")["MAX_RECEIVE_COUNT"] == {"Ref": "MaxReceiveCount"}
+    alarm = _properties(template, "DeadLetterQueueAlarm")
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
+    ]
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def test_results_table_keys_and_indexes_are_the_schema_constants(template: dict[str, Any]) -> None:
+    table = _properties(template, "ResultsTable")
+    indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+
+    assert table["KeySchema"] == [{"AttributeName": results_schema.PARTITION_KEY, "KeyType": "HASH"}]
+    assert set(indexes) == {results_schema.LIST_INDEX, results_schema.STATUS_INDEX}
+    assert indexes[results_schema.LIST_INDEX]["KeySchema"] == [
+        {"AttributeName": results_schema.LIST_PK, "KeyType": "HASH"},
+        {"AttributeName": results_schema.LIST_SK, "KeyType": "RANGE"},
+    ]
+    assert indexes[results_schema.STATUS_INDEX]["KeySchema"] == [
+        {"AttributeName": results_schema.STATUS_PK, "KeyType": "HASH"},
+        {"AttributeName": results_schema.LIST_SK, "KeyType": "RANGE"},
+    ]
+    assert all(index["Projection"] == {"ProjectionType": "ALL"} for index in indexes.values())
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_idempotency_table_matches_powertools_persistence_layer_defaults(template: dict[str, Any]) -> None:
+    defaults = inspect.signature(DynamoDBPersistenceLayer.__init__).parameters
+    table = _properties(template, "IdempotencyTable")
+
+    assert table["KeySchema"] == [{"AttributeName": defaults["key_attr"].default, "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {
+        "AttributeName": defaults["expiry_attr"].default,
+        "Enabled": True,
+    }
+
+
+# ------------------------------------------------------------------------------------------ functions
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "settings_model"),
+    [("IngestFunction", ingest_settings.IngestSettings), ("ApiFunction", api_settings.ApiSettings)],
+)
+def test_function_environment_is_exactly_what_its_settings_read(
+    template: dict[str, Any], logical_id: str, settings_model: Any
+) -> None:
+    """No typo'd variable silently ignored; every required setting provided."""
+    known = {
+        alias for field in settings_model.model_fields.values() for alias in field.validation_alias.choices
+    }
+    required = {
+        alias
+        for field in settings_model.model_fields.values()
+        if field.is_required()
+        for alias in field.validation_alias.choices
+    }
+    variables = {
+        name for name in function_environment(template, logical_id) if not name.startswith("POWERTOOLS_")
+    }
+
+    assert variables <= known, f"unknown to the function: {variables - known}"
+    assert required <= variables
+
+
+def test_globals_give_every_function_a_current_runtime_tracing_and_json_logs(
+    template: dict[str, Any],
+) -> None:
+    globals_ = template["Globals"]["Function"]
+    major, minor = (int(part) for part in globals_["Runtime"].removeprefix("python").split("."))
+
+    assert (major, minor) >= (3, 12)
+    assert globals_["Tracing"] == "Active"
+    assert globals_["LoggingConfig"]["LogFormat"] == "JSON"
+    assert globals_["Layers"] == [{"Ref": "SharedLayer"}]
+    for name, function in resources_of_type(template, "AWS::Serverless::Function").items():
+        own = function["Properties"]
+        assert own.get("LoggingConfig", {}).get("LogFormat", "JSON") == "JSON", name
+        assert own["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"], name
+
+
+def test_shared_layer_is_built_by_sam_for_the_functions_runtime(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["SharedLayer"]
+    runtime = template["Globals"]["Function"]["Runtime"]
+
+    assert layer["Metadata"]["BuildMethod"] == runtime
+    assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
+    assert layer["Properties"]["ContentUri"] == "layers/shared"
+
+
+# ------------------------------------------------------------------------------------------ HTTP API
+
+
+@pytest.mark.parametrize(
+    ("auth_type", "expected_security", "expected_schemes"),
+    [
+        ("IAM", [{"SigV4": []}], {"SigV4"}),
+        ("JWT", [{"JwtAuthorizer": []}], {"JwtAuthorizer"}),
+        ("NONE", [], {"SigV4"}),
+    ],
+)
+def test_every_route_follows_the_api_auth_type_parameter(
+    template: dict[str, Any], auth_type: str, expected_security: list[Any], expected_schemes: set[str]
+) -> None:
+    resolver = Resolver(
+        template,
+        parameters={
+            "ApiAuthType": auth_type,
+            "JwtIssuer": "https://issuer.example",
+            "JwtAudience": ["client"],
+        },
+        references={"ApiFunction.Arn": "arn:aws:lambda:us-east-1:123456789012:function:api"},
+    )
+    body = resolver.resolve(_properties(template, "HttpApi")["DefinitionBody"])
+
+    operations = [operation for path in body["paths"].values() for operation in path.values()]
+    assert {"/results", "/results/{result_id}", "/results/{result_id}/annotated"} <= set(body["paths"])
+    for operation in operations:
+        assert operation["security"] == expected_security
+        assert operation["x-amazon-apigateway-integration"]["payloadFormatVersion"] == "2.0"
+    assert set(body["components"]["securitySchemes"]) == expected_schemes
+
+
+def test_iam_is_the_default_api_auth(template: dict[str, Any]) -> None:
+    assert parameter_defaults(template)["ApiAuthType"] == "IAM"
+
+
+def test_http_api_logs_access_and_throttles(template: dict[str, Any]) -> None:
+    api = _properties(template, "HttpApi")
+
+    assert api["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert "$context.requestId" in api["AccessLogSettings"]["Format"]
+    assert api["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+
+
+# ------------------------------------------------------------------------------------------ storage & outputs
+
+
+def test_upload_bucket_is_private_encrypted_and_versioning_follows_the_parameter(
+    template: dict[str, Any],
+) -> None:
+    bucket = _properties(template, "UploadBucket")
+
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    for value, status in (("true", "Enabled"), ("false", "Suspended")):
+        resolver = Resolver(template, parameters={"EnableVersioning": value})
+        assert resolver.resolve(bucket["VersioningConfiguration"]["Status"]) == status
+
+
+def test_api_key_secret_is_a_placeholder_and_the_cursor_key_is_generated(template: dict[str, Any]) -> None:
+    api_key = _properties(template, "RoboflowApiKeySecret")
+    cursor = _properties(template, "CursorSecret")
+
+    assert "REPLACE" in api_key["SecretString"]
+    assert "SecretString" not in cursor
+    assert cursor["GenerateSecretString"]["PasswordLength"] >= 32
+
+
+def test_outputs_tell_users_where_to_upload_and_what_to_call(template: dict[str, Any]) -> None:
+    assert {"ApiUrl", "UploadBucketName", "ResultsTableName", "IngestQueueUrl", "DeadLetterQueueUrl"} <= set(
+        template["Outputs"]
+    )
+
+
+def test_model_id_parameter_accepts_exactly_what_the_function_accepts(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["ModelId"]["AllowedPattern"] == ingest_settings.MODEL_ID_PATTERN
+
+
+def _numeric_parameters_of(template: dict[str, Any], logical_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (variable, template["Parameters"][value["Ref"]])
+        for variable, value in function_environment(template, logical_id).items()
+        if isinstance(value, dict)
+        and "Ref" in value
+        and template["Parameters"].get(value["Ref"], {}).get("Type") == "Number"
+        and "MinValue" in template["Parameters"][value["Ref"]]
+    ]
+
+
+def test_every_value_a_numeric_parameter_allows_is_valid_for_the_ingest_function(
+    template: dict[str, Any],
+) -> None:
+    """A value the template accepts at deploy time must not fail the function's settings at cold start."""
+    required = {
+        "MODEL_ID": "faces/1",
+        "RESULTS_TABLE": "results",
+        "IDEMPOTENCY_TABLE": "idempotency",
+        "ROBOFLOW_API_KEY_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
+    }
+    numeric = _numeric_parameters_of(template, "IngestFunction")
+    assert {"CONFIDENCE", "MAX_SIDE_FOR_INFERENCE", "MAX_RECEIVE_COUNT"} <= {
+        variable for variable, _ in numeric
+    }
+    for variable, parameter in numeric:
+        for bound in ("MinValue", "MaxValue", "Default"):
+            ingest_settings.load_settings({**required, variable: str(parameter[bound])})
+
+
+def test_every_value_a_numeric_parameter_allows_is_valid_for_the_api_function(
+    template: dict[str, Any],
+) -> None:
+    numeric = _numeric_parameters_of(template, "ApiFunction")
+    assert numeric
+    for variable, parameter in numeric:
+        for bound in ("MinValue", "MaxValue", "Default"):
+            api_settings.ApiSettings.from_environment(
+                {"RESULTS_TABLE": "results", "CURSOR_SECRET": "x" * 32, variable: str(parameter[bound])}
+            )
