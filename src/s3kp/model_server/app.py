@@ -1,0 +1,281 @@
+"""The HTTP API: Roboflow's v0 route, inference-sdk's v1 routes, a model catalogue and a health check.
+
+`create_app` takes already-loaded pipelines, so tests inject fakes and the server loads models once.
+Inference runs in worker threads bounded by a CapacityLimiter (`threads`): the event loop keeps
+accepting requests while the CPU works, and no more than `threads` images are decoded at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import UploadFile
+
+from s3kp.model_server import params as rf
+from s3kp.model_server.auth import KeyCheck, supplied_key
+from s3kp.model_server.body_limit import BodySizeLimit, read_body
+from s3kp.model_server.decoding import ImageLimits, decode_base64_body, is_raw_image_content_type
+from s3kp.model_server.errors import BadRequest, ModelNotFound, install_error_handlers
+from s3kp.model_server.inference import InferenceOutcome, run_inference
+from s3kp.model_server.pipelines.base import KeypointPipeline
+from s3kp.model_server.schemas import (
+    ErrorMessage,
+    Health,
+    ImageRef,
+    InferenceResponse,
+    KeypointsDetectionRequest,
+    ModelAddRequest,
+    ModelCatalogue,
+    ModelDescription,
+    ModelRegistry,
+    RegisteredModel,
+    dump,
+)
+from s3kp.model_server.url_fetch import FetchLimits, fetch_image
+
+T = TypeVar("T")
+V1_BATCH_SIZE = 8  # images per v1 request the registry advertises
+
+
+@dataclass
+class ServerContext:
+    pipelines: Mapping[str, KeypointPipeline]
+    keys: KeyCheck
+    threads: int
+    image_limits: ImageLimits
+    fetch_limits: FetchLimits
+    limiter: anyio.CapacityLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = anyio.CapacityLimiter(self.threads)
+
+    def pipeline(self, model_id: str) -> KeypointPipeline:
+        try:
+            return self.pipelines[model_id]
+        except KeyError:
+            raise ModelNotFound(model_id) from None
+
+    async def in_worker(self, work: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(work, limiter=self.limiter)
+
+    async def fetch(self, url: str) -> bytes:
+        # Its own (default) thread pool: a slow remote host must not hold an inference slot.
+        return await anyio.to_thread.run_sync(fetch_image, url, self.fetch_limits)
+
+    async def infer(
+        self, pipeline: KeypointPipeline, image: Callable[[], bytes], params: rf.InferenceParams
+    ) -> InferenceOutcome:
+        return await self.in_worker(lambda: run_inference(pipeline, image(), params, self.image_limits))
+
+
+def _context(request: Request) -> ServerContext:
+    context: ServerContext = request.app.state.context
+    return context
+
+
+Context = Annotated[ServerContext, Depends(_context)]
+
+
+# Routes in registration order: the fixed paths first, `/{project}/{version}` would swallow them.
+router = APIRouter(responses={status: {"model": ErrorMessage} for status in (400, 401, 404, 413, 500)})
+
+
+def create_app(
+    pipelines: Mapping[str, KeypointPipeline],
+    *,
+    api_key: str | None = None,
+    threads: int | None = None,
+    image_limits: ImageLimits | None = None,
+    fetch_limits: FetchLimits | None = None,
+) -> FastAPI:
+    image_limits = image_limits or ImageLimits()
+    app = FastAPI(
+        title="s3-keypoints inference server",
+        summary="Roboflow-compatible keypoint detection with MediaPipe models on the CPU",
+        version="1",
+    )
+    app.state.context = ServerContext(
+        pipelines=dict(pipelines),
+        keys=KeyCheck(api_key),
+        threads=max(1, threads or os.cpu_count() or 1),
+        image_limits=image_limits,
+        fetch_limits=fetch_limits or FetchLimits(max_bytes=image_limits.max_body_bytes),
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=image_limits.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(router)
+    return app
+
+
+# --- catalogue --------------------------------------------------------------------------------------------
+
+
+@router.get("/health", response_model=Health)
+async def health(context: Context) -> Health:
+    return Health(models=sorted(context.pipelines), inference_threads=context.threads)
+
+
+@router.get("/models", response_model=ModelCatalogue)
+async def list_models(context: Context) -> ModelCatalogue:
+    """Everything a client needs to draw: class and keypoint names, skeleton edges, input size."""
+    return ModelCatalogue(
+        models=[
+            ModelDescription(
+                model_id=model_id,
+                description=p.info.description,
+                class_names=list(p.info.class_names),
+                keypoint_names=list(p.info.keypoint_names),
+                skeleton=list(p.info.skeleton),
+                input_width=p.info.input_width,
+                input_height=p.info.input_height,
+            )
+            for model_id, p in sorted(context.pipelines.items())
+        ]
+    )
+
+
+def _registry(context: ServerContext) -> ModelRegistry:
+    return ModelRegistry(
+        models=[
+            RegisteredModel(
+                model_id=model_id,
+                batch_size=V1_BATCH_SIZE,
+                input_height=p.info.input_height,
+                input_width=p.info.input_width,
+            )
+            for model_id, p in sorted(context.pipelines.items())
+        ]
+    )
+
+
+# --- inference-sdk v1 -------------------------------------------------------------------------------------
+
+
+@router.get("/model/registry", response_model=ModelRegistry)
+async def model_registry(request: Request, context: Context) -> ModelRegistry:
+    context.keys.verify(supplied_key(request))
+    return _registry(context)
+
+
+@router.post("/model/add", response_model=ModelRegistry)
+async def model_add(request: Request, body: ModelAddRequest, context: Context) -> ModelRegistry:
+    """Every model is loaded at start-up: adding one that exists is a no-op, any other is 404."""
+    context.keys.verify(supplied_key(request, body.api_key))
+    context.pipeline(body.model_id)
+    return _registry(context)
+
+
+@router.post("/infer/keypoints_detection", response_model=InferenceResponse | list[InferenceResponse])
+async def infer_v1(request: Request, body: KeypointsDetectionRequest, context: Context) -> JSONResponse:
+    context.keys.verify(supplied_key(request, body.api_key))
+    pipeline = context.pipeline(body.model_id)
+    params = rf.InferenceParams(
+        confidence=max(rf.MIN_THRESHOLD, body.confidence),
+        iou_threshold=max(rf.MIN_THRESHOLD, body.iou_threshold),
+        classes=frozenset(body.class_filter) if body.class_filter else None,
+        keypoint_confidence=body.keypoint_confidence,
+        max_detections=body.max_detections,
+        output=rf.OutputFormat.IMAGE_AND_JSON if body.visualize_predictions else rf.OutputFormat.JSON,
+        labels=body.visualization_labels,
+        stroke=body.visualization_stroke_width,
+    )
+    refs = body.image if isinstance(body.image, list) else [body.image]
+    if len(refs) > V1_BATCH_SIZE:
+        raise BadRequest(f"at most {V1_BATCH_SIZE} images per request (got {len(refs)})")
+    outcomes = [await context.infer(pipeline, await _v1_image(context, ref), params) for ref in refs]
+    responses = [dump(outcome.response) for outcome in outcomes]
+    return JSONResponse(responses if isinstance(body.image, list) else responses[0])
+
+
+async def _v1_image(context: ServerContext, ref: ImageRef) -> Callable[[], bytes]:
+    if ref.type == "url":
+        data = await context.fetch(ref.value)
+        return lambda: data
+    return lambda: decode_base64_body(ref.value.encode("ascii", errors="replace"))
+
+
+# --- Roboflow v0 ------------------------------------------------------------------------------------------
+
+
+_V0_PATH = "/{project}/{version}"
+_V0_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": InferenceResponse, "content": {"image/jpeg": {}}, "description": "predictions"}
+}
+
+
+@router.post(_V0_PATH, response_model=None, responses=_V0_RESPONSES)
+@router.get(_V0_PATH, response_model=None, responses=_V0_RESPONSES)  # as the self-hosted server does
+async def infer_v0(
+    request: Request,
+    project: str,
+    version: str,
+    context: Context,
+    confidence: Annotated[float | None, Query(ge=0, description="0-1, or a percentage when >= 1")] = None,
+    overlap: Annotated[
+        float | None, Query(ge=0, description="NMS IoU; 0-1, or a percentage when >= 1")
+    ] = None,
+    classes: Annotated[str | None, Query(description="comma-separated class names to keep")] = None,
+    keypoint_confidence: Annotated[float | None, Query(ge=0)] = None,
+    max_detections: Annotated[int, Query(ge=1, le=10_000)] = rf.DEFAULT_MAX_DETECTIONS,
+    output: Annotated[rf.OutputFormat, Query(alias="format")] = rf.OutputFormat.JSON,
+    labels: bool = False,
+    stroke: Annotated[int | None, Query(ge=1, le=50, description="line width, px")] = None,
+    image: Annotated[str | None, Query(description="URL of an image to fetch instead of a body")] = None,
+) -> Response:
+    """Roboflow's hosted route: `api_key` in the query (or a Bearer header), the image as the body."""
+    context.keys.verify(supplied_key(request))
+    pipeline = context.pipeline(f"{project}/{version}")
+    params = rf.InferenceParams(
+        confidence=rf.threshold_from_roboflow(confidence, rf.DEFAULT_CONFIDENCE),
+        iou_threshold=rf.threshold_from_roboflow(overlap, rf.DEFAULT_OVERLAP),
+        classes=rf.class_names_from_csv(classes),
+        keypoint_confidence=rf.keypoint_threshold_from_roboflow(keypoint_confidence),
+        max_detections=max_detections,
+        output=output,
+        labels=labels,
+        stroke=stroke,
+    )
+    outcome = await context.infer(pipeline, await _v0_image(request, context, image), params)
+    if output is rf.OutputFormat.IMAGE:
+        return Response(outcome.annotated_jpeg, media_type="image/jpeg")
+    return JSONResponse(dump(outcome.response))
+
+
+async def _v0_image(request: Request, context: ServerContext, url: str | None) -> Callable[[], bytes]:
+    """Bytes or a deferred base64 decode (run in the worker thread: 20 MB of base64 is CPU work)."""
+    if url:
+        data = await context.fetch(url)  # roboflow-python also POSTs an empty body here
+        return lambda: data
+    content_type = request.headers.get("content-type")
+    if not content_type:
+        raise BadRequest("Content-Type header is required (or pass image=<url>)")
+    body = await read_body(request, context.image_limits.max_body_bytes)
+    if content_type.lower().startswith("multipart/form-data"):
+        return await _multipart_file(request, body, context.image_limits.max_body_bytes)
+    if is_raw_image_content_type(content_type):
+        return lambda: body
+    return lambda: decode_base64_body(body)
+
+
+async def _multipart_file(request: Request, body: bytes, max_bytes: int) -> Callable[[], bytes]:
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=4, max_fields=32, max_part_size=max_bytes)
+    except Exception as error:  # malformed multipart of any kind
+        raise BadRequest(f"Could not parse the multipart body ({type(error).__name__})") from None
+    part = form.get("file")
+    if isinstance(part, UploadFile):
+        data = await part.read()
+        return lambda: data
+    if isinstance(part, str):  # a text part: the base64 string
+        text = part
+        return lambda: decode_base64_body(text.encode("ascii", errors="replace"))
+    raise BadRequest("the multipart body has no part named 'file'")

@@ -1,0 +1,47 @@
+"""The 20 MB request-body limit, answered with 413 before the body is read when the length is declared."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from s3kp.model_server.errors import PayloadTooLarge
+
+
+def _too_large_message(max_bytes: int) -> str:
+    return f"Request body is over the {max_bytes // (1024 * 1024)} MB limit; downsize the image"
+
+
+class BodySizeLimit:
+    """Pure ASGI middleware: refuse a declared Content-Length over the limit on every route."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = dict(scope["headers"]).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                payload = json.dumps({"message": _too_large_message(self.max_bytes)}).encode()
+                await send({"type": "http.response.start", "status": 413,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(payload)).encode()),
+                                        (b"connection", b"close")]})  # fmt: skip
+                await send({"type": "http.response.body", "body": payload})
+                return
+        await self.app(scope, receive, send)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, counting as it streams: a chunked upload has no Content-Length to check up front."""
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > max_bytes:
+            raise PayloadTooLarge(_too_large_message(max_bytes))
+        chunks.append(chunk)
+    return b"".join(chunks)

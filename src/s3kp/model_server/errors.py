@@ -1,0 +1,84 @@
+"""Errors shaped like the hosted Roboflow API: `{"message": …}` with its status, 422 as `{"detail": […]}`.
+
+Nothing here ever echoes the API key: it travels in the query string (and in v1 JSON bodies), so the
+validation handler drops the offending `input` values and the access log is redacted (`redact.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the client caused (or a state it can wait out), answered as `{"message": …}`."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class BadRequest(ApiError):
+    status_code = 400
+
+
+class InvalidImage(BadRequest):
+    """The upstream wording, so clients that match on it keep working."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"Could not load input image. Cause: {cause}")
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+
+
+class ModelNotFound(ApiError):
+    status_code = 404
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(f"Model {model_id!r} not found (GET /models lists the served models)")
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse({"message": exc.message}, status_code=exc.status_code)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Pydantic's `input` may be a whole v1 JSON body, API key included: keep only where and why.
+    detail = [_without_input(error) for error in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _without_input(error: Any) -> dict[str, Any]:
+    kept = {key: value for key, value in dict(error).items() if key in ("type", "loc", "msg")}
+    kept["loc"] = list(kept.get("loc", ()))
+    return kept
+
+
+async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+    # The client learns nothing; the operator gets the traceback (the API key never reaches code that raises).
+    logger.error("unhandled %s while serving a request", type(exc).__name__, exc_info=exc)
+    return JSONResponse({"message": "Internal error."}, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)

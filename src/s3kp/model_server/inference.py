@@ -1,0 +1,136 @@
+"""One inference request, transport-free: image bytes + parameters -> the Roboflow response (+ JPEG).
+
+Everything here is CPU-bound (decode, predict, draw, encode) and runs in a worker thread of the app's
+bounded pool, so the event loop only ever does I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from s3kp_core import results
+from s3kp_core.annotate import draw_annotations
+
+from s3kp.model_server.decoding import ImageLimits, decode_image
+from s3kp.model_server.params import InferenceParams, OutputFormat
+from s3kp.model_server.pipelines.base import Detection, KeypointPipeline, ModelInfo
+from s3kp.model_server.schemas import ImageSizeOut, InferenceResponse, KeypointOut, PredictionOut
+
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class InferenceOutcome:
+    response: InferenceResponse
+    annotated_jpeg: bytes | None  # only when the parameters ask for an image
+
+
+def run_inference(
+    pipeline: KeypointPipeline, image_bytes: bytes, params: InferenceParams, limits: ImageLimits
+) -> InferenceOutcome:
+    # A drawing needs every pixel; a JSON answer can come from a reduced decode of a big JPEG.
+    decoded = decode_image(
+        image_bytes, limits, reduce_to_side=None if params.wants_image else limits.reduce_to_side
+    )
+    started = time.perf_counter()
+    detections = pipeline.predict(
+        np.asarray(decoded.pixels),
+        confidence=params.confidence,
+        iou_threshold=params.iou_threshold,
+        max_detections=params.max_detections,
+    )
+    model_seconds = time.perf_counter() - started
+    scale_x, scale_y = decoded.scale
+    predictions = [
+        _to_core(d, params.keypoint_confidence, scale_x, scale_y) for d in select(detections, params)
+    ]
+    jpeg = render(decoded.pixels, predictions, pipeline.info, params) if params.wants_image else None
+    response = InferenceResponse(
+        time=round(model_seconds, 5),
+        inference_id=str(uuid.uuid4()),
+        image=ImageSizeOut(width=decoded.width, height=decoded.height),
+        predictions=[to_wire(p) for p in predictions],
+        visualization=base64.b64encode(jpeg).decode("ascii")
+        if jpeg and params.output is OutputFormat.IMAGE_AND_JSON
+        else None,
+    )
+    return InferenceOutcome(response, jpeg)
+
+
+def select(detections: Sequence[Detection], params: InferenceParams) -> list[Detection]:
+    """Apply the filters the model does not: `classes` and `max_detections` (again, after filtering)."""
+    kept = [d for d in detections if params.classes is None or d.class_name in params.classes]
+    return kept[: params.max_detections]
+
+
+def _to_core(detection: Detection, keypoint_confidence: float, sx: float, sy: float) -> results.Prediction:
+    """The shared prediction model, in original-image pixels (`sx`, `sy` undo a reduced decode)."""
+    return results.Prediction(
+        x=detection.x * sx,
+        y=detection.y * sy,
+        width=detection.width * sx,
+        height=detection.height * sy,
+        confidence=detection.confidence,
+        class_name=detection.class_name,
+        class_id=detection.class_id,
+        detection_id=str(uuid.uuid4()),
+        keypoints=tuple(
+            results.Keypoint(
+                x=k.x * sx, y=k.y * sy, confidence=k.confidence, class_id=k.class_id, name=k.name
+            )
+            for k in detection.keypoints
+            if k.confidence >= keypoint_confidence
+        ),
+    )
+
+
+def to_wire(prediction: results.Prediction) -> PredictionOut:
+    return PredictionOut.model_validate(
+        {
+            "x": round(prediction.x, 2),
+            "y": round(prediction.y, 2),
+            "width": round(prediction.width, 2),
+            "height": round(prediction.height, 2),
+            "class": prediction.class_name,
+            "class_id": prediction.class_id,
+            "confidence": round(prediction.confidence, 4),
+            "detection_id": prediction.detection_id,
+            "keypoints": [
+                KeypointOut.model_validate(
+                    {
+                        "x": round(k.x, 2),
+                        "y": round(k.y, 2),
+                        "confidence": round(k.confidence, 4),
+                        "class_id": k.class_id,
+                        "class": k.name,
+                        "class_name": k.name,
+                    }
+                )
+                for k in prediction.keypoints
+            ],
+        }
+    )
+
+
+def render(
+    image: Image.Image, predictions: Sequence[results.Prediction], info: ModelInfo, params: InferenceParams
+) -> bytes:
+    """The annotated JPEG: boxes, keypoints and the model's skeleton."""
+    drawn = draw_annotations(
+        image,
+        predictions,
+        skeleton=info.skeleton,
+        keypoint_threshold=params.keypoint_confidence,
+        labels=params.labels,
+        stroke=params.stroke,
+    )
+    buffer = io.BytesIO()
+    drawn.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()

@@ -1,0 +1,93 @@
+"""`s3kp model-server`: bind the port, load the models once, serve with uvicorn (one process).
+
+One process on purpose: the models are loaded once and shared by a bounded pool of inference threads
+(TFLite releases the GIL while it runs), instead of a copy of every model per worker process.
+The port is bound before the models load, so a port in use fails at once with one clear line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+
+import uvicorn
+from PIL import Image
+from s3kp_core import redact
+
+from s3kp.model_server.app import create_app
+from s3kp.model_server.decoding import MAX_IMAGE_PIXELS
+from s3kp.model_server.model_files import ModelFilesMissing
+from s3kp.model_server.pipelines.registry import load_pipelines
+
+PROGRAM = "s3kp model-server"
+
+
+def serve(
+    *, host: str = "127.0.0.1", port: int = 9001, api_key: str | None = None, workers: int | None = None
+) -> int:
+    """Run until interrupted; returns the process exit code. `workers` is the number of inference threads."""
+    threads = max(1, workers or os.cpu_count() or 1)
+    try:
+        listener = bind(host, port)
+    except OSError as error:
+        print(f"{PROGRAM}: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    with listener:
+        try:
+            pipelines = load_pipelines()
+        except ModelFilesMissing as error:
+            print(f"{PROGRAM}: {error}", file=sys.stderr)
+            return 1
+        # Pillow's own bomb guard, on purpose: it warns above this and refuses twice this many pixels.
+        Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+        if api_key:
+            redact.register_secret(api_key)
+        app = create_app(pipelines, api_key=api_key, threads=threads)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="info", server_header=False))
+        _redact_logs()
+        access = "API key required" if api_key else "any API key accepted"
+        models = ", ".join(sorted(pipelines))
+        print(
+            f"{PROGRAM}: {models} on http://{host}:{port} ({threads} inference threads, {access})",
+            file=sys.stderr,
+            flush=True,
+        )
+        server.run(sockets=[listener])
+    return 0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when it sees it,
+    # and without it every response waits ~40 ms for the client's delayed ACK (Nagle).
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart while in TIME_WAIT
+        listener.bind((host, port))
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def _redact_logs() -> None:
+    """uvicorn's access log prints the query string, where the API key travels."""
+    ours = logging.getLogger("s3kp")
+    if not ours.handlers:
+        ours.addHandler(logging.StreamHandler(sys.stderr))
+        ours.propagate = False
+    for name in ("uvicorn", "s3kp"):
+        redact.install(logging.getLogger(name))
+    for handler in logging.getLogger("uvicorn.access").handlers:
+        handler.addFilter(RedactAccessArgs())
+
+
+class RedactAccessArgs(logging.Filter):
+    """Redacts each argument in place: uvicorn's AccessFormatter unpacks `record.args` itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact.redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
