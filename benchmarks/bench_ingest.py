@@ -1,0 +1,386 @@
+"""The ingest flow per stage against the seed's way (roboflow-python), on the same local servers.
+
+- Ours: `s3kp_core.processing.process_object` with its production collaborators (S3 object store,
+  pooled inference client, DynamoDB results store) against moto server and `s3kp model-server`:
+  draft-decode, downscale to 1024 px, infer, rescale, annotate at 2048 px, put, write.
+- The seed's: get the object to a file, `KeypointDetectionModel(...).predict(path).json()` (re-encodes
+  and sends the full image), `.save()` (draws boxes), put the drawing, write the JSON to DynamoDB.
+Bytes sent are counted on the wire (every `requests` body), for both clients alike. Keypoint distance
+is ours (downscaled, rescaled back) against the seed's answer on the full-resolution image.
+Also the cold-start import time of `ingest_handler` in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+from requests.adapters import HTTPAdapter
+
+from s3kp import samples
+
+ROOT = Path(__file__).resolve().parents[1]
+API_KEY = "bench-key"
+MODEL_ID = "faces/1"
+# (label, long side, film grain, repeats). The astronaut at 3464 px square is 12.0 megapixels; upscaled,
+# it is unnaturally smooth (1.1 MB), so the "photo" variant adds sensor-like grain, which brings the
+# JPEG to the 3-6 MB of a real 12 MP phone photo.
+IMAGES = (
+    ("12 MP photo (grain)", 3464, 6.0, 5),
+    ("12 MP smooth upscale", 3464, 0.0, 5),
+    ("640 px JPEG", 640, 0.0, 8),
+)
+STAGES = ("download", "decode", "resize", "encode", "inference", "parse", "annotate", "put", "write")
+IMPORT_RUNS = 5
+
+
+def run() -> str:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+    sys.path[:0] = [str(ROOT / "functions" / "ingest"), str(ROOT / "layers" / "shared")]
+    with _model_server() as inference_url, _moto() as endpoint:
+        from s3kp.local.resources import create_resources
+
+        resources = create_resources(endpoint, api_key=API_KEY, name_prefix="bench")
+        rows = [
+            _compare(resources, inference_url, label, _image(side, grain), repeats)
+            for label, side, grain, repeats in IMAGES
+        ]
+    cold_start = {
+        name: _import_seconds(tracer) for name, tracer in (("tracer on", True), ("tracer off", False))
+    }
+    return _markdown(rows, cold_start)
+
+
+def _image(side: int, grain: float) -> bytes:
+    if not grain:
+        return samples.upscaled_jpeg("astronaut", side)
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    upscaled = np.asarray(Image.open(io.BytesIO(samples.upscaled_jpeg("astronaut", side))), dtype=np.float32)
+    noise = np.random.default_rng(7).normal(0.0, grain, upscaled.shape).astype(np.float32)
+    photo = Image.fromarray(np.clip(upscaled + noise, 0, 255).astype(np.uint8))
+    return samples.encode(photo)
+
+
+# --- ours -----------------------------------------------------------------------------------------
+
+
+def _ours(resources: Any, inference_url: str, key: str, repeats: int) -> tuple[dict[str, float], Any]:
+    from s3kp_core.inference import InferenceClient, InferenceSettings
+    from s3kp_core.objects import S3ObjectStore
+    from s3kp_core.processing import Collaborators, ObjectEvent, ProcessingSettings, process_object
+    from s3kp_core.results import SourceObject
+    from s3kp_core.results_store import DynamoDBResultsStore
+
+    s3 = boto3.client("s3")
+    deps = Collaborators(
+        objects=S3ObjectStore(s3),
+        predictor=InferenceClient(
+            InferenceSettings(base_url=inference_url, model_id=MODEL_ID, api_key=API_KEY)
+        ),
+        results=DynamoDBResultsStore(
+            boto3.resource("dynamodb").Table(resources.results_table), s3, predictions_prefix="predictions/"
+        ),
+    )
+    settings = ProcessingSettings(model_id=MODEL_ID)
+    samples_ms: list[dict[str, float]] = []
+    outcome = None
+    for attempt in range(repeats + 1):  # the first run warms connections and is not counted
+        head = s3.head_object(Bucket=resources.bucket, Key=key)
+        source = SourceObject(
+            bucket=resources.bucket, key=key, etag=head["ETag"].strip('"'), size=head["ContentLength"]
+        )
+        event = ObjectEvent(source=source, event_time=datetime.now(UTC) + timedelta(seconds=attempt))
+        started = time.perf_counter()
+        outcome = process_object(event, settings=settings, deps=deps)
+        total = (time.perf_counter() - started) * 1000
+        assert outcome.record is not None, outcome
+        assert outcome.record.status.value == "succeeded", outcome.record.reason
+        if attempt:
+            samples_ms.append(outcome.record.timings_ms | {"write": outcome.write_ms, "total": total})
+    medians = {
+        stage: statistics.median(s.get(stage, 0.0) for s in samples_ms) for stage in (*STAGES, "total")
+    }
+    return medians, outcome
+
+
+# --- the seed's way -------------------------------------------------------------------------------
+
+
+def _seed(
+    resources: Any, inference_url: str, key: str, repeats: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    from roboflow.models.keypoint_detection import KeypointDetectionModel
+
+    s3 = boto3.client("s3")
+    table = boto3.resource("dynamodb").Table(resources.results_table)
+    model = KeypointDetectionModel(API_KEY, f"bench/{MODEL_ID}", local=inference_url + "/")
+    samples_ms: list[dict[str, float]] = []
+    answer: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        source, drawn = Path(scratch) / "source.jpg", Path(scratch) / "drawn.jpg"
+        for attempt in range(repeats + 1):
+            timings: dict[str, float] = {}
+            started = time.perf_counter()
+            with _stage(timings, "download"):
+                s3.download_file(resources.bucket, key, str(source))
+            with _stage(timings, "inference"):  # re-encode at full size + request + parse
+                group = model.predict(str(source))
+                answer = group.json()
+            with _stage(timings, "annotate"):
+                group.save(str(drawn))
+            with _stage(timings, "put"):
+                s3.upload_file(str(drawn), resources.bucket, f"seed-annotated/{Path(key).name}")
+            with _stage(timings, "write"):
+                table.put_item(Item=_seed_item(key, answer))
+            timings["total"] = (time.perf_counter() - started) * 1000
+            if attempt:
+                samples_ms.append(timings)
+    medians = {
+        stage: statistics.median(s.get(stage, 0.0) for s in samples_ms) for stage in (*STAGES, "total")
+    }
+    return medians, answer
+
+
+def _seed_item(key: str, answer: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return {"result_id": f"seed#{key}", **json.loads(json.dumps(answer), parse_float=Decimal)}
+
+
+# --- one image, both ways -------------------------------------------------------------------------
+
+
+def _compare(resources: Any, inference_url: str, label: str, image: bytes, repeats: int) -> dict[str, Any]:
+    key = f"{resources.input_prefix}bench/{label.replace(' ', '-')}.jpg"
+    boto3.client("s3").put_object(Bucket=resources.bucket, Key=key, Body=image)
+    with _counting_bytes() as sent:
+        ours, outcome = _ours(resources, inference_url, key, repeats)
+        ours_bytes = sent.pop() if sent else 0
+        sent.clear()
+        seed, answer = _seed(resources, inference_url, key, repeats)
+        seed_bytes = sent.pop() if sent else 0
+    record = outcome.record
+    return {
+        "label": label,
+        "size": f"{record.image.width}×{record.image.height}",
+        "long_side": max(record.image.width, record.image.height),
+        "object_bytes": len(image),
+        "ours": ours,
+        "seed": seed,
+        "ours_bytes": ours_bytes,
+        "seed_bytes": seed_bytes,
+        "distance": _max_keypoint_distance(record.predictions, answer.get("predictions", [])),
+        "detections": (len(record.predictions), len(answer.get("predictions", []))),
+    }
+
+
+def _max_keypoint_distance(ours: Any, theirs: list[dict[str, Any]]) -> float:
+    """Largest distance between a keypoint of ours and the same keypoint of the nearest seed detection."""
+    worst = 0.0
+    for prediction in ours:
+        nearest = min(theirs, key=lambda t: math.dist((t["x"], t["y"]), (prediction.x, prediction.y)))
+        reference = {k["class_id"]: (k["x"], k["y"]) for k in nearest["keypoints"]}
+        for keypoint in prediction.keypoints:
+            if keypoint.class_id in reference:
+                worst = max(worst, math.dist((keypoint.x, keypoint.y), reference[keypoint.class_id]))
+    return worst
+
+
+@contextmanager
+def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    timings[name] = (time.perf_counter() - started) * 1000
+
+
+@contextmanager
+def _counting_bytes() -> Iterator[list[int]]:
+    """Body bytes of every POST to the inference server (the last one is kept per client run)."""
+    sent: list[int] = []
+    original = HTTPAdapter.send
+
+    def counting_send(self: HTTPAdapter, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        if request.method == "POST" and request.body is not None:
+            sent.append(len(request.body))
+        return original(self, request, *args, **kwargs)
+
+    HTTPAdapter.send = counting_send  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        HTTPAdapter.send = original  # type: ignore[method-assign]
+
+
+# --- cold start -----------------------------------------------------------------------------------
+
+
+def _import_seconds(tracer: bool) -> float:
+    """Median wall time of `import ingest_handler` in a fresh interpreter (settings validated included)."""
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / "ingest"), str(ROOT / "layers" / "shared")]),
+        "MODEL_ID": MODEL_ID,
+        "ROBOFLOW_API_KEY": API_KEY,
+        "RESULTS_TABLE": "results",
+        "IDEMPOTENCY_TABLE": "idempotency",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_NAMESPACE": "S3Keypoints",
+        "POWERTOOLS_SERVICE_NAME": "s3kp-ingest",
+    }
+    if tracer:  # what Lambda sets: Powertools' Tracer then loads and patches with the X-Ray SDK
+        environment |= {
+            "AWS_LAMBDA_FUNCTION_NAME": "s3kp-ingest",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        }
+    else:
+        environment["POWERTOOLS_TRACE_DISABLED"] = "true"
+    code = "import time; t = time.perf_counter(); import ingest_handler; print(time.perf_counter() - t)"
+    runs = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code],
+                env=environment,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+        for _ in range(IMPORT_RUNS)
+    ]
+    return statistics.median(runs)
+
+
+# --- servers --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _model_server() -> Iterator[str]:
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "s3kp.cli", "model-server", "--port", str(port), "--api-key", API_KEY],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the inference server did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@contextmanager
+def _moto() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    importlib.invalidate_caches()
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def _markdown(rows: list[dict[str, Any]], cold_start: dict[str, float]) -> str:
+    lines = [
+        "### Ingest: per-stage time and bytes sent, ours vs the seed's roboflow-python way",
+        "",
+        f"Model `{MODEL_ID}` on the local inference server, AWS on moto server; medians of "
+        + ", ".join(f"{repeats} runs ({label})" for label, _, _, repeats in IMAGES)
+        + " after one warm-up. The seed's `predict` re-encodes and sends the full image; its time covers"
+        " encode + request + parse (its `.save()` draws boxes only).",
+        "",
+    ]
+    for row in rows:
+        ours, seed = row["ours"], row["seed"]
+        lines += [
+            f"**{row['label']}** ({row['size']}, {row['object_bytes'] / 1e6:.2f} MB object)",
+            "",
+            "| stage (ms) | ours | seed |",
+            "|---|---:|---:|",
+            *(f"| {stage} | {ours[stage]:.1f} | {_seed_cell(seed, stage)} |" for stage in STAGES),
+            f"| **total** | **{ours['total']:.1f}** | **{seed['total']:.1f}** |",
+            "",
+            f"- bytes sent to the endpoint: ours {row['ours_bytes']:,}, seed {row['seed_bytes']:,} "
+            f"(**{row['seed_bytes'] / max(row['ours_bytes'], 1):.1f}× fewer**)",
+            f"- total time: **{seed['total'] / ours['total']:.2f}× less** than the seed's",
+            f"- detections ours/seed: {row['detections'][0]}/{row['detections'][1]}; max keypoint distance "
+            f"from the full-resolution answer: **{row['distance']:.1f} px** "
+            f"({100 * row['distance'] / row['long_side']:.2f} % of the longest side)",
+            "",
+        ]
+    lines += [
+        "**Cold start**: `import ingest_handler` in a fresh interpreter (settings validated, Powertools "
+        "set up): "
+        + ", ".join(f"{seconds * 1000:.0f} ms ({name})" for name, seconds in cold_start.items())
+        + f", median of {IMPORT_RUNS}; goal < 500 ms.",
+    ]
+    return "\n".join(lines)
+
+
+def _seed_cell(seed: dict[str, float], stage: str) -> str:
+    if stage == "resize":
+        return "– (none)"
+    if stage in ("decode", "encode", "parse"):
+        return "(in inference)"
+    return f"{seed[stage]:.1f}"

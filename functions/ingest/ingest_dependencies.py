@@ -1,0 +1,75 @@
+"""The ingest function's collaborators, built once per container (and per API key, which may rotate).
+
+boto3 clients honour `AWS_ENDPOINT_URL`, so the same code runs against moto locally.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from ingest_settings import IngestSettings
+from s3kp_core.inference import InferenceClient, InferenceSettings
+from s3kp_core.objects import S3ObjectStore
+from s3kp_core.processing import Collaborators, ProcessingSettings
+from s3kp_core.results_store import DynamoDBResultsStore
+
+
+@lru_cache(maxsize=1)
+def s3_client() -> Any:
+    return boto3.client("s3")
+
+
+@lru_cache(maxsize=1)
+def results_store(settings: IngestSettings) -> DynamoDBResultsStore:
+    table = boto3.resource("dynamodb").Table(settings.results_table)
+    return DynamoDBResultsStore(
+        table,
+        s3_client(),
+        predictions_prefix=settings.predictions_prefix,
+        predictions_bucket=settings.output_bucket,
+    )
+
+
+@lru_cache(maxsize=1)
+def inference_client(settings: IngestSettings, api_key: str) -> InferenceClient:
+    """One pooled HTTP session per container; rebuilt only when the (cached) API key changes."""
+    return InferenceClient(
+        InferenceSettings(
+            base_url=settings.inference_url,
+            model_id=settings.model_id,
+            api_key=api_key,
+            confidence=settings.confidence,
+            overlap=settings.overlap,
+            classes=settings.classes,
+            connect_timeout=settings.inference_connect_timeout,
+            read_timeout=settings.inference_read_timeout,
+            max_attempts=settings.inference_max_attempts,
+        )
+    )
+
+
+def collaborators(settings: IngestSettings, api_key: str) -> Collaborators:
+    return Collaborators(
+        objects=S3ObjectStore(s3_client()),
+        predictor=inference_client(settings, api_key),
+        results=results_store(settings),
+    )
+
+
+@lru_cache(maxsize=1)
+def processing_settings(settings: IngestSettings) -> ProcessingSettings:
+    return ProcessingSettings(
+        model_id=settings.model_id,
+        input_prefix=settings.input_prefix,
+        output_prefix=settings.output_prefix,
+        predictions_prefix=settings.predictions_prefix,
+        output_bucket=settings.output_bucket,
+        max_object_bytes=settings.max_object_bytes,
+        max_image_pixels=settings.max_image_pixels,
+        max_side_for_inference=settings.max_side_for_inference,
+        annotated_max_side=settings.annotated_max_side,
+        skeleton=settings.skeleton,
+        keypoint_draw_threshold=settings.keypoint_draw_threshold,
+    )

@@ -1,0 +1,194 @@
+"""Ingest Lambda: S3 object created -> keypoints in DynamoDB + an annotated copy in S3.
+
+Two event shapes:
+- SQS (production: S3 -> SQS -> Lambda): Powertools `BatchProcessor` with partial batch failures, so
+  one failing message is retried alone. A message may hold several S3 records; a transient failure of
+  any fails the message, and idempotency makes the redelivery skip the records already done.
+- A plain S3 notification (`sam local invoke`): records are processed in turn; a transient failure is
+  re-raised so Lambda's asynchronous retry runs the event again.
+
+Settings are validated at import (cold start): a bad setting fails the first invocation with a message
+naming it, instead of failing every object later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from ingest_dependencies import collaborators, processing_settings
+from ingest_settings import load_settings, resolve_api_key
+from s3_events import (
+    IDEMPOTENCY_KEY_JMESPATH,
+    MalformedNotification,
+    Notification,
+    ObjectCreated,
+    parse_json_notification,
+    parse_notification,
+)
+from s3kp_core import redact
+from s3kp_core.errors import TransientError
+from s3kp_core.observability import logger, metrics, tracer
+from s3kp_core.processing import ObjectEvent, Outcome, process_object
+from s3kp_core.results import SourceObject
+
+# Time kept back from the inference deadline for annotating, writing the copy and the result.
+RESERVED_SECONDS = 5.0
+
+
+def _count_duplicate(response: Any, data_record: DataRecord) -> Any:
+    """Called when idempotency answers from the table: this object version was already processed."""
+    logger.info("duplicate event: this object version was already processed", previous=response)
+    metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+    return response
+
+
+settings = load_settings()
+redact.install(logger)
+idempotency_config = IdempotencyConfig(
+    response_hook=_count_duplicate,
+    # Duplicate S3 events and redelivered messages for one object version collapse into one run.
+    event_key_jmespath=IDEMPOTENCY_KEY_JMESPATH,
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=settings.idempotency_ttl_seconds,
+)
+persistence_layer = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+# A batch whose messages all failed is reported like any other (every id listed) rather than raised:
+# SQS retries the same messages either way, and the invocation error metric keeps meaning "crashed".
+batch_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
+    # Lets an in-progress idempotency record expire with the invocation if Lambda times out.
+    idempotency_config.register_lambda_context(context)
+    records = event.get("Records") or []
+    if records and records[0].get("eventSource") == "aws:sqs":
+        return process_partial_response(
+            event=event, record_handler=handle_sqs_record, processor=batch_processor, context=context
+        )
+    return handle_s3_event(event, context)
+
+
+def handle_sqs_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    try:
+        notification = parse_json_notification(record.body)
+    except MalformedNotification as error:
+        # Nothing to record a state against and a retry cannot fix it: log, count, drop.
+        logger.warning(
+            "dropping a message that is not an S3 notification",
+            message_id=record.message_id,
+            error=str(error),
+        )
+        metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
+        return
+    receive_count = int(record.attributes.approximate_receive_count or 1)
+    final_attempt = receive_count >= settings.max_receive_count
+    _process_notification(notification, lambda_context, final_attempt=final_attempt)
+
+
+def handle_s3_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    notification = parse_notification(event)
+    _process_notification(notification, context, final_attempt=False)
+    return {"processed": len(notification.objects)}
+
+
+def _process_notification(notification: Notification, context: LambdaContext, *, final_attempt: bool) -> None:
+    if notification.is_test_event:
+        logger.info("ignoring S3 test event")
+        metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
+        return
+    for event_name in notification.ignored_event_names:
+        logger.info("ignoring a notification that is not ObjectCreated", event_name=event_name)
+        metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
+    for created in notification.objects:
+        logger.set_correlation_id(created.key)
+        logger.append_keys(bucket=created.bucket, object_key=created.key, event_name=created.event_name)
+        try:
+            process_once(created=created, context=context, final_attempt=final_attempt)
+        except TransientError as error:
+            logger.warning("transient failure: the message will be retried", reason=str(error))
+            metrics.add_metric(name="TransientFailures", unit=MetricUnit.Count, value=1)
+            raise
+        finally:
+            logger.remove_keys(["bucket", "object_key", "event_name"])
+
+
+@idempotent_function(  # type: ignore[untyped-decorator]
+    data_keyword_argument="created", persistence_store=persistence_layer, config=idempotency_config
+)
+def process_once(*, created: ObjectCreated, context: LambdaContext, final_attempt: bool) -> dict[str, Any]:
+    """Runs once per object version; a duplicate gets this dict back from the idempotency table."""
+    deps = collaborators(settings, resolve_api_key(settings))
+    deadline = deps.clock() + context.get_remaining_time_in_millis() / 1000 - RESERVED_SECONDS
+    event = ObjectEvent(
+        source=_source_of(created), event_time=created.event_time, final_attempt=final_attempt
+    )
+    outcome = _traced_process(event, deps, deadline)
+    _emit(outcome)
+    record = outcome.record
+    return {
+        "result_id": record.result_id if record else None,
+        "status": record.status.value if record else "stale",
+        "reason": record.reason.code if record and record.reason else None,
+    }
+
+
+@tracer.capture_method(capture_response=False)
+def _traced_process(event: ObjectEvent, deps: Any, deadline: float) -> Outcome:
+    started = time.perf_counter()
+    outcome = process_object(event, settings=processing_settings(settings), deps=deps, deadline=deadline)
+    record = outcome.record
+    logger.info(
+        "object processed",
+        status=record.status.value if record else "stale",
+        reason=record.reason.model_dump() if record and record.reason else None,
+        detections=record.detections if record else 0,
+        timings_ms=record.timings_ms if record else {},
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return outcome
+
+
+def _source_of(created: ObjectCreated) -> SourceObject:
+    return SourceObject(
+        bucket=created.bucket,
+        key=created.key,
+        version_id=created.version_id,
+        etag=created.etag,
+        size=created.size,
+        sequencer=created.sequencer,
+    )
+
+
+def _emit(outcome: Outcome) -> None:
+    record = outcome.record
+    if record is None:
+        metrics.add_metric(name="StaleEvents", unit=MetricUnit.Count, value=1)
+        return
+    # A per-status dimension would apply to every metric of the invocation, so it gets its own blob.
+    with single_metric(
+        name="ImagesProcessed",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=metrics.namespace,
+        default_dimensions=metrics.default_dimensions,
+    ) as metric:
+        metric.add_dimension(name="status", value=record.status.value)
+    metrics.add_metric(name="Detections", unit=MetricUnit.Count, value=record.detections)
+    if outcome.inference_ms is not None:
+        metrics.add_metric(name="InferenceLatency", unit=MetricUnit.Milliseconds, value=outcome.inference_ms)
+        metrics.add_metric(name="BytesSent", unit=MetricUnit.Bytes, value=outcome.bytes_sent)

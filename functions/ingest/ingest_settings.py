@@ -1,0 +1,179 @@
+"""The ingest function's configuration: environment variables, validated once at cold start.
+
+Named `ingest_settings` (not `settings`) because both function directories share `sys.path` in tests and
+in the offline stack. Every variable is documented in docs/ingest.md; an invalid one stops the cold start
+with a message naming it (and never echoing a secret's value).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+MODEL_ID_PATTERN = r"^[A-Za-z0-9_.-]+/[0-9]+$"
+_SECRET_SETTINGS = frozenset({"ROBOFLOW_API_KEY"})
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or invalid; the message names it."""
+
+
+def _env(name: str) -> Any:
+    # The env var name is the alias, so validation errors name the variable, not the Python field.
+    return Field(validation_alias=AliasChoices(name))
+
+
+class IngestSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    inference_url: Annotated[str, _env("INFERENCE_URL")] = "https://detect.roboflow.com"
+    model_id: Annotated[str, _env("MODEL_ID"), Field(pattern=MODEL_ID_PATTERN)]
+    api_key_secret_arn: Annotated[str | None, _env("ROBOFLOW_API_KEY_SECRET_ARN")] = None
+    api_key_parameter: Annotated[str | None, _env("ROBOFLOW_API_KEY_PARAMETER")] = None
+    api_key: Annotated[str | None, _env("ROBOFLOW_API_KEY"), Field(repr=False)] = None
+    api_key_cache_seconds: Annotated[int, _env("API_KEY_CACHE_SECONDS"), Field(ge=0)] = 300
+    confidence: Annotated[float, _env("CONFIDENCE"), Field(ge=0, le=1)] = 0.4
+    overlap: Annotated[float, _env("OVERLAP"), Field(ge=0, le=1)] = 0.3
+    classes: Annotated[tuple[str, ...], _env("CLASSES")] = ()
+    max_side_for_inference: Annotated[int, _env("MAX_SIDE_FOR_INFERENCE"), Field(ge=32, le=8192)] = 1024
+    annotated_max_side: Annotated[int, _env("ANNOTATED_MAX_SIDE"), Field(ge=32, le=16384)] = 2048
+    max_object_bytes: Annotated[int, _env("MAX_OBJECT_BYTES"), Field(gt=0)] = 50 * 1024 * 1024
+    max_image_pixels: Annotated[int, _env("MAX_IMAGE_PIXELS"), Field(gt=0)] = 100_000_000
+    input_prefix: Annotated[str, _env("INPUT_PREFIX")] = "incoming/"
+    output_bucket: Annotated[str | None, _env("OUTPUT_BUCKET")] = None
+    output_prefix: Annotated[str, _env("OUTPUT_PREFIX"), Field(min_length=1)] = "annotated/"
+    predictions_prefix: Annotated[str, _env("PREDICTIONS_PREFIX"), Field(min_length=1)] = "predictions/"
+    skeleton: Annotated[str, _env("SKELETON")] = "auto"
+    keypoint_draw_threshold: Annotated[float, _env("KEYPOINT_DRAW_THRESHOLD"), Field(ge=0, le=1)] = 0.3
+    inference_connect_timeout: Annotated[float, _env("INFERENCE_CONNECT_TIMEOUT"), Field(gt=0)] = 3.05
+    inference_read_timeout: Annotated[float, _env("INFERENCE_READ_TIMEOUT"), Field(gt=0)] = 20.0
+    inference_max_attempts: Annotated[int, _env("INFERENCE_MAX_ATTEMPTS"), Field(ge=1, le=10)] = 4
+    results_table: Annotated[str, _env("RESULTS_TABLE"), Field(min_length=1)]
+    idempotency_table: Annotated[str, _env("IDEMPOTENCY_TABLE"), Field(min_length=1)]
+    idempotency_ttl_seconds: Annotated[int, _env("IDEMPOTENCY_TTL_SECONDS"), Field(ge=60)] = 86_400
+    max_receive_count: Annotated[int, _env("MAX_RECEIVE_COUNT"), Field(ge=1)] = 3
+
+    @field_validator("inference_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @field_validator("skeleton")
+    @classmethod
+    def _skeleton(cls, value: str) -> str:
+        from s3kp_core.annotate import resolve_skeleton
+
+        try:
+            resolve_skeleton(value, keypoint_count=0)
+        except ValueError as error:  # its message starts with "SKELETON=...: ", which we add ourselves
+            raise ValueError(str(error).split(": ", 1)[-1]) from None
+        return value.strip()
+
+    @field_validator("input_prefix", "output_prefix", "predictions_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return value.lstrip("/")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if not (self.api_key_secret_arn or self.api_key_parameter or self.api_key):
+            raise ValueError(
+                "no API key source: set ROBOFLOW_API_KEY_SECRET_ARN, ROBOFLOW_API_KEY_PARAMETER "
+                "or ROBOFLOW_API_KEY"
+            )
+        # Even with a separate OUTPUT_BUCKET (the template sets it to the upload bucket), nested prefixes
+        # are one misconfigured notification away from a loop: refuse them outright.
+        if self.input_prefix.startswith(self.output_prefix) or (
+            self.input_prefix and self.output_prefix.startswith(self.input_prefix)
+        ):
+            raise ValueError(
+                "INPUT_PREFIX and OUTPUT_PREFIX must not contain each other: the function "
+                "would trigger itself"
+            )
+        return self
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> IngestSettings:
+    """Validate the environment; raise ConfigurationError naming every bad setting."""
+    source = os.environ if environ is None else environ
+    # An empty variable means "not set" (templates often pass "" for optional parameters).
+    present = {name: value for name, value in source.items() if value.strip() != ""}
+    try:
+        return IngestSettings.model_validate(present)
+    except ValidationError as error:
+        raise ConfigurationError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for issue in error.errors(include_url=False, include_input=True):
+        name = ".".join(str(part) for part in issue["loc"]) or "settings"
+        message = issue["msg"].removeprefix("Value error, ")
+        if issue["type"] == "missing":
+            problems.append(f"{name} is required")
+        elif name in _SECRET_SETTINGS or not issue["loc"]:
+            problems.append(f"{name}: {message}")
+        else:
+            problems.append(f"{name}={issue.get('input')!r}: {message}")
+    return "invalid ingest configuration: " + "; ".join(problems)
+
+
+def resolve_api_key(settings: IngestSettings) -> str:
+    """The inference API key from the first configured source, cached by Powertools Parameters.
+
+    Secrets Manager values may be the key itself or JSON `{"api_key": "..."}`. The key is registered
+    with the redactor so it never reaches a log line, an exception text or a stored reason.
+    """
+    from aws_lambda_powertools.utilities import parameters
+    from s3kp_core.redact import register_secret
+
+    if settings.api_key_secret_arn:
+        raw = str(parameters.get_secret(settings.api_key_secret_arn, max_age=settings.api_key_cache_seconds))
+        key = _key_from_secret_string(raw, source="ROBOFLOW_API_KEY_SECRET_ARN")
+    elif settings.api_key_parameter:
+        key = str(
+            parameters.get_parameter(
+                settings.api_key_parameter, decrypt=True, max_age=settings.api_key_cache_seconds
+            )
+        ).strip()
+    else:
+        key = (settings.api_key or "").strip()
+    if not key:
+        raise ConfigurationError("the configured API key source holds an empty key")
+    register_secret(key)
+    return key
+
+
+def _key_from_secret_string(raw: str, *, source: str) -> str:
+    text = raw.strip()
+    if not text.startswith("{"):
+        return text
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise ConfigurationError(f"{source}: the secret looks like JSON but does not parse") from None
+    key = document.get("api_key") if isinstance(document, dict) else None
+    if not isinstance(key, str):
+        raise ConfigurationError(f'{source}: a JSON secret must hold {{"api_key": "..."}}')
+    return key.strip()

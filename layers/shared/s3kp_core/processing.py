@@ -1,0 +1,314 @@
+"""The per-object flow: guard, read, prepare, infer, rescale, annotate, store. No AWS event shapes.
+
+Every collaborator with I/O is injected (object store, predictor, results store, clocks), so unit tests
+pass small fakes. Every object ends in exactly one recorded state:
+- `succeeded`, `failed` (PermanentError) or `skipped` (Skipped) are written at once;
+- a TransientError is raised without a record so the queue redelivers the message, except on the last
+  delivery the queue allows (`final_attempt`): then `failed` is recorded with the transient reason
+  (e.g. `inference_unavailable`) *and* the error is re-raised, so the message still reaches the
+  dead-letter queue; a redrive that later succeeds overwrites the record (same event order).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Protocol
+
+from PIL import Image
+
+from s3kp_core import errors
+from s3kp_core.annotate import draw_annotations, resolve_skeleton
+from s3kp_core.imaging import encode_jpeg, prepare_for_inference
+from s3kp_core.inference import InferenceResult, rescale
+from s3kp_core.objects import ObjectStore
+from s3kp_core.redact import redact
+from s3kp_core.results import (
+    ImageSize,
+    ObjectRef,
+    Prediction,
+    Reason,
+    ResultRecord,
+    SourceObject,
+    Status,
+    result_id_for,
+    summarize,
+    utc_now,
+)
+from s3kp_core.results_store import ResultsStore, event_order
+
+ANNOTATED_CONTENT_TYPE = "image/jpeg"
+ANNOTATED_JPEG_QUALITY = 88
+
+
+class Predictor(Protocol):
+    def predict(self, jpeg: bytes, *, deadline: float | None = None) -> InferenceResult: ...
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    model_id: str
+    input_prefix: str = "incoming/"
+    output_prefix: str = "annotated/"
+    predictions_prefix: str = "predictions/"
+    output_bucket: str | None = None
+    max_object_bytes: int = 50 * 1024 * 1024
+    max_image_pixels: int = 100_000_000
+    max_side_for_inference: int = 1024
+    annotated_max_side: int = 2048
+    skeleton: str = "auto"
+    keypoint_draw_threshold: float = 0.3
+    inference_jpeg_quality: int = 90
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    objects: ObjectStore
+    predictor: Predictor
+    results: ResultsStore
+    clock: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = utc_now
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    """What the flow needs from one notification record."""
+
+    source: SourceObject
+    event_time: datetime | None = None
+    final_attempt: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened: the record written (None when the event was stale) and figures for metrics."""
+
+    record: ResultRecord | None
+    stale: bool = False
+    bytes_sent: int = 0
+    inference_ms: float | None = None
+    inference_attempts: int = 0
+    write_ms: float = 0.0
+
+
+@dataclass
+class _Progress:
+    """What a run has learnt so far: kept for the record even when a later stage fails."""
+
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    image: ImageSize | None = None
+    inference: InferenceResult | None = None
+
+
+def annotated_key(source_key: str, settings: ProcessingSettings) -> str:
+    """`annotated/<source key without the input prefix, extension replaced by .jpg>`."""
+    relative = source_key.removeprefix(settings.input_prefix) if settings.input_prefix else source_key
+    path = PurePosixPath(relative)
+    stem = str(path.with_suffix("")) if path.suffix and path.name != path.suffix else relative
+    return f"{settings.output_prefix}{stem}.jpg"
+
+
+def process_object(
+    event: ObjectEvent, *, settings: ProcessingSettings, deps: Collaborators, deadline: float | None = None
+) -> Outcome:
+    """Run the flow for one object and record its state; `deadline` is a `deps.clock` time."""
+    started = deps.clock()
+    source = event.source
+    result_id = result_id_for(source.bucket, source.key)
+    order = event_order(source.sequencer, event.event_time, deps.now())
+    stored = deps.results.stored_state(result_id)
+    if stored is not None and stored.event_order is not None and stored.event_order > order:
+        return Outcome(record=None, stale=True)  # cheap early exit; `save` re-checks atomically
+    created_at = stored.created_at if stored is not None and stored.created_at else deps.now()
+    progress = _Progress()
+
+    def record_of(
+        status: Status,
+        reason: Reason | None,
+        predictions: tuple[Prediction, ...] | None,
+        annotated: ObjectRef | None,
+    ) -> ResultRecord:
+        progress.timings_ms["total"] = _ms(deps.clock() - started)
+        counts, detections, keypoints = summarize(predictions or ())
+        return ResultRecord(
+            result_id=result_id,
+            status=status,
+            reason=reason,
+            source=source,
+            model_id=settings.model_id,
+            image=progress.image,
+            predictions=predictions,
+            counts=counts,
+            detections=detections,
+            keypoints=keypoints,
+            timings_ms=progress.timings_ms,
+            annotated=annotated,
+            created_at=created_at,
+            updated_at=deps.now(),
+        )
+
+    try:
+        predictions, annotated = _detect(event, result_id, progress, settings, deps, deadline)
+        record = record_of(Status.SUCCEEDED, None, predictions, annotated)
+    except (errors.PermanentError, errors.Skipped) as error:
+        record = record_of(error.status, error.reason(), None, None)
+    except errors.TransientError as error:
+        if event.final_attempt:
+            reason = Reason(code=error.code, message=f"gave up after the last delivery: {error.message}")
+            deps.results.save(record_of(Status.FAILED, reason, None, None), order=order)
+        raise
+    except Exception as error:
+        # A bug or an unforeseen library error: let the queue retry, but leave a state on the last try.
+        if event.final_attempt:
+            reason = Reason(code="internal_error", message=redact(f"{type(error).__name__}: {error}")[:500])
+            deps.results.save(record_of(Status.FAILED, reason, None, None), order=order)
+        raise
+
+    write_started = deps.clock()
+    written = deps.results.save(record, order=order)
+    inference = progress.inference
+    return Outcome(
+        record=record if written else None,
+        stale=not written,
+        bytes_sent=inference.bytes_sent if inference else 0,
+        inference_ms=inference.elapsed_ms if inference else None,
+        inference_attempts=inference.attempts if inference else 0,
+        write_ms=_ms(deps.clock() - write_started),
+    )
+
+
+def _detect(
+    event: ObjectEvent,
+    result_id: str,
+    progress: _Progress,
+    settings: ProcessingSettings,
+    deps: Collaborators,
+    deadline: float | None,
+) -> tuple[tuple[Prediction, ...], ObjectRef]:
+    source = event.source
+    _guard_location(source, settings)
+    data = _download(source, progress, settings, deps)
+
+    prepared, decoded = prepare_for_inference(
+        data,
+        max_side=settings.max_side_for_inference,
+        max_pixels=settings.max_image_pixels,
+        jpeg_quality=settings.inference_jpeg_quality,
+        # A JPEG may decode at 1/2, 1/4 or 1/8 scale (libjpeg draft) as long as the image keeps at least
+        # half the annotated copy's side: a full decode of a 12 MP photo costs more than the inference.
+        decode_side=settings.annotated_max_side // 2,
+    )
+    progress.timings_ms.update(prepared.timings_ms)
+    progress.image = ImageSize(width=prepared.original_width, height=prepared.original_height)
+
+    inference = deps.predictor.predict(prepared.jpeg, deadline=deadline)
+    progress.inference = inference
+    progress.timings_ms["inference"] = inference.elapsed_ms
+    with _timed(progress, "parse", deps):
+        predictions = tuple(rescale(inference.predictions, prepared.scale_x, prepared.scale_y))
+
+    with _timed(progress, "annotate", deps):
+        annotated_jpeg = _annotated_jpeg(decoded, predictions, progress.image, settings)
+    target = ObjectRef(
+        bucket=settings.output_bucket or source.bucket, key=annotated_key(source.key, settings)
+    )
+    with _timed(progress, "put", deps):
+        deps.objects.put(
+            target.bucket,
+            target.key,
+            annotated_jpeg,
+            content_type=ANNOTATED_CONTENT_TYPE,
+            metadata={"source-bucket": source.bucket, "source-key": source.key, "result-id": result_id},
+        )
+    return predictions, target
+
+
+def _guard_location(source: SourceObject, settings: ProcessingSettings) -> None:
+    """Never process our own outputs, even when the bucket notification is wider than it should be.
+
+    Outputs are always written under the output or predictions prefix of the output bucket (which may
+    be the source bucket, as in the template), so that is what identifies them.
+    """
+    output_bucket = settings.output_bucket or source.bucket
+    if source.bucket == output_bucket and source.key.startswith(
+        (settings.output_prefix, settings.predictions_prefix)
+    ):
+        raise errors.Skipped(errors.OUTPUT_PREFIX, f"{source.key} is one of this function's outputs")
+    if settings.input_prefix and not source.key.startswith(settings.input_prefix):
+        raise errors.Skipped(
+            errors.OUTSIDE_INPUT_PREFIX, f"{source.key} is not under {settings.input_prefix}"
+        )
+
+
+def _download(
+    source: SourceObject, progress: _Progress, settings: ProcessingSettings, deps: Collaborators
+) -> bytes:
+    with _timed(progress, "download", deps):
+        size = source.size
+        if size is None:
+            size = deps.objects.head(source.bucket, source.key, version_id=source.version_id).size
+        _guard_size(size, settings)
+        data = deps.objects.get(
+            source.bucket,
+            source.key,
+            version_id=source.version_id,
+            etag=source.etag,
+            max_bytes=settings.max_object_bytes,
+        )
+    _guard_size(len(data), settings)  # the event's size may be stale or absent
+    return data
+
+
+def _guard_size(size: int, settings: ProcessingSettings) -> None:
+    if size == 0:
+        raise errors.PermanentError(errors.OBJECT_EMPTY, "the object is empty (0 bytes)")
+    if size > settings.max_object_bytes:
+        raise errors.PermanentError(
+            errors.OBJECT_TOO_LARGE,
+            f"the object is {size} bytes; MAX_OBJECT_BYTES is {settings.max_object_bytes}",
+        )
+
+
+def _annotated_jpeg(
+    decoded: Image.Image,
+    predictions: tuple[Prediction, ...],
+    original: ImageSize,
+    settings: ProcessingSettings,
+) -> bytes:
+    """Draw on the decoded image scaled to ANNOTATED_MAX_SIDE, never upscaled past what was decoded (so a
+    large JPEG's copy may be drawn at its draft size, between half and all of ANNOTATED_MAX_SIDE)."""
+    scale = min(1.0, settings.annotated_max_side / max(original.width, original.height))
+    width = max(1, min(decoded.width, round(original.width * scale)))
+    height = max(1, min(decoded.height, round(original.height * scale)))
+    canvas = (
+        decoded
+        if decoded.size == (width, height)
+        else decoded.resize((width, height), Image.Resampling.BILINEAR)
+    )
+    scaled = tuple(rescale(predictions, width / original.width, height / original.height))
+    keypoint_count = max((len(p.keypoints) for p in scaled), default=0)
+    drawn = draw_annotations(
+        canvas,
+        scaled,
+        skeleton=resolve_skeleton(settings.skeleton, keypoint_count),
+        keypoint_threshold=settings.keypoint_draw_threshold,
+    )
+    return encode_jpeg(drawn, quality=ANNOTATED_JPEG_QUALITY)
+
+
+@contextmanager
+def _timed(progress: _Progress, stage: str, deps: Collaborators) -> Iterator[None]:
+    """Records the duration of a `with` block as `progress.timings_ms[stage]`."""
+    started = deps.clock()
+    try:
+        yield
+    finally:
+        progress.timings_ms[stage] = _ms(deps.clock() - started)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)

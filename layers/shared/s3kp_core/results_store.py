@@ -1,0 +1,159 @@
+"""Where ResultRecords are written: an interface and its DynamoDB implementation.
+
+Two guarantees beyond a plain PutItem:
+- Ordering. S3 delivers events at least once and out of order, so each item carries `event_order`, a
+  sortable token from the event (S3's `sequencer`, left-padded because sequencers of one key may differ
+  in length; moto sends none, so then the event time). A write is conditional on the stored token being
+  absent or not newer, so a stale event never overwrites a newer result. Equal tokens may overwrite: a
+  redelivery of the same event (e.g. a DLQ redrive after a recorded `failed`) must be able to succeed.
+- Size. An item never exceeds DynamoDB's 400 KB: its size is measured with DynamoDB's sizing rules and,
+  when too large, the predictions go to an S3 JSON document and the item keeps `predictions_ref`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from s3kp_core.results import ObjectRef, ResultRecord
+from s3kp_core.results_schema import PARTITION_KEY, format_timestamp, to_item
+
+ORDER_ATTRIBUTE = "event_order"
+DYNAMODB_ITEM_LIMIT = 400 * 1024
+# The size estimate follows AWS's published rules; the margin covers rounding in number sizes.
+DEFAULT_ITEM_BUDGET = 350 * 1024
+SEQUENCER_WIDTH = 64
+_NOT_NEWER_STORED = "attribute_not_exists(#pk) OR attribute_not_exists(#order) OR #order <= :order"
+
+
+def event_order(sequencer: str | None, event_time: datetime | None, fallback: datetime) -> str:
+    """A token whose string order is the order of S3 events for one key.
+
+    Sequencer tokens (`s#…`) sort after time tokens (`t#…`), so within one deployment (one event source)
+    the comparison is always like for like; a mixed pair resolves in favour of the sequencer.
+    """
+    if sequencer:
+        return "s#" + sequencer.strip().upper().rjust(SEQUENCER_WIDTH, "0")
+    return "t#" + format_timestamp(event_time or fallback)
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """What a new write needs to know about the result already stored for the same object."""
+
+    event_order: str | None
+    created_at: datetime | None
+
+
+class ResultsStore(ABC):
+    @abstractmethod
+    def stored_state(self, result_id: str) -> StoredState | None:
+        """The stored result's ordering token and creation time, or None when there is none."""
+
+    @abstractmethod
+    def save(self, record: ResultRecord, *, order: str) -> bool:
+        """Write the record unless a newer one is stored; True when written, False when stale."""
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """The size DynamoDB charges for an item (attribute names + values), in bytes."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Any) -> int:
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    if isinstance(value, int | float | Decimal):
+        digits = len(Decimal(str(value)).normalize().as_tuple().digits)
+        return min(21, (digits + 1) // 2 + 1)
+    if isinstance(value, dict):
+        return 3 + sum(1 + len(str(k).encode()) + _value_size(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return 3 + sum(1 + _value_size(v) for v in value)
+    raise TypeError(f"cannot size a {type(value).__name__} DynamoDB value")
+
+
+def predictions_document(record: ResultRecord) -> bytes:
+    """The out-of-line predictions: the same shape the item would have held, plus what they belong to."""
+    payload = record.model_dump(
+        mode="json", include={"result_id", "source", "model_id", "image", "predictions"}
+    )
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+class DynamoDBResultsStore(ResultsStore):
+    def __init__(
+        self,
+        table: Any,
+        s3_client: Any,
+        *,
+        predictions_prefix: str,
+        predictions_bucket: str | None = None,
+        item_budget: int = DEFAULT_ITEM_BUDGET,
+    ) -> None:
+        """`table` is a boto3 DynamoDB Table resource; predictions go to `predictions_bucket` (default:
+        the source object's bucket) under `predictions_prefix` when an item would exceed `item_budget`."""
+        self._table = table
+        self._s3 = s3_client
+        self._predictions_prefix = predictions_prefix
+        self._predictions_bucket = predictions_bucket
+        self._item_budget = item_budget
+
+    def stored_state(self, result_id: str) -> StoredState | None:
+        response = self._table.get_item(
+            Key={PARTITION_KEY: result_id},
+            ProjectionExpression="#order, created_at",
+            ExpressionAttributeNames={"#order": ORDER_ATTRIBUTE},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        created = item.get("created_at")
+        return StoredState(
+            event_order=item.get(ORDER_ATTRIBUTE),
+            created_at=datetime.fromisoformat(created) if isinstance(created, str) else None,
+        )
+
+    def save(self, record: ResultRecord, *, order: str) -> bool:
+        item = to_item(record) | {ORDER_ATTRIBUTE: order}
+        spilled: ObjectRef | None = None
+        if record.predictions and item_size(item) > self._item_budget:
+            spilled = self._spill_predictions(record, order)
+            record = record.model_copy(update={"predictions": None, "predictions_ref": spilled})
+            item = to_item(record) | {ORDER_ATTRIBUTE: order}
+        if item_size(item) > DYNAMODB_ITEM_LIMIT:
+            raise ValueError(f"result {record.result_id} is {item_size(item)} bytes even without predictions")
+        try:
+            self._table.put_item(
+                Item=item,
+                ConditionExpression=_NOT_NEWER_STORED,
+                ExpressionAttributeNames={"#pk": PARTITION_KEY, "#order": ORDER_ATTRIBUTE},
+                ExpressionAttributeValues={":order": order},
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            if spilled is not None:  # nothing points at it: do not leave an orphan behind
+                self._s3.delete_object(Bucket=spilled.bucket, Key=spilled.key)
+            return False
+        return True
+
+    def _spill_predictions(self, record: ResultRecord, order: str) -> ObjectRef:
+        # One document per event, so a stale write can never clobber the newer result's document.
+        token = hashlib.sha256(
+            f"{order}|{record.source.version_id}|{record.source.etag}".encode()
+        ).hexdigest()
+        bucket = self._predictions_bucket or record.source.bucket
+        key = f"{self._predictions_prefix}{record.result_id}/{token[:16]}.json"
+        self._s3.put_object(
+            Bucket=bucket, Key=key, Body=predictions_document(record), ContentType="application/json"
+        )
+        return ObjectRef(bucket=bucket, key=key)

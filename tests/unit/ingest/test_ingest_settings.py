@@ -1,0 +1,144 @@
+"""Ingest configuration: defaults, validation messages that name the setting, API key sources."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from ingest_settings import ConfigurationError, load_settings, resolve_api_key
+from moto import mock_aws
+from s3kp_core import redact
+
+MINIMAL = {
+    "MODEL_ID": "faces/1",
+    "ROBOFLOW_API_KEY": "rf-local-key-123",
+    "RESULTS_TABLE": "results",
+    "IDEMPOTENCY_TABLE": "idempotency",
+}
+
+
+def test_minimal_environment_gets_documented_defaults() -> None:
+    settings = load_settings(MINIMAL)
+    assert settings.inference_url == "https://detect.roboflow.com"
+    assert (settings.confidence, settings.overlap) == (0.4, 0.3)
+    assert settings.classes == ()
+    assert (settings.max_side_for_inference, settings.annotated_max_side) == (1024, 2048)
+    assert (settings.input_prefix, settings.output_prefix, settings.predictions_prefix) == (
+        "incoming/",
+        "annotated/",
+        "predictions/",
+    )
+    assert settings.output_bucket is None
+    assert settings.skeleton == "auto"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("CONFIDENCE", "1.5", "CONFIDENCE='1.5'"),
+        ("OVERLAP", "-0.1", "OVERLAP='-0.1'"),
+        ("MODEL_ID", "faces", "MODEL_ID='faces'"),
+        ("MODEL_ID", "faces/latest", "MODEL_ID='faces/latest'"),
+        ("INFERENCE_URL", "ftp://example.com", "INFERENCE_URL='ftp://example.com': must be an http"),
+        ("MAX_SIDE_FOR_INFERENCE", "big", "MAX_SIDE_FOR_INFERENCE='big'"),
+        ("MAX_OBJECT_BYTES", "0", "MAX_OBJECT_BYTES='0'"),
+        ("SKELETON", "octopus", "SKELETON='octopus': expected one of auto, none, coco17"),
+        ("INFERENCE_MAX_ATTEMPTS", "0", "INFERENCE_MAX_ATTEMPTS='0'"),
+    ],
+)
+def test_an_invalid_value_is_reported_by_its_variable_name(name: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(MINIMAL | {name: value})
+    assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize("missing", ["MODEL_ID", "RESULTS_TABLE", "IDEMPOTENCY_TABLE"])
+def test_a_missing_required_setting_is_named(missing: str) -> None:
+    environment = {k: v for k, v in MINIMAL.items() if k != missing}
+    with pytest.raises(ConfigurationError, match=f"{missing} is required"):
+        load_settings(environment)
+
+
+def test_no_api_key_source_is_an_error_naming_all_three_variables() -> None:
+    environment = {k: v for k, v in MINIMAL.items() if k != "ROBOFLOW_API_KEY"}
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(environment)
+    for name in ("ROBOFLOW_API_KEY_SECRET_ARN", "ROBOFLOW_API_KEY_PARAMETER", "ROBOFLOW_API_KEY"):
+        assert name in str(raised.value)
+
+
+def test_validation_messages_never_echo_the_api_key() -> None:
+    """GIVEN a whole-configuration error (its pydantic input is every variable, the key included)."""
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(MINIMAL | {"OUTPUT_PREFIX": "incoming/out/"})
+    assert "trigger itself" in str(raised.value)
+    assert "rf-local-key-123" not in str(raised.value)
+
+
+def test_empty_variables_mean_unset_and_lists_are_comma_separated() -> None:
+    settings = load_settings(MINIMAL | {"OUTPUT_BUCKET": "", "CLASSES": " face, person ,,", "CONFIDENCE": ""})
+    assert settings.output_bucket is None
+    assert settings.classes == ("face", "person")
+    assert settings.confidence == 0.4
+
+
+@pytest.mark.parametrize(
+    ("input_prefix", "output_prefix"), [("incoming/", "incoming/annotated/"), ("data/in/", "data/")]
+)
+def test_an_output_prefix_that_would_retrigger_the_function_is_refused(
+    input_prefix: str, output_prefix: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="trigger itself"):
+        load_settings(MINIMAL | {"INPUT_PREFIX": input_prefix, "OUTPUT_PREFIX": output_prefix})
+
+
+@pytest.fixture
+def forget_secrets():
+    yield
+    redact.unregister_all()
+
+
+@pytest.mark.usefixtures("forget_secrets")
+def test_api_key_from_the_environment_is_registered_for_redaction() -> None:
+    key = resolve_api_key(load_settings(MINIMAL))
+    assert key == "rf-local-key-123"
+    assert redact.redact(f"GET /faces/1?api_key={key}x and {key}") == "GET /faces/1?api_key=*** and ***"
+
+
+@pytest.mark.usefixtures("forget_secrets")
+@pytest.mark.parametrize("secret_string", ["sm-key-456", '{"api_key": "sm-key-456"}', "  sm-key-456\n"])
+def test_api_key_from_secrets_manager_plain_or_json(secret_string: str, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        arn = boto3.client("secretsmanager").create_secret(Name="rf", SecretString=secret_string)["ARN"]
+        environment = {k: v for k, v in MINIMAL.items() if k != "ROBOFLOW_API_KEY"}
+        settings = load_settings(
+            environment | {"ROBOFLOW_API_KEY_SECRET_ARN": arn, "API_KEY_CACHE_SECONDS": "0"}
+        )
+        assert resolve_api_key(settings) == "sm-key-456"
+    assert "sm-key-456" in redact.registered_secrets()
+
+
+@pytest.mark.usefixtures("forget_secrets")
+def test_a_json_secret_without_api_key_is_a_configuration_error(monkeypatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        arn = boto3.client("secretsmanager").create_secret(Name="rf2", SecretString=json.dumps({"key": "x"}))[
+            "ARN"
+        ]
+        settings = load_settings(MINIMAL | {"ROBOFLOW_API_KEY_SECRET_ARN": arn, "API_KEY_CACHE_SECONDS": "0"})
+        with pytest.raises(ConfigurationError, match="api_key"):
+            resolve_api_key(settings)
+
+
+@pytest.mark.usefixtures("forget_secrets")
+def test_api_key_from_an_ssm_secure_string(monkeypatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        boto3.client("ssm").put_parameter(Name="/s3kp/rf", Value="ssm-key-789", Type="SecureString")
+        environment = {k: v for k, v in MINIMAL.items() if k != "ROBOFLOW_API_KEY"}
+        settings = load_settings(
+            environment | {"ROBOFLOW_API_KEY_PARAMETER": "/s3kp/rf", "API_KEY_CACHE_SECONDS": "0"}
+        )
+        assert resolve_api_key(settings) == "ssm-key-789"

@@ -1,0 +1,307 @@
+"""The per-object flow with fakes: every outcome ends in exactly one recorded state with a reason."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import pytest
+from PIL import Image
+from s3kp_core import errors
+from s3kp_core.processing import (
+    Collaborators,
+    ObjectEvent,
+    ProcessingSettings,
+    annotated_key,
+    process_object,
+)
+from s3kp_core.results import Keypoint, Prediction, ResultRecord, SourceObject, Status, result_id_for
+from s3kp_core.results_store import event_order
+
+from tests.unit.ingest.fakes import (
+    FakeObjectStore,
+    FakePredictor,
+    InMemoryResultsStore,
+    SteppingClock,
+    fixed_now,
+)
+
+BUCKET = "uploads"
+KEY = "incoming/people/party photo.png"
+SETTINGS = ProcessingSettings(model_id="faces/1", max_side_for_inference=400, annotated_max_side=600)
+
+
+def png(width: int = 800, height: int = 600) -> bytes:
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# A face found at (100, 50) on the 400x300 image the endpoint received, i.e. (200, 100) in the original.
+SENT_FACE = Prediction(
+    x=100,
+    y=50,
+    width=40,
+    height=40,
+    confidence=0.9,
+    class_name="face",
+    class_id=0,
+    keypoints=(
+        Keypoint(x=90, y=45, confidence=0.95, class_id=0, name="right_eye"),
+        Keypoint(x=110, y=45, confidence=0.95, class_id=1, name="left_eye"),
+    ),
+)
+
+
+class Pipeline:
+    """The flow wired to fakes, with one object uploaded."""
+
+    def __init__(self, data: bytes | None = None, key: str = KEY, **predictor_options) -> None:
+        self.objects = FakeObjectStore({(BUCKET, key): png() if data is None else data})
+        self.predictor = FakePredictor(**({"predictions": (SENT_FACE,)} | predictor_options))
+        self.results = InMemoryResultsStore()
+        self.deps = Collaborators(
+            objects=self.objects,
+            predictor=self.predictor,
+            results=self.results,
+            clock=SteppingClock(),
+            now=fixed_now,
+        )
+        self.key = key
+
+    def run(
+        self, *, size: int | None = None, sequencer: str | None = None, final_attempt: bool = False, **kw
+    ):
+        source = SourceObject(bucket=BUCKET, key=self.key, etag="etag-1", size=size, sequencer=sequencer)
+        event = ObjectEvent(source=source, final_attempt=final_attempt)
+        return process_object(event, settings=kw.pop("settings", SETTINGS), deps=self.deps, **kw)
+
+
+def test_success_records_predictions_in_original_pixels_and_writes_the_annotated_copy() -> None:
+    pipeline = Pipeline()
+
+    outcome = pipeline.run(deadline=1234.5)
+
+    record = pipeline.results.only()
+    assert outcome.record == record
+    assert not outcome.stale
+    assert record.status is Status.SUCCEEDED
+    assert record.reason is None
+    assert record.result_id == result_id_for(BUCKET, KEY)
+    assert (record.image.width, record.image.height) == (800, 600)
+    (face,) = record.predictions
+    assert (face.x, face.y, face.width, face.height) == (200, 100, 80, 80)
+    assert [(k.x, k.y) for k in face.keypoints] == [(180, 90), (220, 90)]
+    assert (record.counts, record.detections, record.keypoints) == ({"face": 1}, 1, 2)
+    assert record.annotated is not None
+    assert (record.annotated.bucket, record.annotated.key) == (BUCKET, "annotated/people/party photo.jpg")
+    assert pipeline.predictor.calls[0][1] == 1234.5  # the deadline reaches the client
+    assert outcome.bytes_sent == len(pipeline.predictor.calls[0][0]) > 0
+    for stage in ("download", "decode", "resize", "encode", "inference", "parse", "annotate", "put", "total"):
+        assert record.timings_ms[stage] >= 0, stage
+
+
+def test_the_endpoint_receives_a_jpeg_no_larger_than_the_configured_side() -> None:
+    pipeline = Pipeline()
+    pipeline.run()
+    sent = Image.open(io.BytesIO(pipeline.predictor.calls[0][0]))
+    assert (sent.format, sent.size) == ("JPEG", (400, 300))
+
+
+def test_annotated_copy_is_a_jpeg_at_the_annotated_size_linking_back_to_its_source() -> None:
+    pipeline = Pipeline()
+    pipeline.run()
+
+    put = pipeline.objects.puts[(BUCKET, "annotated/people/party photo.jpg")]
+    assert put.content_type == "image/jpeg"
+    assert put.metadata == {
+        "source-bucket": BUCKET,
+        "source-key": KEY,
+        "result-id": result_id_for(BUCKET, KEY),
+    }
+    drawn = Image.open(io.BytesIO(put.body)).convert("RGB")
+    assert drawn.size == (600, 450)
+    # Keypoints land at original (180, 90) -> annotated scale 0.75 -> (135, 67.5): pixels changed there.
+    original = Image.open(io.BytesIO(png())).convert("RGB").resize((600, 450))
+    assert drawn.getpixel((135, 67)) != original.getpixel((135, 67))
+
+
+def test_annotated_copy_goes_to_the_output_bucket_when_one_is_configured() -> None:
+    pipeline = Pipeline()
+    settings = ProcessingSettings(model_id="faces/1", output_bucket="results-bucket")
+    pipeline.run(settings=settings)
+    assert pipeline.results.only().annotated.bucket == "results-bucket"
+    assert ("results-bucket", "annotated/people/party photo.jpg") in pipeline.objects.puts
+
+
+@pytest.mark.parametrize(
+    ("source_key", "expected"),
+    [
+        ("incoming/a.png", "annotated/a.jpg"),
+        ("incoming/deep/dir/b.JPEG", "annotated/deep/dir/b.jpg"),
+        ("incoming/no-extension", "annotated/no-extension.jpg"),
+        ("incoming/.hidden", "annotated/.hidden.jpg"),
+        ("incoming/été 📷.webp", "annotated/été 📷.jpg"),
+    ],
+)
+def test_annotated_key_mirrors_the_source_key(source_key: str, expected: str) -> None:
+    assert annotated_key(source_key, SETTINGS) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [
+        ("annotated/people/x.jpg", errors.OUTPUT_PREFIX),
+        ("predictions/abc/def.json", errors.OUTPUT_PREFIX),
+        ("elsewhere/x.jpg", errors.OUTSIDE_INPUT_PREFIX),
+    ],
+)
+def test_objects_outside_the_input_or_among_our_outputs_are_skipped_without_work(key: str, code: str) -> None:
+    pipeline = Pipeline(key=key)
+
+    pipeline.run()
+
+    record = pipeline.results.only()
+    assert record.status is Status.SKIPPED
+    assert record.reason.code == code
+    assert pipeline.objects.gets == []
+    assert pipeline.predictor.calls == []
+    assert pipeline.objects.puts == {}
+
+
+def test_when_the_output_bucket_is_the_source_bucket_inputs_are_still_processed() -> None:
+    """The template points OUTPUT_BUCKET at the upload bucket: only the output prefixes are ours."""
+    pipeline = Pipeline()
+    pipeline.run(settings=ProcessingSettings(model_id="faces/1", output_bucket=BUCKET))
+    assert pipeline.results.only().status is Status.SUCCEEDED
+
+
+def test_an_output_key_in_another_bucket_than_the_output_bucket_is_not_mistaken_for_ours() -> None:
+    pipeline = Pipeline(key="annotated/x.png")
+    settings = ProcessingSettings(model_id="faces/1", output_bucket="results-bucket", input_prefix="")
+    pipeline.run(settings=settings)
+    assert pipeline.results.only().status is Status.SUCCEEDED
+
+
+def test_a_zero_byte_object_fails_as_empty_before_download() -> None:
+    pipeline = Pipeline(data=b"")
+    pipeline.run(size=0)
+    record = pipeline.results.only()
+    assert (record.status, record.reason.code) == (Status.FAILED, errors.OBJECT_EMPTY)
+    assert pipeline.objects.gets == []
+
+
+def test_an_object_over_the_size_limit_fails_before_download() -> None:
+    pipeline = Pipeline()
+    pipeline.run(size=SETTINGS.max_object_bytes + 1)
+    record = pipeline.results.only()
+    assert (record.status, record.reason.code) == (Status.FAILED, errors.OBJECT_TOO_LARGE)
+    assert pipeline.objects.gets == []
+
+
+def test_without_a_size_in_the_event_the_object_is_measured_first() -> None:
+    pipeline = Pipeline(data=b"x" * 200)
+    pipeline.run(settings=ProcessingSettings(model_id="faces/1", max_object_bytes=100))
+    assert pipeline.results.only().reason.code == errors.OBJECT_TOO_LARGE
+
+
+def test_bytes_that_are_not_an_image_fail_as_undecodable_without_inference() -> None:
+    pipeline = Pipeline(data=b"%PDF-1.4 not an image")
+    pipeline.run()
+    record = pipeline.results.only()
+    assert (record.status, record.reason.code) == (Status.FAILED, errors.IMAGE_UNDECODABLE)
+    assert pipeline.predictor.calls == []
+
+
+def test_a_vanished_object_is_skipped() -> None:
+    pipeline = Pipeline()
+    pipeline.objects.objects.clear()
+    pipeline.run()
+    assert pipeline.results.only().reason.code == errors.OBJECT_MISSING
+
+
+def raise_(error: Exception):
+    def behaviour() -> None:
+        raise error
+
+    return behaviour
+
+
+def test_a_permanent_inference_error_is_recorded_as_failed_with_its_reason() -> None:
+    pipeline = Pipeline(
+        behaviour=raise_(errors.PermanentError(errors.INFERENCE_UNAUTHORIZED, "401: bad key"))
+    )
+    pipeline.run()
+    record = pipeline.results.only()
+    assert (record.status, record.reason.code) == (Status.FAILED, errors.INFERENCE_UNAUTHORIZED)
+    assert record.image is not None  # what was learnt before the failure is kept
+    assert pipeline.objects.puts == {}
+
+
+def test_a_transient_error_is_raised_and_records_nothing() -> None:
+    pipeline = Pipeline(behaviour=raise_(errors.TransientError(errors.INFERENCE_UNAVAILABLE, "503 x4")))
+    with pytest.raises(errors.TransientError):
+        pipeline.run()
+    assert pipeline.results.items == {}
+
+
+def test_on_the_last_delivery_a_transient_error_is_recorded_and_still_raised() -> None:
+    """The message must still reach the DLQ (for a redrive), but the object must not stay without state."""
+    pipeline = Pipeline(behaviour=raise_(errors.TransientError(errors.INFERENCE_UNAVAILABLE, "503 x4")))
+    with pytest.raises(errors.TransientError):
+        pipeline.run(final_attempt=True)
+    record = pipeline.results.only()
+    assert (record.status, record.reason.code) == (Status.FAILED, errors.INFERENCE_UNAVAILABLE)
+    assert "last delivery" in record.reason.message
+
+
+def test_an_unexpected_error_on_the_last_delivery_is_recorded_as_internal_error() -> None:
+    pipeline = Pipeline(behaviour=raise_(RuntimeError("boom")))
+    with pytest.raises(RuntimeError):
+        pipeline.run(final_attempt=True)
+    assert pipeline.results.only().reason.code == "internal_error"
+
+
+def test_a_redrive_after_a_recorded_failure_can_succeed() -> None:
+    pipeline = Pipeline(behaviour=raise_(errors.TransientError(errors.INFERENCE_UNAVAILABLE, "down")))
+    with pytest.raises(errors.TransientError):
+        pipeline.run(final_attempt=True, sequencer="00A1")
+    pipeline.predictor.behaviour = None
+
+    pipeline.run(sequencer="00A1")
+
+    assert pipeline.results.only().status is Status.SUCCEEDED
+
+
+def test_a_stale_event_does_no_work_and_keeps_the_newer_result() -> None:
+    pipeline = Pipeline()
+    pipeline.run(sequencer="00B2")
+    newer = pipeline.results.only()
+
+    outcome = pipeline.run(sequencer="00B1")
+
+    assert outcome.stale
+    assert outcome.record is None
+    assert pipeline.results.only() == newer
+    assert len(pipeline.predictor.calls) == 1
+
+
+def test_reprocessing_keeps_the_first_creation_time() -> None:
+    """GIVEN a result created in 2020 WHEN a newer event is processed THEN only updated_at moves."""
+    pipeline = Pipeline()
+    created = datetime(2020, 1, 1, tzinfo=UTC)
+    earlier = ResultRecord(
+        result_id=result_id_for(BUCKET, KEY),
+        status=Status.FAILED,
+        source=SourceObject(bucket=BUCKET, key=KEY),
+        model_id="faces/1",
+        created_at=created,
+        updated_at=created,
+    )
+    pipeline.results.save(earlier, order=event_order("01", None, fixed_now()))
+
+    pipeline.run(sequencer="02")
+
+    record = pipeline.results.only()
+    assert (record.created_at, record.updated_at) == (created, fixed_now())

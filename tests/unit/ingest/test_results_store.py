@@ -1,0 +1,214 @@
+"""The results store: ordering of S3 events per key, the 400 KB item limit, created_at bookkeeping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from s3kp_core.results import (
+    Keypoint,
+    Prediction,
+    ResultRecord,
+    SourceObject,
+    Status,
+    result_id_for,
+    summarize,
+)
+from s3kp_core.results_schema import to_item
+from s3kp_core.results_store import (
+    DYNAMODB_ITEM_LIMIT,
+    DynamoDBResultsStore,
+    event_order,
+    item_size,
+)
+
+BUCKET = "uploads"
+KEY = "incoming/crowd.jpg"
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def prediction(index: int, keypoints: int = 17) -> Prediction:
+    return Prediction(
+        x=100.5 + index,
+        y=200.25,
+        width=50.0,
+        height=80.0,
+        confidence=0.87654321,
+        class_name="person",
+        class_id=0,
+        detection_id=f"det-{index:05d}-aaaaaaaa-bbbb-cccc-dddd",
+        keypoints=tuple(
+            Keypoint(x=101.123 + k, y=202.456 + k, confidence=0.9123, class_id=k, name=f"keypoint_{k}")
+            for k in range(keypoints)
+        ),
+    )
+
+
+def record(predictions: tuple[Prediction, ...] = (), *, etag: str = "e1", status: Status = Status.SUCCEEDED):
+    counts, detections, keypoints = summarize(predictions)
+    return ResultRecord(
+        result_id=result_id_for(BUCKET, KEY),
+        status=status,
+        source=SourceObject(bucket=BUCKET, key=KEY, etag=etag, size=1000),
+        model_id="people/1",
+        predictions=predictions,
+        counts=counts,
+        detections=detections,
+        keypoints=keypoints,
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+@pytest.fixture
+def aws(monkeypatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        dynamodb = boto3.resource("dynamodb")
+        table = dynamodb.create_table(
+            TableName="results",
+            KeySchema=[{"AttributeName": "result_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "result_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        yield {"table": table, "s3": s3}
+
+
+def store_for(aws: dict[str, Any], **options: Any) -> DynamoDBResultsStore:
+    return DynamoDBResultsStore(aws["table"], aws["s3"], predictions_prefix="predictions/", **options)
+
+
+# --- event order ----------------------------------------------------------------------------------
+
+
+def test_sequencers_of_different_lengths_compare_by_value() -> None:
+    """GIVEN a shorter sequencer that is numerically larger THEN it orders after the longer, smaller one.
+
+    A plain string comparison gets this wrong: "100" < "FF".
+    """
+    older, newer = "FF", "100"
+    assert newer < older  # the trap
+    assert event_order(older, None, T0) < event_order(newer, None, T0)
+
+
+def test_sequencer_case_does_not_matter() -> None:
+    assert event_order("00abc", None, T0) == event_order("00ABC", None, T0)
+
+
+def test_without_a_sequencer_the_event_time_orders_events() -> None:
+    assert event_order(None, T0, T0) < event_order(None, T0 + timedelta(milliseconds=1), T0)
+
+
+def test_without_sequencer_or_time_the_fallback_moment_is_used() -> None:
+    assert event_order(None, None, T0) == event_order(None, T0, T0 + timedelta(days=1))
+
+
+# --- conditional writes ---------------------------------------------------------------------------
+
+
+def test_a_stale_event_never_overwrites_a_newer_result(aws) -> None:
+    store = store_for(aws)
+    assert store.save(record(etag="new"), order=event_order("0055AED6DCD90281E6", None, T0))
+
+    written = store.save(record(etag="old"), order=event_order("0055AED6DCD90281E5", None, T0))
+
+    assert written is False
+    item = aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
+    assert item["source"]["etag"] == "new"
+
+
+def test_a_newer_event_replaces_the_older_result(aws) -> None:
+    store = store_for(aws)
+    store.save(record(etag="old"), order=event_order(None, T0, T0))
+    assert store.save(record(etag="new"), order=event_order(None, T0 + timedelta(seconds=1), T0))
+    state = store.stored_state(result_id_for(BUCKET, KEY))
+    assert state is not None
+    assert state.event_order == event_order(None, T0 + timedelta(seconds=1), T0)
+
+
+def test_the_same_event_may_rewrite_its_result(aws) -> None:
+    """A redelivery (e.g. a DLQ redrive after a recorded failure) must be able to record success."""
+    store = store_for(aws)
+    order = event_order("00AA", None, T0)
+    store.save(record(status=Status.FAILED), order=order)
+    assert store.save(record(status=Status.SUCCEEDED), order=order)
+
+
+def test_stored_state_reports_creation_time_and_none_for_unknown_ids(aws) -> None:
+    store = store_for(aws)
+    assert store.stored_state("0" * 32) is None
+    store.save(record(), order="t#x")
+    state = store.stored_state(result_id_for(BUCKET, KEY))
+    assert state is not None
+    assert state.created_at == T0
+
+
+# --- item size ------------------------------------------------------------------------------------
+
+
+def test_item_size_counts_names_and_utf8_values() -> None:
+    assert item_size({"ab": "été"}) == 2 + 5
+    assert item_size({"n": 12345}) == 1 + 4  # 5 significant digits -> 3 + 1 bytes
+    assert item_size({"m": {"k": "v"}, "l": ["x", True]}) == (1 + 3 + 1 + 1 + 1) + (1 + 3 + 2 + 2)
+
+
+def test_a_small_result_keeps_its_predictions_inline(aws) -> None:
+    store = store_for(aws)
+    store.save(record((prediction(0),)), order="t#1")
+    item = aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
+    assert len(item["predictions"]) == 1
+    assert "predictions_ref" not in item
+
+
+def test_an_oversized_result_moves_its_predictions_to_s3(aws) -> None:
+    """GIVEN 500 people x 17 keypoints (well over 400 KB as an item) WHEN saved THEN the item holds a
+    pointer and the summary, and the S3 document holds every prediction."""
+    predictions = tuple(prediction(i) for i in range(500))
+    assert item_size(to_item(record(predictions))) > DYNAMODB_ITEM_LIMIT
+    store = store_for(aws)
+
+    assert store.save(record(predictions), order="t#1")
+
+    item = aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
+    assert "predictions" not in item
+    assert item["detections"] == 500
+    assert item["keypoints"] == 500 * 17
+    assert item["counts"] == {"person": 500}
+    assert item_size(item) < DYNAMODB_ITEM_LIMIT
+    ref = item["predictions_ref"]
+    assert ref["bucket"] == BUCKET
+    assert ref["key"].startswith(f"predictions/{result_id_for(BUCKET, KEY)}/")
+    document = json.loads(aws["s3"].get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read())
+    assert len(document["predictions"]) == 500
+    assert document["predictions"][499]["keypoints"][16]["name"] == "keypoint_16"
+
+
+def test_the_overflow_threshold_is_the_configured_budget(aws) -> None:
+    store = store_for(aws, item_budget=2_000)
+    store.save(record(tuple(prediction(i) for i in range(3))), order="t#1")
+    item = aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
+    assert "predictions_ref" in item
+
+
+def test_a_stale_oversized_write_leaves_no_orphan_document(aws) -> None:
+    store = store_for(aws, item_budget=2_000)
+    store.save(record((prediction(0),)), order="t#2")
+
+    assert store.save(record(tuple(prediction(i) for i in range(3)), etag="old"), order="t#1") is False
+
+    listed = aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix="predictions/")
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_predictions_go_to_the_configured_bucket(aws) -> None:
+    aws["s3"].create_bucket(Bucket="outputs")
+    store = store_for(aws, item_budget=2_000, predictions_bucket="outputs")
+    store.save(record(tuple(prediction(i) for i in range(3))), order="t#1")
+    assert aws["s3"].list_objects_v2(Bucket="outputs", Prefix="predictions/")["KeyCount"] == 1

@@ -1,0 +1,149 @@
+"""Reading S3 notifications: AWS's shape, moto's shape, SQS-wrapped, test events, odd keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import jmespath
+import pytest
+from s3_events import (
+    IDEMPOTENCY_KEY_JMESPATH,
+    MalformedNotification,
+    decode_key,
+    parse_json_notification,
+    parse_notification,
+)
+
+EVENTS = Path(__file__).resolve().parents[3] / "events"
+
+
+def moto_record(key: str, *, event_name: str = "ObjectCreated:Put", etag: str = "abc123") -> dict:
+    """A record as moto's server sends it: no sequencer, userIdentity, requestParameters or versionId."""
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-11-27T09:00:00.123Z",
+        "eventName": event_name,
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "ingest",
+            "bucket": {"name": "uploads", "arn": "arn:aws:s3:::uploads"},
+            "object": {"key": quote_plus(key), "size": 2048, "eTag": etag},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("encoded", "decoded"),
+    [
+        ("incoming/cat+1.jpg", "incoming/cat 1.jpg"),
+        ("incoming/a%2Bb.jpg", "incoming/a+b.jpg"),
+        ("incoming%2Fnested%2Fdog.png", "incoming/nested/dog.png"),
+        ("incoming/%C3%A9t%C3%A9+%F0%9F%93%B7.jpg", "incoming/été 📷.jpg"),
+        ("incoming/100%25+real.jpg", "incoming/100% real.jpg"),
+    ],
+)
+def test_keys_are_url_decoded_like_s3_encodes_them(encoded: str, decoded: str) -> None:
+    assert decode_key(encoded) == decoded
+
+
+def test_a_1024_byte_unicode_key_round_trips() -> None:
+    """GIVEN the longest key S3 allows, made of multi-byte characters and spaces."""
+    key = "incoming/" + ("é " * 338)[: 1024 - 9 - 1]
+    assert len(key.encode()) <= 1024
+    notification = parse_notification({"Records": [moto_record(key)]})
+    assert notification.objects[0].key == key
+
+
+def test_aws_put_event_reads_every_field() -> None:
+    """GIVEN the AWS-shaped direct S3 event from events/ WHEN parsed THEN all identity fields are there."""
+    notification = parse_notification(json.loads((EVENTS / "s3-put.json").read_text()))
+
+    (created,) = notification.objects
+    assert created.bucket == "s3kp-uploads"
+    assert created.key == "incoming/team photo + friends.jpg"
+    assert created.version_id == "096fKKXTRTtl3on89fVO.nfljtsv6qko"
+    assert created.etag == "d41d8cd98f00b204e9800998ecf8427e"
+    assert created.size == 1048576
+    assert created.sequencer == "0055AED6DCD90281E5"
+    assert created.event_name == "ObjectCreated:Put"
+    assert created.event_time is not None
+    assert created.event_time.year == 2026
+    assert not notification.is_test_event
+
+
+def test_sqs_wrapped_event_body_is_the_same_notification() -> None:
+    sqs_event = json.loads((EVENTS / "sqs-s3-put.json").read_text())
+    direct = parse_notification(json.loads((EVENTS / "s3-put.json").read_text()))
+
+    wrapped = parse_json_notification(sqs_event["Records"][0]["body"])
+
+    assert wrapped == direct
+
+
+def test_moto_shape_without_optional_fields_is_accepted() -> None:
+    """GIVEN moto's record (no sequencer, no versionId) THEN those fields are None, not an error."""
+    (created,) = parse_notification({"Records": [moto_record("incoming/a b.jpg")]}).objects
+    assert (created.key, created.sequencer, created.version_id) == ("incoming/a b.jpg", None, None)
+    assert created.etag == "abc123"
+    assert created.size == 2048
+
+
+def test_s3_test_event_is_recognised_and_yields_no_work() -> None:
+    notification = parse_notification(json.loads((EVENTS / "s3-test-event.json").read_text()))
+    assert notification.is_test_event
+    assert notification.objects == ()
+
+
+def test_several_records_per_message_and_non_created_events_are_ignored() -> None:
+    """GIVEN a message with two creations and one removal THEN two objects and one ignored event name."""
+    records = [
+        moto_record("incoming/one.jpg"),
+        moto_record("incoming/gone.jpg", event_name="ObjectRemoved:Delete"),
+        moto_record("incoming/two.jpg", event_name="ObjectCreated:Copy"),
+    ]
+    notification = parse_notification({"Records": records})
+    assert [o.key for o in notification.objects] == ["incoming/one.jpg", "incoming/two.jpg"]
+    assert notification.ignored_event_names == ("ObjectRemoved:Delete",)
+
+
+def test_multipart_duplicate_events_share_one_idempotency_key() -> None:
+    """GIVEN moto's Put + CompleteMultipartUpload for one upload THEN both map to the same work unit."""
+    records = [
+        moto_record("incoming/big.jpg", etag="f00-2"),
+        moto_record("incoming/big.jpg", event_name="ObjectCreated:CompleteMultipartUpload", etag="f00-2"),
+    ]
+    put, complete = parse_notification({"Records": records}).objects
+
+    def key_of(created: object) -> object:
+        return jmespath.search(IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(created))  # type: ignore[call-overload]
+
+    assert key_of(put) == key_of(complete) == ["uploads", "incoming/big.jpg", None, "f00-2"]
+
+
+def test_a_new_upload_of_the_same_key_is_a_different_work_unit() -> None:
+    first, second = parse_notification(
+        {"Records": [moto_record("incoming/x.jpg", etag="v1"), moto_record("incoming/x.jpg", etag="v2")]}
+    ).objects
+    assert jmespath.search(IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(first)) != jmespath.search(
+        IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(second)
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json at all",
+        "[1, 2, 3]",
+        '{"Message": "an SNS envelope or something else"}',
+        '{"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {}}}]}',
+        '{"Records": "nope"}',
+    ],
+)
+def test_bodies_that_are_not_s3_notifications_are_malformed(body: str) -> None:
+    with pytest.raises(MalformedNotification):
+        parse_json_notification(body)
