@@ -331,9 +331,7 @@ def test_every_bad_or_unusual_input_ends_in_exactly_one_recorded_state(ingest_st
     stack = ingest_stack()
     keys: dict[str, str] = {}
     for name, (file_name, make) in {**samples.BAD_INPUTS, **samples.UNUSUAL_IMAGES}.items():
-        # The template's notification only matches .jpg/.jpeg/.png/.webp: the GIF travels under a .png
-        # name (decoding sniffs the content, so the name does not matter to the function).
-        keys[name] = stack.upload(f"mixed/{file_name.replace('.gif', '-gif.png')}", make())
+        keys[name] = stack.upload(f"mixed/{file_name}", make())
     keys["unicode_key"] = stack.upload("mixed/été + friends 📷 (1).jpg", samples.sample_jpeg("astronaut"))
     messages = stack.receive(len(keys))
 
