@@ -1,0 +1,67 @@
+"""The API's response bodies. Result fields are those of the shared ResultRecord; the API adds links."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, Field
+from s3kp_core.results import ResultRecord
+from s3kp_core.results_query import ResultSummary
+
+
+class ResultLinks(BaseModel):
+    detail: str = Field(description="this result", examples=["/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0"])
+    annotated: str | None = Field(
+        description="redirects to the annotated image; null when there is none (failed or skipped)",
+        examples=["/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0/annotated"],
+    )
+
+    @classmethod
+    def for_result(cls, result_id: str, has_annotated: bool) -> ResultLinks:
+        detail = f"/results/{result_id}"
+        return cls(detail=detail, annotated=f"{detail}/annotated" if has_annotated else None)
+
+
+class ResultDetail(ResultRecord):
+    """One result with its predictions inlined (read from S3 when they were stored out of line)."""
+
+    links: ResultLinks
+
+    @classmethod
+    def of(cls, record: ResultRecord) -> ResultDetail:
+        links = ResultLinks.for_result(record.result_id, record.annotated is not None)
+        return cls.model_validate({**dict(record), "links": links})
+
+
+class ResultItem(ResultSummary):
+    """A listed result: everything but the predictions."""
+
+    links: ResultLinks
+
+    @classmethod
+    def of(cls, summary: ResultSummary) -> ResultItem:
+        links = ResultLinks.for_result(summary.result_id, summary.annotated is not None)
+        return cls.model_validate({**dict(summary), "links": links})
+
+
+class ResultPage(BaseModel):
+    items: list[ResultItem]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` with the same filters for the next page; null on the last page. "
+        "A page may hold fewer than `limit` items (even none) when filters discard most reads."
+    )
+
+
+class ErrorBody(BaseModel):
+    message: str = Field(examples=["limit: Input should be less than or equal to 100"])
+    details: list[dict[str, Any]] | None = Field(default=None, description="one entry per invalid input")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+def error_response(description: str) -> OpenAPIResponse:
+    """An OpenAPI `responses` entry whose body is ErrorBody."""
+    return {"description": description, "content": {"application/json": {"model": ErrorBody}}}

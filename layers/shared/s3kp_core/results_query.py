@@ -1,0 +1,423 @@
+"""The read side of the results table: one result by id or by source object, and the newest-first listing.
+
+Listing (see results_schema for the layout): a page is a merge, by `list_sk`, of one descending Query
+per shard of the `by_time` GSI (or `by_status` when filtering by status). Each shard is first asked
+for its even share of the page plus a margin; only a shard whose last item read is still newer than
+the page's last item is read again, for as many items as it could still add. The merge is exact
+because `list_sk` is unique (it ends with the result id). The next page starts strictly below the
+last `list_sk` returned, so a page costs about `limit + LIST_SHARDS * FIRST_READ_MARGIN` items read
+whatever the table size, and concurrent writes never shift a page.
+
+`class` and `prefix` are FilterExpressions: DynamoDB reads (and bills) items that then do not match,
+so a shard is read page by page until it yields enough matches, is exhausted, or the read budget
+(MAX_QUERIES_PER_SHARD) is spent. In the last case the page stops at the point every shard has
+been read down to: it may hold fewer than `limit` items (even none) yet carry a `next_cursor`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from s3kp_core.cursors import CursorCodec
+from s3kp_core.results import (
+    ImageSize,
+    ObjectRef,
+    Prediction,
+    Reason,
+    ResultRecord,
+    SourceObject,
+    Status,
+    result_id_for,
+)
+from s3kp_core.results_schema import (
+    LIST_INDEX,
+    LIST_PK,
+    LIST_SHARDS,
+    LIST_SK,
+    STATUS_INDEX,
+    STATUS_PK,
+    format_timestamp,
+    from_dynamodb,
+    from_item,
+    list_partition,
+    status_partition,
+)
+
+logger = logging.getLogger(__name__)
+
+# Items read per shard beyond its even share of a page on the first Query: few pages need a second round.
+FIRST_READ_MARGIN = 3
+# Evaluated items per Query when a FilterExpression may discard some (one Query reads at most 1 MB anyway).
+FILTERED_PAGE_SIZE = 100
+# Read budget of one listing request per shard: bounds the latency and cost of a page for rare matches.
+MAX_QUERIES_PER_SHARD = 4
+
+
+class ResultSummary(BaseModel):
+    """A listed result: the fields of ResultRecord without the predictions (which can be large).
+
+    Field names and types are those of ResultRecord (a unit test keeps them identical).
+    """
+
+    result_id: str
+    status: Status
+    reason: Reason | None = None
+    source: SourceObject
+    model_id: str
+    image: ImageSize | None = None
+    counts: dict[str, int] = Field(default_factory=dict, description="detections per class")
+    detections: int = 0
+    keypoints: int = Field(default=0, description="keypoints over all detections")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    annotated: ObjectRef | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+SUMMARY_ATTRIBUTES: tuple[str, ...] = tuple(ResultSummary.model_fields)
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """What a listing is restricted to. `since` is inclusive, `until` exclusive (millisecond precision)."""
+
+    status: Status | None = None
+    class_name: str | None = None
+    prefix: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def fingerprint(self) -> str:
+        """A short digest of the filters: a cursor made under one set of filters is refused under another."""
+        canonical = json.dumps(
+            [
+                self.status.value if self.status else None,
+                self.class_name,
+                self.prefix,
+                _bound(self.since),
+                _bound(self.until),
+            ],
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def uses_filter_expression(self) -> bool:
+        return self.class_name is not None or self.prefix is not None
+
+
+@dataclass(frozen=True)
+class ShardQuery:
+    """One shard's Query (boto3 client keyword arguments) and the exclusive upper bound on `list_sk`.
+
+    `below` is applied to returned items too: a key condition cannot combine a lower bound with an
+    exclusive upper one, so `BETWEEN` returns the item at the bound and the reader drops it.
+    """
+
+    request: dict[str, Any]
+    below: str | None
+    empty: bool = False
+
+    @property
+    def filtered(self) -> bool:
+        return "FilterExpression" in self.request
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[ResultSummary]
+    next_cursor: str | None
+
+
+class PredictionsUnavailableError(RuntimeError):
+    """A result's out-of-line predictions document is missing or unreadable."""
+
+
+class ResultsReader(Protocol):
+    """What the API needs from the results store (the handler's seam for fakes)."""
+
+    def get(self, result_id: str) -> ResultRecord | None: ...
+
+    def get_by_source(self, bucket: str, key: str) -> ResultRecord | None: ...
+
+    def list_results(self, filters: ListFilters, limit: int, cursor: str | None) -> Page: ...
+
+
+class ItemSource(Protocol):
+    """The results table, as plain Python values (no DynamoDB type descriptors)."""
+
+    def get_item(self, result_id: str) -> dict[str, Any] | None: ...
+
+    def query(self, request: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One Query call: the items and the LastEvaluatedKey (None when the range is exhausted)."""
+        ...
+
+
+class DocumentSource(Protocol):
+    def read_json(self, ref: ObjectRef) -> Any: ...
+
+
+def shard_query(
+    filters: ListFilters, shard: int, position: str | None, page_size: int, table_name: str
+) -> ShardQuery:
+    """Translate filters and a cursor position into the Query of one shard, newest first."""
+    names: dict[str, str] = {"#sk": LIST_SK}
+    values: dict[str, Any] = {}
+    if filters.status is not None:
+        index, names["#pk"], values[":pk"] = STATUS_INDEX, STATUS_PK, status_partition(filters.status, shard)
+    else:
+        index, names["#pk"], values[":pk"] = LIST_INDEX, LIST_PK, list_partition(shard)
+
+    # `until` has no `#` so it sorts below every list_sk of that millisecond: `< until` excludes them all.
+    uppers = [bound for bound in (position, _bound(filters.until)) if bound is not None]
+    below = min(uppers) if uppers else None
+    lower = _bound(filters.since)
+    condition = "#pk = :pk"
+    empty = False
+    if below is not None and lower is not None:
+        condition += " AND #sk BETWEEN :lower AND :below"
+        values[":lower"], values[":below"] = lower, below
+        empty = lower >= below  # BETWEEN with lower > upper is a ValidationException: do not send it
+    elif below is not None:
+        condition += " AND #sk < :below"
+        values[":below"] = below
+    elif lower is not None:
+        condition += " AND #sk >= :lower"
+        values[":lower"] = lower
+
+    filter_parts = []
+    if filters.class_name is not None:
+        names["#counts"], names["#class"] = "counts", filters.class_name
+        filter_parts.append("attribute_exists(#counts.#class)")
+    if filters.prefix is not None:
+        names["#source"], names["#key"] = "source", "key"
+        values[":prefix"] = filters.prefix
+        filter_parts.append("begins_with(#source.#key, :prefix)")
+
+    projection = []
+    for number, attribute in enumerate(SUMMARY_ATTRIBUTES):
+        names[f"#a{number}"] = attribute
+        projection.append(f"#a{number}")
+    request: dict[str, Any] = {
+        "TableName": table_name,
+        "IndexName": index,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ProjectionExpression": ", ".join([*projection, "#sk"]),
+        "ScanIndexForward": False,
+        "Limit": page_size,
+    }
+    if filter_parts:
+        request["FilterExpression"] = " AND ".join(filter_parts)
+    return ShardQuery(request=request, below=below, empty=empty)
+
+
+@dataclass
+class _ShardRead:
+    """What one listing request has read of one shard so far."""
+
+    query: ShardQuery
+    next_read: int
+    items: list[dict[str, Any]] = field(default_factory=list)
+    last_key: dict[str, Any] | None = None
+    queries: int = 0
+    # Set when the read budget ran out: every item of the shard at or above it has been read.
+    stopped_at: str | None = None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.query.empty or (self.queries > 0 and self.last_key is None)
+
+    @property
+    def last_key_sk(self) -> str | None:
+        return None if self.last_key is None else str(self.last_key[LIST_SK])
+
+    def may_hold_newer_than(self, cutoff: str | None) -> bool:
+        if self.exhausted or self.stopped_at is not None:
+            return False
+        return cutoff is None or str(self.last_key_sk) > cutoff
+
+
+@dataclass
+class ResultsQuery:
+    """ResultsReader over the results table (and S3 for out-of-line predictions)."""
+
+    items: ItemSource
+    documents: DocumentSource
+    cursors: CursorCodec
+    table_name: str
+    parallel: bool = True
+    filtered_page_size: int = FILTERED_PAGE_SIZE
+    max_queries_per_shard: int = MAX_QUERIES_PER_SHARD
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+
+    def get(self, result_id: str) -> ResultRecord | None:
+        item = self.items.get_item(result_id)
+        if item is None:
+            return None
+        record = from_item(item)
+        if record.predictions is None and record.predictions_ref is not None:
+            record = record.model_copy(update={"predictions": self._load_predictions(record.predictions_ref)})
+        return record
+
+    def get_by_source(self, bucket: str, key: str) -> ResultRecord | None:
+        record = self.get(result_id_for(bucket, key))
+        if record is None or (record.source.bucket, record.source.key) != (bucket, key):
+            return None
+        return record
+
+    def list_results(self, filters: ListFilters, limit: int, cursor: str | None) -> Page:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        fingerprint = filters.fingerprint()
+        position = self.cursors.decode(cursor, fingerprint) if cursor else None
+        # A page needs about limit / LIST_SHARDS items per shard (shards are hash-balanced): read that plus
+        # a margin first, and go back only to shards that may hold more of the page.
+        first_read = min(limit + 1, math.ceil(limit / LIST_SHARDS) + FIRST_READ_MARGIN)
+        if filters.uses_filter_expression():
+            first_read = max(first_read, self.filtered_page_size)
+        shards = [
+            _ShardRead(shard_query(filters, shard, position, first_read, self.table_name), first_read)
+            for shard in range(LIST_SHARDS)
+        ]
+        pending = [shard for shard in shards if not shard.exhausted]
+        while pending:
+            self._run(self._read_more, pending)
+            candidates = _newest_first(shards)
+            cutoff = candidates[limit - 1][LIST_SK] if len(candidates) >= limit else None
+            # A shard read down to below the cutoff cannot hold anything newer than the page's last item.
+            pending = [shard for shard in shards if shard.may_hold_newer_than(cutoff)]
+            for shard in pending:
+                # Items newer than the shard's last read are ahead of anything it still holds, so it can
+                # add at most `limit - newer` to the page (a FilterExpression needs its larger reads).
+                newer = sum(1 for item in candidates if item[LIST_SK] > str(shard.last_key_sk))
+                shard.next_read = max(1, limit - newer, first_read if shard.query.filtered else 1)
+
+        # Where a shard stopped on its read budget, only items at or above that point are known complete.
+        stops = [shard.stopped_at for shard in shards if shard.stopped_at is not None]
+        floor = max(stops) if stops else None
+        candidates = _newest_first(shards)
+        if floor is not None:
+            candidates = [item for item in candidates if item[LIST_SK] >= floor]
+        chosen = candidates[:limit]
+
+        unread = any(not shard.exhausted and shard.stopped_at is None for shard in shards)
+        next_position: str | None = None
+        if len(candidates) > limit or (unread and len(chosen) == limit):
+            next_position = chosen[-1][LIST_SK]
+        elif floor is not None:
+            next_position = floor
+        items = [ResultSummary.model_validate(_summary_fields(item)) for item in chosen]
+        next_cursor = self.cursors.encode(next_position, fingerprint) if next_position else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def _read_more(self, shard: _ShardRead) -> None:
+        """One more Query of the shard (`next_read` items), or stop it when its read budget is spent."""
+        if shard.queries >= self.max_queries_per_shard:
+            shard.stopped_at = shard.last_key_sk  # never None: an exhausted shard is not read again
+            return
+        request = {**shard.query.request, "Limit": shard.next_read}
+        if shard.last_key is not None:
+            request["ExclusiveStartKey"] = shard.last_key
+        items, shard.last_key = self.items.query(request)
+        shard.queries += 1
+        below = shard.query.below
+        shard.items.extend(item for item in items if below is None or item[LIST_SK] < below)
+
+    def _run(self, action: Callable[[_ShardRead], None], shards: list[_ShardRead]) -> None:
+        if not self.parallel or len(shards) == 1:
+            for shard in shards:
+                action(shard)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=LIST_SHARDS, thread_name_prefix="shard-query")
+        list(self._pool.map(action, shards))
+
+    def _load_predictions(self, ref: ObjectRef) -> tuple[Prediction, ...]:
+        try:
+            document = self.documents.read_json(ref)
+            raw = document["predictions"] if isinstance(document, dict) else document
+            return tuple(Prediction.model_validate(prediction) for prediction in raw)
+        except Exception as error:
+            logger.warning("cannot read predictions document s3://%s/%s: %r", ref.bucket, ref.key, error)
+            raise PredictionsUnavailableError(
+                f"the predictions document of this result cannot be read: {ref.key}"
+            ) from error
+
+
+class DynamoDBItems:
+    """ItemSource over a boto3 DynamoDB client (thread-safe, unlike boto3 resources)."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        from boto3.dynamodb.types import TypeDeserializer  # boto3 is slow to import: only when used
+
+        self._client = client
+        self._table_name = table_name
+        self._deserialize = TypeDeserializer().deserialize
+
+    def get_item(self, result_id: str) -> dict[str, Any] | None:
+        response = self._client.get_item(TableName=self._table_name, Key={"result_id": {"S": result_id}})
+        item = response.get("Item")
+        return self._plain(item) if item else None
+
+    def query(self, request: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        from boto3.dynamodb.types import TypeSerializer
+
+        serialize = TypeSerializer().serialize
+        typed = dict(request)
+        for name in ("ExpressionAttributeValues", "ExclusiveStartKey"):
+            if name in request:
+                typed[name] = {k: serialize(v) for k, v in request[name].items()}
+        response = self._client.query(**typed)
+        items = [self._plain(item) for item in response.get("Items", [])]
+        last_key = response.get("LastEvaluatedKey")
+        return items, (self._plain(last_key) if last_key else None)
+
+    def _plain(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {name: self._deserialize(value) for name, value in item.items()}
+
+
+class S3Documents:
+    """DocumentSource over a boto3 S3 client."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def read_json(self, ref: ObjectRef) -> Any:
+        arguments = {"Bucket": ref.bucket, "Key": ref.key}
+        if ref.version_id:
+            arguments["VersionId"] = ref.version_id
+        return json.loads(self._client.get_object(**arguments)["Body"].read())
+
+
+def _bound(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return format_timestamp(aware.astimezone(UTC))
+
+
+def _newest_first(shards: list[_ShardRead]) -> list[dict[str, Any]]:
+    return sorted(
+        (item for shard in shards for item in shard.items), key=lambda item: str(item[LIST_SK]), reverse=True
+    )
+
+
+def _summary_fields(item: dict[str, Any]) -> dict[str, Any]:
+    plain: dict[str, Any] = from_dynamodb({k: v for k, v in item.items() if k in ResultSummary.model_fields})
+    return plain
