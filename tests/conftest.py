@@ -114,3 +114,13 @@ def model_server_url() -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_powertools_parameter_providers() -> Iterator[None]:
+    """Powertools Parameters keeps process-wide default providers, each holding a boto3 client bound to
+    the endpoint of the moment it was made; a provider left by one test must not serve the next."""
+    yield
+    from aws_lambda_powertools.utilities.parameters import base
+
+    base.DEFAULT_PROVIDERS.clear()

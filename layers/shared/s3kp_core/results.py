@@ -73,19 +73,15 @@ class SourceObject(BaseModel):
     sequencer: str | None = Field(default=None, description="S3's event sequencer: orders events of one key")
 
 
-class ResultRecord(BaseModel):
+class ResultSummary(BaseModel):
+    """A result without its predictions (which can be large): what a listing returns."""
+
     result_id: str
     status: Status
     reason: Reason | None = None
     source: SourceObject
     model_id: str
     image: ImageSize | None = Field(default=None, description="original size after EXIF orientation")
-    predictions: tuple[Prediction, ...] | None = Field(
-        default=None, description="None when stored out of line (see predictions_ref)"
-    )
-    predictions_ref: ObjectRef | None = Field(
-        default=None, description="S3 JSON document holding the predictions when the item would exceed 400 KB"
-    )
     counts: dict[str, int] = Field(default_factory=dict, description="detections per class")
     detections: int = 0
     keypoints: int = Field(default=0, description="keypoints over all detections")
@@ -93,6 +89,17 @@ class ResultRecord(BaseModel):
     annotated: ObjectRef | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class ResultRecord(ResultSummary):
+    """The whole result of one source object, as stored."""
+
+    predictions: tuple[Prediction, ...] | None = Field(
+        default=None, description="None when stored out of line (see predictions_ref)"
+    )
+    predictions_ref: ObjectRef | None = Field(
+        default=None, description="S3 JSON document holding the predictions when the item would exceed 400 KB"
+    )
 
 
 def result_id_for(bucket: str, key: str) -> str:

@@ -26,16 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
-
 from s3kp_core.cursors import CursorCodec
 from s3kp_core.results import (
-    ImageSize,
     ObjectRef,
     Prediction,
-    Reason,
     ResultRecord,
-    SourceObject,
+    ResultSummary,
     Status,
     result_id_for,
 )
@@ -61,27 +57,6 @@ FIRST_READ_MARGIN = 3
 FILTERED_PAGE_SIZE = 100
 # Read budget of one listing request per shard: bounds the latency and cost of a page for rare matches.
 MAX_QUERIES_PER_SHARD = 4
-
-
-class ResultSummary(BaseModel):
-    """A listed result: the fields of ResultRecord without the predictions (which can be large).
-
-    Field names and types are those of ResultRecord (a unit test keeps them identical).
-    """
-
-    result_id: str
-    status: Status
-    reason: Reason | None = None
-    source: SourceObject
-    model_id: str
-    image: ImageSize | None = None
-    counts: dict[str, int] = Field(default_factory=dict, description="detections per class")
-    detections: int = 0
-    keypoints: int = Field(default=0, description="keypoints over all detections")
-    timings_ms: dict[str, float] = Field(default_factory=dict)
-    annotated: ObjectRef | None = None
-    created_at: datetime
-    updated_at: datetime
 
 
 SUMMARY_ATTRIBUTES: tuple[str, ...] = tuple(ResultSummary.model_fields)
