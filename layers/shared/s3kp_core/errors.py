@@ -49,8 +49,6 @@ INFERENCE_BAD_RESPONSE: Final = "inference_bad_response"
 OUTPUT_PREFIX: Final = "output_prefix"
 """The object is one of our own outputs (annotated copy or predictions JSON): processing it would loop."""
 OUTSIDE_INPUT_PREFIX: Final = "outside_input_prefix"
-NOT_OBJECT_CREATED: Final = "not_object_created"
-"""The event is not an `ObjectCreated:*` notification (e.g. a removal or S3's test event)."""
 
 # --- anything else --------------------------------------------------------------------------------
 INTERNAL_ERROR: Final = "internal_error"

@@ -62,14 +62,6 @@ class LocalResources:
     template_path: Path | None = None
 
 
-@dataclass(frozen=True)
-class FunctionLimits:
-    """What the Lambda service gives a function: its timeout and memory (Globals merged with its own)."""
-
-    timeout_seconds: int
-    memory_mb: int
-
-
 def create_resources(
     endpoint_url: str,
     *,
@@ -152,17 +144,6 @@ def ingest_environment(
 def api_environment(resources: LocalResources, **overrides: str) -> dict[str, str]:
     """Every variable the template gives the API function, resolved to the local resources."""
     return _function_environment(resources, API_FUNCTION, {}, overrides)
-
-
-def function_limits(logical_id: str, template: Path | None = None) -> FunctionLimits:
-    """Timeout and memory of `IngestFunction` / `ApiFunction`, for a realistic local Lambda context."""
-    document = load_template(template)
-    globals_ = document.get("Globals", {}).get("Function", {})
-    own = document["Resources"][logical_id]["Properties"]
-    return FunctionLimits(
-        timeout_seconds=int(own.get("Timeout", globals_.get("Timeout", 3))),
-        memory_mb=int(own.get("MemorySize", globals_.get("MemorySize", 128))),
-    )
 
 
 # ------------------------------------------------------------------------------------------ internals
