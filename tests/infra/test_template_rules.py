@@ -54,6 +54,10 @@ def test_function_statements_name_exact_resources_and_actions(template: dict[str
         assert all("*" not in action for action in actions), f"{function}: wildcard action in {actions}"
         for resource in _as_list(statement["Resource"]):
             assert resource != "*" or set(actions) <= WILDCARD_RESOURCE_ACTIONS, f"{function}: Resource '*'"
+            if actions == ["s3:ListBucket"]:
+                # The one bucket-level grant: it turns "missing key" into 404 instead of 403.
+                assert resource == {"Fn::GetAtt": ["UploadBucket", "Arn"]}, f"{function}: {resource}"
+                continue
             # Object ARNs are scoped to one prefix of the upload bucket, never the whole bucket.
             assert resource["Fn::Sub"].startswith("${UploadBucket.Arn}/")
             assert resource["Fn::Sub"].endswith("/*")
@@ -351,9 +355,11 @@ def test_upload_bucket_is_private_encrypted_and_versioning_follows_the_parameter
 
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    for value, status in (("true", "Enabled"), ("false", "Suspended")):
-        resolver = Resolver(template, parameters={"EnableVersioning": value})
-        assert resolver.resolve(bucket["VersioningConfiguration"]["Status"]) == status
+    enabled = Resolver(template, parameters={"EnableVersioning": "true"})
+    assert enabled.resolve(bucket["VersioningConfiguration"]) == {"Status": "Enabled"}
+    # Off means never configured (not "Suspended", which S3 cannot undo back to unversioned).
+    disabled = Resolver(template, parameters={"EnableVersioning": "false"})
+    assert disabled.resolve(bucket["VersioningConfiguration"]) in (None, {"Ref": "AWS::NoValue"})
 
 
 def test_api_key_secret_is_a_placeholder_and_the_cursor_key_is_generated(template: dict[str, Any]) -> None:
