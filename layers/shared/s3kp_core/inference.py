@@ -48,8 +48,8 @@ class InferenceSettings:
     overlap: float = 0.3  # 0..1, the NMS IoU threshold
     classes: tuple[str, ...] = ()  # empty: every class
     connect_timeout: float = 3.05
-    read_timeout: float = 30.0
-    max_attempts: int = 5
+    read_timeout: float = 20.0
+    max_attempts: int = 4
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
 
