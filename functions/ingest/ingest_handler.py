@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ingest_dependencies import collaborators, processing_settings
+from ingest_dependencies import aws_session, collaborators, processing_settings
 from ingest_settings import load_settings, resolve_api_key
 from s3_events import (
     IDEMPOTENCY_KEY_JMESPATH,
@@ -63,7 +63,10 @@ idempotency_config = IdempotencyConfig(
     raise_on_no_idempotency_key=True,
     expires_after_seconds=settings.idempotency_ttl_seconds,
 )
-persistence_layer = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+# Built at cold start (Lambda's init phase runs at full CPU), from the session every other client shares.
+persistence_layer = DynamoDBPersistenceLayer(
+    table_name=settings.idempotency_table, boto3_session=aws_session()
+)
 # A batch whose messages all failed is reported like any other (every id listed) rather than raised:
 # SQS retries the same messages either way, and the invocation error metric keeps meaning "crashed".
 batch_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

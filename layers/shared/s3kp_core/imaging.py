@@ -135,12 +135,17 @@ def prepare_for_inference(
         sent_width=resized.width,
         sent_height=resized.height,
         timings_ms={
-            "decode": (decoded_at - started) * 1000,
-            "resize": (resized_at - decoded_at) * 1000,
-            "encode": (encoded_at - resized_at) * 1000,
+            "decode": elapsed_ms(started, decoded_at),
+            "resize": elapsed_ms(decoded_at, resized_at),
+            "encode": elapsed_ms(resized_at, encoded_at),
         },
     )
     return prepared, decoded.image
+
+
+def elapsed_ms(start: float, end: float) -> float:
+    """Milliseconds between two `time.perf_counter()` readings, to the microsecond (as in `timings_ms`)."""
+    return round((end - start) * 1000, 3)
 
 
 def fit_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:

@@ -43,6 +43,9 @@ from s3kp_core.results_store import ResultsStore, event_order
 
 ANNOTATED_CONTENT_TYPE = "image/jpeg"
 ANNOTATED_JPEG_QUALITY = 88
+# Every `timings_ms` value is in milliseconds rounded to the microsecond: finer digits are clock noise
+# that only bloats the item and the log line.
+TIMING_DECIMALS = 3
 
 
 class Predictor(Protocol):
@@ -207,7 +210,7 @@ def _detect(
 
     inference = deps.predictor.predict(prepared.jpeg, deadline=deadline)
     progress.inference = inference
-    progress.timings_ms["inference"] = inference.elapsed_ms
+    progress.timings_ms["inference"] = round(inference.elapsed_ms, TIMING_DECIMALS)
     with _timed(progress, "parse", deps):
         predictions = tuple(rescale(inference.predictions, prepared.scale_x, prepared.scale_y))
 
@@ -311,4 +314,4 @@ def _timed(progress: _Progress, stage: str, deps: Collaborators) -> Iterator[Non
 
 
 def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
+    return round(seconds * 1000, TIMING_DECIMALS)
