@@ -112,6 +112,14 @@ def build_command(build_dir: Path, template: Path = TEMPLATE_PATH, extra: Sequen
     ]
 
 
+def bytecode_command(interpreter: Path, build_dir: Path) -> list[str]:
+    """Precompiles the build: `sam build` ships no .pyc, and Lambda's code directories are read-only, so
+    without this every cold start recompiles the layer (measured: 1.0-1.4 s instead of ~0.5 s).
+    `unchecked-hash` .pyc files stay valid whatever timestamps the zip packaging gives the sources."""
+    return [str(interpreter), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+            str(build_dir)]  # fmt: skip
+
+
 def validate_command(template: Path = TEMPLATE_PATH, extra: Sequence[str] = ()) -> list[str]:
     return [str(sam_executable()), "validate", "--lint", "--template-file", str(template), *extra]
 
@@ -120,9 +128,11 @@ def build(build_dir: Path, template: Path = TEMPLATE_PATH, extra: Sequence[str] 
     interpreter = find_interpreter(runtime_version(template))
     print(f"building with {interpreter}", file=sys.stderr)
     environment = sam_environment(os.environ, interpreter)
-    return subprocess.run(
-        build_command(build_dir, template, extra), cwd=ROOT, env=environment, check=False
-    ).returncode
+    built = subprocess.run(build_command(build_dir, template, extra), cwd=ROOT, env=environment, check=False)
+    if built.returncode != 0:
+        return built.returncode
+    print("precompiling bytecode (faster cold starts)", file=sys.stderr)
+    return subprocess.run(bytecode_command(interpreter, build_dir), check=False).returncode
 
 
 def validate(template: Path = TEMPLATE_PATH, extra: Sequence[str] = ()) -> int:

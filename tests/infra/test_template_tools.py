@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,10 @@ def test_sam_build_produces_the_functions_and_a_layer_with_the_shared_package(tm
     assert (build_dir / "IngestFunction" / "ingest_handler.py").is_file()
     assert (build_dir / "ApiFunction" / "api_handler.py").is_file()
     assert (build_dir / "template.yaml").is_file()
+
+    # What `make build` adds: the code ships precompiled for the runtime's interpreter.
+    compiled = subprocess.run(samtools.bytecode_command(interpreter, build_dir), check=False, timeout=300)
+    assert compiled.returncode == 0
+    tag = f"cpython-{samtools.runtime_version().replace('.', '')}"
+    assert (layer / "s3kp_core" / "__pycache__" / f"results_schema.{tag}.pyc").is_file()
+    assert (build_dir / "IngestFunction" / "__pycache__" / f"ingest_handler.{tag}.pyc").is_file()
