@@ -99,7 +99,7 @@ def decode(data: bytes, *, max_pixels: int, draft_to: int | None = None) -> Deco
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         raise PermanentError(errors.IMAGE_UNDECODABLE, f"the {image.format} image is corrupt: {exc}") from exc
-    if draft_to is not None:
+    if draft_to is not None and image.width * image.height > REDUCE_ABOVE_PIXELS:
         image = _reduce_to(image, draft_to)
     upright = _apply_orientation(image, orientation)
     try:
@@ -247,6 +247,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # 1, L, P, CMYK, YCbCr, LAB, HSV
 
 
+# Above this many pixels a decoded image is reduced before any per-pixel work (memory, not speed: a
+# 24 MP RGBA image is ~100 MB and every full-size copy costs as much again). Smaller ones keep full size.
+REDUCE_ABOVE_PIXELS = 24_000_000
 # Modes Image.reduce() handles; others (1, P, I;16…) are rare and go through at full size.
 _REDUCIBLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr", "I", "F"})
 
