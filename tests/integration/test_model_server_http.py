@@ -69,6 +69,49 @@ def test_pose_model_finds_a_person_with_33_landmarks(model_server_url: str) -> N
     assert len(people[0]["keypoints"]) == 33
 
 
+def _corners(p: dict[str, float]) -> tuple[float, float, float, float]:
+    return (
+        p["x"] - p["width"] / 2,
+        p["y"] - p["height"] / 2,
+        p["x"] + p["width"] / 2,
+        p["y"] + p["height"] / 2,
+    )
+
+
+def _contains(box: tuple[float, float, float, float], x: float, y: float) -> bool:
+    return box[0] <= x <= box[2] and box[1] <= y <= box[3]
+
+
+def test_side_by_side_people_get_separate_boxes_each_around_its_own_face(model_server_url: str) -> None:
+    """GIVEN the astronaut and Grace Hopper side by side (Grace's unseen elbows and hips land on the
+    astronaut's side and below the frame) WHEN both models run THEN each person box stays in its own
+    photo, the boxes barely overlap, and each holds exactly one whole face of those the full-range face
+    model finds."""
+    image = samples.sample_jpeg("people_side_by_side")
+    people = post_b64(model_server_url, image, model="pose/1").json()["predictions"]
+    faces = post_b64(model_server_url, image, model="faces/2").json()["predictions"]
+    assert len(people) == len(faces) == 2
+
+    (a_left, a_top, a_right, a_bottom), (b_left, b_top, b_right, b_bottom) = (_corners(p) for p in people)
+    overlap = max(0.0, min(a_right, b_right) - max(a_left, b_left)) * max(
+        0.0, min(a_bottom, b_bottom) - max(a_top, b_top)
+    )
+    smaller = min(p["width"] * p["height"] for p in people)
+    assert overlap / smaller < 0.05
+    astronaut = samples.astronaut()
+    seam = astronaut.width * samples.people_side_by_side().height / astronaut.height  # where the photos meet
+    left_person, right_person = sorted((_corners(p) for p in people), key=lambda box: box[0])
+    assert left_person[2] < seam + 16
+    assert right_person[0] > seam - 16
+    for person in people:
+        box = _corners(person)
+        assert sum(_contains(box, face["x"], face["y"]) for face in faces) == 1
+        face = next(f for f in faces if _contains(box, f["x"], f["y"]))
+        left, top, right, bottom = _corners(face)
+        assert _contains(box, left, top)  # the whole face, not a part of it
+        assert _contains(box, right, bottom)
+
+
 def test_format_image_returns_the_annotated_jpeg(model_server_url: str) -> None:
     response = post_b64(model_server_url, ASTRONAUT, "&format=image")
     assert response.status_code == 200

@@ -1,7 +1,8 @@
 """One inference request, transport-free: image bytes + parameters -> the Roboflow response (+ JPEG).
 
 Everything here is CPU-bound (decode, predict, draw, encode) and runs in a worker thread of the app's
-bounded pool, so the event loop only ever does I/O.
+bounded pool, so the event loop only ever does I/O. The response is built as plain JSON-ready dicts: the
+pydantic models in `schemas` describe it (OpenAPI, tests) without being built on every request.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import base64
 import io
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -21,47 +23,73 @@ from s3kp_core.annotate import draw_annotations
 from s3kp.model_server.decoding import ImageLimits, decode_image
 from s3kp.model_server.params import InferenceParams, OutputFormat
 from s3kp.model_server.pipelines.base import Detection, KeypointPipeline, ModelInfo
-from s3kp.model_server.schemas import ImageSizeOut, InferenceResponse, KeypointOut, PredictionOut
 
 JPEG_QUALITY = 90
+WireJSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent on one image, reported in the `Server-Timing` header."""
+
+    decode: float  # base64 and image decoding to RGB pixels
+    model: float  # the pipeline's `predict`: its pre-processing, the TFLite models, its post-processing
+    total: float  # decode + model + building the predictions: the response's `time`, as Roboflow's servers
+
+    def __add__(self, other: Timings) -> Timings:
+        return Timings(self.decode + other.decode, self.model + other.model, self.total + other.total)
+
+    def header(self) -> str:
+        """A `Server-Timing` value (W3C): durations in milliseconds, shown by browsers' developer tools."""
+        return (
+            f"decode;dur={self.decode * 1000:.3f}, model;dur={self.model * 1000:.3f}, "
+            f"total;dur={self.total * 1000:.3f}"
+        )
 
 
 @dataclass(frozen=True)
 class InferenceOutcome:
-    response: InferenceResponse
+    response: WireJSON  # the Roboflow response, ready for a JSON encoder
     annotated_jpeg: bytes | None  # only when the parameters ask for an image
+    timings: Timings
 
 
 def run_inference(
-    pipeline: KeypointPipeline, image_bytes: bytes, params: InferenceParams, limits: ImageLimits
+    pipeline: KeypointPipeline, load: Callable[[], bytes], params: InferenceParams, limits: ImageLimits
 ) -> InferenceOutcome:
+    """`load` gives the image file's bytes (a base64 decode runs here, in the worker, and is timed)."""
+    started = time.perf_counter()
     # A drawing needs every pixel; a JSON answer can come from a reduced decode of a big JPEG.
     decoded = decode_image(
-        image_bytes, limits, reduce_to_side=None if params.wants_image else limits.reduce_to_side
+        load(), limits, reduce_to_side=None if params.wants_image else limits.reduce_to_side
     )
-    started = time.perf_counter()
+    pixels = np.asarray(decoded.pixels)
+    decoded_at = time.perf_counter()
     detections = pipeline.predict(
-        np.asarray(decoded.pixels),
+        pixels,
         confidence=params.confidence,
         iou_threshold=params.iou_threshold,
         max_detections=params.max_detections,
     )
-    model_seconds = time.perf_counter() - started
+    predicted_at = time.perf_counter()
     scale_x, scale_y = decoded.scale
     predictions = [
         _to_core(d, params.keypoint_confidence, scale_x, scale_y) for d in select(detections, params)
     ]
+    response: WireJSON = {
+        "time": 0.0,
+        "inference_id": str(uuid.uuid4()),
+        "image": {"width": decoded.width, "height": decoded.height},
+        "predictions": [to_wire(p) for p in predictions],
+    }
+    finished = time.perf_counter()
+    # Like Roboflow's `time`: from the request's image to the predictions; drawing comes after it.
+    response["time"] = round(finished - started, 5)
     jpeg = render(decoded.pixels, predictions, pipeline.info, params) if params.wants_image else None
-    response = InferenceResponse(
-        time=round(model_seconds, 5),
-        inference_id=str(uuid.uuid4()),
-        image=ImageSizeOut(width=decoded.width, height=decoded.height),
-        predictions=[to_wire(p) for p in predictions],
-        visualization=base64.b64encode(jpeg).decode("ascii")
-        if jpeg and params.output is OutputFormat.IMAGE_AND_JSON
-        else None,
-    )
-    return InferenceOutcome(response, jpeg)
+    if jpeg and params.output is OutputFormat.IMAGE_AND_JSON:
+        response["visualization"] = base64.b64encode(jpeg).decode("ascii")
+    timings = Timings(decode=decoded_at - started, model=predicted_at - decoded_at, total=finished - started)
+    return InferenceOutcome(response, jpeg, timings)
 
 
 def select(detections: Sequence[Detection], params: InferenceParams) -> list[Detection]:
@@ -91,32 +119,29 @@ def _to_core(detection: Detection, keypoint_confidence: float, sx: float, sy: fl
     )
 
 
-def to_wire(prediction: results.Prediction) -> PredictionOut:
-    return PredictionOut.model_validate(
-        {
-            "x": round(prediction.x, 2),
-            "y": round(prediction.y, 2),
-            "width": round(prediction.width, 2),
-            "height": round(prediction.height, 2),
-            "class": prediction.class_name,
-            "class_id": prediction.class_id,
-            "confidence": round(prediction.confidence, 4),
-            "detection_id": prediction.detection_id,
-            "keypoints": [
-                KeypointOut.model_validate(
-                    {
-                        "x": round(k.x, 2),
-                        "y": round(k.y, 2),
-                        "confidence": round(k.confidence, 4),
-                        "class_id": k.class_id,
-                        "class": k.name,
-                        "class_name": k.name,
-                    }
-                )
-                for k in prediction.keypoints
-            ],
-        }
-    )
+def to_wire(prediction: results.Prediction) -> WireJSON:
+    """One prediction as the wire JSON (`schemas.PredictionOut`): pixels to 0.01, confidences to 4 digits."""
+    return {
+        "x": round(prediction.x, 2),
+        "y": round(prediction.y, 2),
+        "width": round(prediction.width, 2),
+        "height": round(prediction.height, 2),
+        "class": prediction.class_name,
+        "class_id": prediction.class_id,
+        "confidence": round(prediction.confidence, 4),
+        "detection_id": prediction.detection_id,
+        "keypoints": [
+            {
+                "x": round(k.x, 2),
+                "y": round(k.y, 2),
+                "confidence": round(k.confidence, 4),
+                "class_id": k.class_id,
+                "class": k.name,
+                "class_name": k.name,
+            }
+            for k in prediction.keypoints
+        ],
+    }
 
 
 def render(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,7 +40,10 @@ class ImageSizeOut(BaseModel):
 
 
 class InferenceResponse(BaseModel):
-    time: float = Field(description="model time in seconds")
+    time: float = Field(
+        description="seconds from the request's image to the predictions: image decoding and the model with "
+        "its pre- and post-processing, not drawing (as Roboflow's servers measure it)"
+    )
     inference_id: str
     image: ImageSizeOut
     predictions: list[PredictionOut]
@@ -120,8 +123,3 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
     models: list[str]
     inference_threads: int
-
-
-def dump(model: BaseModel) -> dict[str, Any]:
-    """JSON-ready dict with wire names (`class`), omitting absent optional fields (`visualization`)."""
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)

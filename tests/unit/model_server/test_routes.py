@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import io
 
+import pytest
 from PIL import Image
 
 from s3kp import samples
+from s3kp.model_server.schemas import InferenceResponse
 from tests.unit.model_server.fake_pipeline import INFO, client_for
 
 JPEG = samples.encode(samples.astronaut().resize((64, 48)))
@@ -29,6 +31,39 @@ def test_v0_json_has_the_roboflow_shape() -> None:
     }  # fmt: skip
     ids = [p["detection_id"] for p in body["predictions"]]
     assert len(set(ids)) == len(ids) == 3
+
+
+def test_v0_and_v1_json_is_exactly_the_documented_schema() -> None:
+    """The hot routes build plain dicts, not the pydantic models: the models must still describe them,
+    field for field (a round trip through the schema changes nothing)."""
+    client, _ = client_for()
+    v0 = client.post("/fake/1?api_key=k&confidence=0.01&format=image_and_json", content=B64, headers=FORM)
+    v1 = client.post(
+        "/infer/keypoints_detection",
+        json={"api_key": "k", "model_id": "fake/1", "image": {"type": "base64", "value": B64}},
+    )
+    for body in (v0.json(), v1.json()):
+        assert body["predictions"]
+        parsed = InferenceResponse.model_validate(body)
+        assert parsed.model_dump(mode="json", by_alias=True, exclude_none=True) == body
+
+
+def server_timing(header: str) -> dict[str, float]:
+    metrics = (part.strip().split(";dur=") for part in header.split(","))
+    return {name: float(duration) for name, duration in metrics}
+
+
+def test_time_and_server_timing_split_the_work_on_the_image() -> None:
+    """GIVEN an image WHEN inferred THEN `time` (seconds) is the header's total (milliseconds), which holds
+    the image decoding and the model, each reported on its own."""
+    client, _ = client_for()
+    response = client.post("/fake/1?api_key=k", content=B64, headers=FORM)
+    timing = server_timing(response.headers["Server-Timing"])
+    assert set(timing) == {"decode", "model", "total"}
+    assert timing["decode"] > 0
+    assert timing["model"] > 0
+    assert timing["total"] >= timing["decode"] + timing["model"] - 0.002  # each rounded to 0.001 ms
+    assert response.json()["time"] * 1000 == pytest.approx(timing["total"], abs=0.02)
 
 
 def test_get_with_an_image_url_is_routed_like_post() -> None:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-from numpy.typing import NDArray
-
 from s3kp.model_server.pipelines.anchors import SsdAnchorOptions, generate_anchors
 from s3kp.model_server.pipelines.base import RGBImage
 from s3kp.model_server.pipelines.decoding import Detections, decode_detections
@@ -62,11 +59,3 @@ class SsdDetector:
             return kept
         corners = rect_to_image(rect, kept.boxes.reshape(-1, 2, 2)).reshape(-1, 4)  # no rotation: stays a box
         return Detections(corners, rect_to_image(rect, kept.keypoints), kept.scores)
-
-
-def box_of(points: NDArray[np.float32], image: RGBImage) -> tuple[float, float, float, float]:
-    """Centre x, centre y, width, height of the points' bounding box, clipped to the image."""
-    height, width = image.shape[:2]
-    xmin, ymin = np.clip(points.min(axis=0), 0, (width, height))
-    xmax, ymax = np.clip(points.max(axis=0), 0, (width, height))
-    return float(xmin + xmax) / 2, float(ymin + ymax) / 2, float(xmax - xmin), float(ymax - ymin)

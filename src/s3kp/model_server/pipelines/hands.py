@@ -10,7 +10,8 @@ from s3kp_core.skeletons import HAND_21
 
 from s3kp.model_server.pipelines.anchors import SsdAnchorOptions
 from s3kp.model_server.pipelines.base import Detection, ModelInfo, RGBImage
-from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector, box_of
+from s3kp.model_server.pipelines.boxes import landmark_box
+from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector
 from s3kp.model_server.pipelines.interpreter_pool import InterpreterPool
 from s3kp.model_server.pipelines.keypoints import keypoints_from
 from s3kp.model_server.pipelines.landmarks import crop_and_run
@@ -55,6 +56,7 @@ class HandPipeline:
             image, min_score=confidence, iou_threshold=iou_threshold, max_detections=max_detections
         )
         input_width, input_height = self.landmarks.input_size
+        image_size = (image.shape[1], image.shape[0])
         hands = [
             transform_rect(
                 rect_from_box_and_keypoints(box, points, WRIST_CENTRE, MIDDLE_FINGER_BASE, target_degrees=90),
@@ -75,7 +77,11 @@ class HandPipeline:
             raw = raw_landmarks.reshape(len(HAND_21.keypoint_names), 3)
             in_crop = np.asarray(raw[:, :2] / (input_width, input_height), np.float32)
             pixels = rect_to_image(seen, in_crop)
-            x, y, width, height = box_of(pixels, image)
+            # No per-landmark visibility in the hand model (its presence stands for every landmark): what
+            # keeps the box on the hand is leaving out landmarks outside the image.
+            x, y, width, height = landmark_box(
+                pixels, [presence] * len(pixels), image_size, fallback=found.boxes[index]
+            )
             results.append(
                 Detection(
                     x=x,

@@ -12,8 +12,9 @@ from s3kp_core.skeletons import POSE_33
 
 from s3kp.model_server.pipelines.anchors import SsdAnchorOptions
 from s3kp.model_server.pipelines.base import Detection, ModelInfo, RGBImage
+from s3kp.model_server.pipelines.boxes import person_box
 from s3kp.model_server.pipelines.decoding import sigmoid
-from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector, box_of
+from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector
 from s3kp.model_server.pipelines.interpreter_pool import InterpreterPool
 from s3kp.model_server.pipelines.keypoints import keypoints_from
 from s3kp.model_server.pipelines.landmarks import crop_and_run, refine_with_heatmap
@@ -47,8 +48,9 @@ class PosePipeline:
             image, min_score=confidence, iou_threshold=iou_threshold, max_detections=max_detections
         )
         input_width, input_height = self.landmarks.input_size
+        image_size = (image.shape[1], image.shape[0])
         results = []
-        for points, score in zip(found.keypoints, found.scores, strict=True):
+        for points, box, score in zip(found.keypoints, found.boxes, found.scores, strict=True):
             rect = rect_from_alignment_points(points, ALIGNMENT_START, ALIGNMENT_END, target_degrees=90)
             seen, outputs = crop_and_run(
                 self.landmarks, image, transform_rect(rect, scale=ROI_SCALE, square_long=True)
@@ -60,7 +62,8 @@ class PosePipeline:
             in_crop = np.asarray(raw[:, :2] / (input_width, input_height), np.float32)
             in_crop = refine_with_heatmap(in_crop, heatmap[0])
             pixels = rect_to_image(seen, in_crop)
-            x, y, width, height = box_of(pixels, image)
+            visibility = sigmoid(raw[:, 3])
+            x, y, width, height = person_box(pixels, visibility, sigmoid(raw[:, 4]), image_size, box)
             results.append(
                 Detection(
                     x=x,
@@ -70,7 +73,7 @@ class PosePipeline:
                     confidence=float(score),
                     class_name="person",
                     class_id=0,
-                    keypoints=keypoints_from(pixels, sigmoid(raw[:, 3]), POSE_33.keypoint_names),
+                    keypoints=keypoints_from(pixels, visibility, POSE_33.keypoint_names),
                 )
             )
         return results
