@@ -8,26 +8,29 @@ DynamoDB evaluates per page (`ScannedCount`, summed over the page's Queries), wh
 costs on DynamoDB itself. moto answers a Query by scanning the whole table in Python, so its latency
 grows with the table even though the access pattern does not; the evaluated-item count shows the
 pattern's own cost.
+
+The same requests are then timed against dynalite (DynamoDB only; S3 and Secrets Manager stay on moto,
+`AWS_ENDPOINT_URL_DYNAMODB` redirects the handler's DynamoDB client), which answers a Query from a
+sorted index as DynamoDB does: there, a page's latency is the access pattern's, not the stand-in's.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import boto3
-import requests
 from s3kp_core.cursors import CursorCodec
 from s3kp_core.results import (
     ImageSize,
@@ -43,43 +46,74 @@ from s3kp_core.results import (
 from s3kp_core.results_query import DynamoDBItems, ListFilters, ResultsQuery, S3Documents
 from s3kp_core.results_schema import to_item
 
+from benchmarks.servers import (
+    DYNALITE_VERSION,
+    aws_environment,
+    dynalite_command,
+    dynalite_server,
+    moto_server,
+)
 from s3kp.local.apigw import http_api_event, http_response
+from s3kp.local.cfn_template import load_template
 from s3kp.local.lambda_runtime import LambdaContext
-from s3kp.local.resources import LocalResources, api_environment, create_resources
+from s3kp.local.resources import (
+    RESULTS_TABLE,
+    LocalResources,
+    _ensure_table,
+    api_environment,
+    create_resources,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL, LARGE = 100, 10_000
 PAGE = 20
 REPEATS = 40
 LIST_REPEATS = 15
+DYNALITE_REPEATS = 100  # dynalite answers in milliseconds: enough samples for a p99 worth the name
+LOAD_THREADS = 4
 IMPORT_RUNS = 7
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def run() -> str:
-    port = _free_port()
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        _wait(endpoint, moto)
-        with _aws_environment(endpoint):
-            small = create_resources(endpoint, name_prefix="bench-small")
-            large = create_resources(endpoint, name_prefix="bench-large")
-            load_seconds = _load(small, SMALL) + _load(large, LARGE)
-            rows = {size: _handler_figures(resources) for size, resources in ((SMALL, small), (LARGE, large))}
-            shard_reads = _parallel_vs_sequential(large)
-            cold = _cold_start(api_environment(small))
-    finally:
-        moto.terminate()
-        try:
-            moto.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            moto.kill()
-    return _markdown(rows, shard_reads, cold, load_seconds)
+    dynalite = dynalite_command()
+    with ExitStack() as servers:
+        # Both servers before any thread exists: children are forked (see s3kp.local.processes).
+        aws = servers.enter_context(moto_server())
+        dynamodb = servers.enter_context(dynalite_server(dynalite)) if dynalite else None
+        servers.enter_context(aws_environment(aws.url, POWERTOOLS_LOG_LEVEL="WARNING"))
+        resources = {
+            SMALL: create_resources(aws.url, name_prefix="bench-small"),
+            LARGE: create_resources(aws.url, name_prefix="bench-large"),
+        }
+        items = {size: _items(size, found.bucket) for size, found in resources.items()}
+        load_seconds = sum(_load(found.results_table, items[size]) for size, found in resources.items())
+        rows = {size: _handler_figures(found, REPEATS, LIST_REPEATS) for size, found in resources.items()}
+        shard_reads = _parallel_vs_sequential(resources[LARGE], LIST_REPEATS)
+        cold = _cold_start(api_environment(resources[SMALL]))
+        faithful = _dynalite_figures(dynamodb.url, resources, items) if dynamodb else None
+    return _markdown(rows, shard_reads, cold, load_seconds) + "\n\n" + _dynalite_markdown(faithful, rows)
+
+
+def _dynalite_figures(
+    endpoint: str, resources: dict[int, LocalResources], items: dict[int, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """The handler's figures with its DynamoDB reads on dynalite; tables created from template.yaml."""
+    with aws_environment(resources[SMALL].endpoint_url, AWS_ENDPOINT_URL_DYNAMODB=endpoint):
+        client = boto3.client("dynamodb")
+        template = load_template()
+        for found in resources.values():
+            # The one helper that turns template.yaml's table into a CreateTable request (keys, GSIs):
+            # private, but a copy here could drift from the template.
+            _ensure_table(client, found.results_table, template, RESULTS_TABLE)
+        load_seconds = sum(_load(found.results_table, items[size]) for size, found in resources.items())
+        overrides = {"AWS_ENDPOINT_URL_DYNAMODB": endpoint}
+        rows = {
+            size: _handler_figures(found, DYNALITE_REPEATS, DYNALITE_REPEATS, **overrides)
+            for size, found in resources.items()
+        }
+        shard_reads = _parallel_vs_sequential(resources[LARGE], DYNALITE_REPEATS)
+    return {"rows": rows, "shard_reads": shard_reads, "load_seconds": load_seconds}
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -123,34 +157,26 @@ def _record(index: int, bucket: str) -> ResultRecord:
     )
 
 
-def _load(resources: LocalResources, count: int) -> float:
+def _items(count: int, bucket: str) -> list[dict[str, Any]]:
+    return [to_item(_record(index, bucket)) for index in range(count)]
+
+
+def _load(table_name: str, items: list[dict[str, Any]]) -> float:
+    """BatchWriteItem (25 items per call, unprocessed items retried) from LOAD_THREADS threads."""
+
+    def write(chunk: list[dict[str, Any]]) -> None:
+        table = boto3.session.Session().resource("dynamodb").Table(table_name)  # resources are per thread
+        with table.batch_writer() as batch:
+            for item in chunk:
+                batch.put_item(Item=item)
+
     started = time.perf_counter()
-    table = boto3.resource("dynamodb").Table(resources.results_table)
-    with table.batch_writer() as batch:  # BatchWriteItem, 25 items per call, retries unprocessed items
-        for index in range(count):
-            batch.put_item(Item=to_item(_record(index, resources.bucket)))
+    with ThreadPoolExecutor(LOAD_THREADS) as pool:
+        list(pool.map(write, (items[n::LOAD_THREADS] for n in range(LOAD_THREADS))))
     return time.perf_counter() - started
 
 
 # ---------------------------------------------------------------------------------------------- handler
-
-
-@contextmanager
-def _aws_environment(endpoint: str) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_REGION="us-east-1",
-        POWERTOOLS_LOG_LEVEL="WARNING",
-    )
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _import_handler(environment: dict[str, str]) -> ModuleType:
@@ -165,8 +191,10 @@ def _import_handler(environment: dict[str, str]) -> ModuleType:
     return importlib.import_module("api_handler")
 
 
-def _handler_figures(resources: LocalResources) -> dict[str, Any]:
-    handler = _import_handler(api_environment(resources, POWERTOOLS_LOG_LEVEL="WARNING"))
+def _handler_figures(
+    resources: LocalResources, repeats: int, list_repeats: int, **environment: str
+) -> dict[str, Any]:
+    handler = _import_handler(api_environment(resources, POWERTOOLS_LOG_LEVEL="WARNING", **environment))
     scanned = _ScanCounter()
     record_ids = [
         result_id_for(resources.bucket, _record(i, resources.bucket).source.key) for i in range(0, 100, 7)
@@ -179,11 +207,11 @@ def _handler_figures(resources: LocalResources) -> dict[str, Any]:
         return {"bytes": len(body)}
 
     call("/results", f"limit={PAGE}")  # warm: clients, connection pool, shard threads
-    get_one = _timed(lambda n: call(f"/results/{record_ids[n % len(record_ids)]}"))
+    get_one = _timed(lambda n: call(f"/results/{record_ids[n % len(record_ids)]}"), repeats)
     with scanned.counting():
-        first_page = _timed(lambda _: call("/results", f"limit={PAGE}"), repeats=LIST_REPEATS)
-        per_page = scanned.total / LIST_REPEATS
-    status_page = _timed(lambda _: call("/results", f"limit={PAGE}&status=failed"), repeats=LIST_REPEATS)
+        first_page = _timed(lambda _: call("/results", f"limit={PAGE}"), list_repeats)
+        per_page = scanned.total / list_repeats
+    status_page = _timed(lambda _: call("/results", f"limit={PAGE}&status=failed"), list_repeats)
     return {"get_one": get_one, "list": first_page, "status": status_page, "scanned_per_page": per_page}
 
 
@@ -210,7 +238,7 @@ class _ScanCounter:
             self._active = False
 
 
-def _parallel_vs_sequential(resources: LocalResources) -> dict[str, list[float]]:
+def _parallel_vs_sequential(resources: LocalResources, repeats: int) -> dict[str, list[float]]:
     figures = {}
     for label, parallel in (("parallel (8 threads)", True), ("sequential", False)):
         query = ResultsQuery(
@@ -221,14 +249,12 @@ def _parallel_vs_sequential(resources: LocalResources) -> dict[str, list[float]]
             parallel=parallel,
         )
         query.list_results(ListFilters(), PAGE, None)
-        figures[label] = _timed(
-            lambda _, q=query: q.list_results(ListFilters(), PAGE, None), repeats=LIST_REPEATS
-        )
+        figures[label] = _timed(lambda _, q=query: q.list_results(ListFilters(), PAGE, None), repeats)
         query.close()
     return figures
 
 
-def _timed(action: Callable[[int], Any], repeats: int = REPEATS) -> list[float]:
+def _timed(action: Callable[[int], Any], repeats: int) -> list[float]:
     samples = []
     for n in range(repeats):
         started = time.perf_counter()
@@ -302,6 +328,22 @@ def _cells(samples: list[float]) -> str:
     return f"{statistics.median(samples):.1f} | {_percentile(samples, 0.99):.1f}"
 
 
+_REQUESTS_MEASURED = (
+    ("GET /results/{id}", "get_one"),
+    (f"GET /results?limit={PAGE}", "list"),
+    (f"GET /results?status=failed&limit={PAGE}", "status"),
+)
+
+
+def _request_rows(rows: dict[int, dict[str, Any]]) -> list[str]:
+    lines = []
+    for size, figures in rows.items():
+        for label, key in _REQUESTS_MEASURED:
+            scanned = f"{figures['scanned_per_page']:.0f}" if key == "list" else ""
+            lines.append(f"| {label} | {size:,} | {_cells(figures[key])} | {scanned} |")
+    return lines
+
+
 def _markdown(
     rows: dict[int, dict[str, Any]],
     shard_reads: dict[str, list[float]],
@@ -318,15 +360,7 @@ def _markdown(
         "| request | items stored | p50 ms | p99 ms | items evaluated per page |",
         "|---|---:|---:|---:|---:|",
     ]
-    requests_measured = (
-        ("GET /results/{id}", "get_one"),
-        ("GET /results?limit=20", "list"),
-        ("GET /results?status=failed&limit=20", "status"),
-    )
-    for size, figures in rows.items():
-        for label, key in requests_measured:
-            scanned = f"{figures['scanned_per_page']:.0f}" if key == "list" else ""
-            lines.append(f"| {label} | {size:,} | {_cells(figures[key])} | {scanned} |")
+    lines += _request_rows(rows)
     small, large = rows[SMALL], rows[LARGE]
     latency_ratio = statistics.median(large["list"]) / statistics.median(small["list"])
     scanned_ratio = large["scanned_per_page"] / small["scanned_per_page"]
@@ -358,24 +392,60 @@ def _markdown(
     return "\n".join(lines)
 
 
+def _dynalite_markdown(faithful: dict[str, Any] | None, moto_rows: dict[int, dict[str, Any]]) -> str:
+    heading = "### Results API on dynalite (DynamoDB reads from a real index)"
+    if faithful is None:
+        return (
+            f"{heading}\n\nSkipped: dynalite {DYNALITE_VERSION} could not be run (no `node`, or "
+            "`npm install` into `.cache/dynalite` failed; the run's stderr says which). With Node.js and npm "
+            "on PATH the benchmark installs it there on first use."
+        )
+    rows = faithful["rows"]
+    lines = [
+        heading,
+        "",
+        f"The same handler, events and items; its DynamoDB client on dynalite {DYNALITE_VERSION} (in memory, "
+        "a Query reads a sorted index as DynamoDB does) through `AWS_ENDPOINT_URL_DYNAMODB`, S3 and the "
+        f"cursor secret still on moto. {DYNALITE_REPEATS} timed calls per request. Tables created from "
+        f"template.yaml's keys and GSIs, loaded with BatchWriteItem ({SMALL + LARGE:,} items in "
+        f"{faithful['load_seconds']:.1f} s).",
+        "",
+        "| request | items stored | p50 ms | p99 ms | items evaluated per page |",
+        "|---|---:|---:|---:|---:|",
+        *_request_rows(rows),
+        "",
+        f"| {LARGE:,} / {SMALL} items stored | moto p50 | moto p99 | dynalite p50 | dynalite p99 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, key in _REQUESTS_MEASURED:
+        lines.append(f"| {label} | {_ratios(moto_rows, key)} | {_ratios(rows, key)} |")
+    list_p50 = statistics.median(rows[LARGE]["list"]) / statistics.median(rows[SMALL]["list"])
+    shard_reads = faithful["shard_reads"]
+    sequential = statistics.median(shard_reads["sequential"])
+    parallel = statistics.median(shard_reads["parallel (8 threads)"])
+    lines += [
+        "",
+        f"**List page on dynalite, {LARGE:,} vs {SMALL} items stored: latency ×{list_p50:.2f} (p50)**, "
+        f"items evaluated ×{rows[LARGE]['scanned_per_page'] / rows[SMALL]['scanned_per_page']:.2f}: a page "
+        "costs the same whatever the table holds.",
+        "",
+        f"| one page's shard Queries on dynalite ({LARGE:,} items) | p50 ms | p99 ms |",
+        "|---|---:|---:|",
+        *(f"| {label} | {_cells(samples)} |" for label, samples in shard_reads.items()),
+        "",
+        f"Parallel / sequential: ×{sequential / parallel:.2f}. On loopback a round trip is short and "
+        "dynalite answers from one Node.js thread, so threads gain little here; over a network each Query "
+        "waits for its round trip, and those the threads overlap.",
+    ]
+    return "\n".join(lines)
+
+
+def _ratios(rows: dict[int, dict[str, Any]], key: str) -> str:
+    large, small = rows[LARGE][key], rows[SMALL][key]
+    p50 = statistics.median(large) / statistics.median(small)
+    p99 = _percentile(large, 0.99) / _percentile(small, 0.99)
+    return f"×{p50:.2f} | ×{p99:.2f}"
+
+
 def _median_max(samples: list[float]) -> str:
     return f"{statistics.median(samples):.0f} | {max(samples):.0f}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(endpoint: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("moto server exited early")
-        try:
-            requests.get(f"{endpoint}/moto-api/", timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise TimeoutError("moto server did not start")

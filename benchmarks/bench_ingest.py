@@ -13,12 +13,10 @@ invocation's setup, and where the time goes (`-X importtime`, per package).
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,7 @@ import boto3
 import requests
 from requests.adapters import HTTPAdapter
 
+from benchmarks.servers import aws_environment, model_server, moto_server
 from s3kp import samples
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,12 +56,13 @@ COLD_START_GOAL_MS = 500
 def run() -> str:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     sys.path[:0] = [str(ROOT / "functions" / "ingest"), str(ROOT / "layers" / "shared")]
-    with _model_server() as inference_url, _moto() as endpoint:
+    # The model server first: moto in process starts threads, and children are forked before any thread.
+    with model_server(API_KEY) as inference, moto_server(in_process=True) as aws, aws_environment(aws.url):
         from s3kp.local.resources import create_resources
 
-        resources = create_resources(endpoint, api_key=API_KEY, name_prefix="bench")
+        resources = create_resources(aws.url, api_key=API_KEY, name_prefix="bench")
         rows = [
-            _compare(resources, inference_url, label, _image(side, grain), repeats)
+            _compare(resources, inference.url, label, _image(side, grain), repeats)
             for label, side, grain, repeats in IMAGES
         ]
     return _markdown(rows) + "\n\n" + cold_start_markdown(cold_start())
@@ -401,73 +401,6 @@ def _package_label(module: str) -> str:
     if top in sys.stdlib_module_names or top.startswith("_"):
         return STDLIB
     return top
-
-
-# --- servers --------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _model_server() -> Iterator[str]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "s3kp.cli", "model-server", "--port", str(port), "--api-key", API_KEY],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the inference server did not start")
-            time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
-@contextmanager
-def _moto() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    importlib.invalidate_caches()
-    try:
-        yield endpoint
-    finally:
-        server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- report ---------------------------------------------------------------------------------------

@@ -15,19 +15,16 @@ but the model.
 from __future__ import annotations
 
 import base64
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
 
+from benchmarks.servers import model_server
 from s3kp import samples
 
-ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-key"
 MODELS = ("faces/1", "pose/1")
 # (label, long side, timed requests): 3464 px square is 12.0 megapixels
@@ -39,30 +36,16 @@ TIMEOUT = 120
 
 def run() -> str:
     bodies = {label: base64.b64encode(samples.upscaled_jpeg("astronaut", side)) for label, side, _ in IMAGES}
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "s3kp.cli", "model-server", "--port", str(port), "--api-key", API_KEY],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(url, server)
+    with model_server(API_KEY) as server:
         with requests.Session() as session:
             rows = [
-                _latency_row(session, url, model, label, bodies[label], repeats)
+                _latency_row(session, server.url, model, label, bodies[label], repeats)
                 for model in MODELS
                 for label, _, repeats in IMAGES
             ]
-            throughput = [_throughput_row(url, model, bodies["640 px"]) for model in MODELS]
+            throughput = [_throughput_row(server.url, model, bodies["640 px"]) for model in MODELS]
+        assert server.pid is not None
         peak_rss_mib = _peak_rss_mib(server.pid)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
     return _markdown(rows, throughput, peak_rss_mib)
 
 
@@ -172,26 +155,6 @@ def _markdown(rows: list[dict[str, object]], throughput: list[dict[str, object]]
     ]
     lines += ["", f"Peak RSS of the server process (VmHWM, all four models loaded): {peak_rss_mib:.0f} MiB."]
     return "\n".join(lines)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_healthy(url: str, server: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the model server exited with {server.returncode}")
-        try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url}/health did not answer within {timeout} s")
 
 
 def _peak_rss_mib(pid: int) -> float:
