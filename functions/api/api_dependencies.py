@@ -6,13 +6,20 @@ handler. boto3 clients honour `AWS_ENDPOINT_URL`, so the same code runs against 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
 
 from api_settings import ApiSettings
 from s3kp_core.cursors import CursorCodec
 from s3kp_core.results import ObjectRef
-from s3kp_core.results_query import DynamoDBItems, ResultsQuery, ResultsReader, S3Documents
+from s3kp_core.results_query import (
+    DynamoDBItems,
+    ResultsQuery,
+    ResultsReader,
+    S3Documents,
+    shard_query_pool,
+)
 
 
 @lru_cache(maxsize=1)
@@ -49,6 +56,12 @@ def _cursor_key(current: ApiSettings) -> bytes:
 
 
 @lru_cache(maxsize=1)
+def _shard_query_pool() -> ThreadPoolExecutor:
+    """One pool for the container's life: a query rebuilt after a key rotation reuses its threads."""
+    return shard_query_pool()
+
+
+@lru_cache(maxsize=1)
 def _results_query(table_name: str, cursor_key: bytes) -> ResultsQuery:
     """Rebuilt only when the (cached) cursor key changes, e.g. after a rotation."""
     return ResultsQuery(
@@ -56,6 +69,7 @@ def _results_query(table_name: str, cursor_key: bytes) -> ResultsQuery:
         documents=S3Documents(_s3_client()),
         cursors=CursorCodec(cursor_key),
         table_name=table_name,
+        executor=_shard_query_pool(),
     )
 
 
@@ -86,5 +100,7 @@ def presigner() -> Presigner:
 
 def reset() -> None:
     """Forget every cached collaborator (tests that change the environment)."""
-    for cached in (settings, _s3_client, _dynamodb_client, _results_query):
+    if _shard_query_pool.cache_info().currsize:
+        _shard_query_pool().shutdown(wait=False)
+    for cached in (settings, _s3_client, _dynamodb_client, _results_query, _shard_query_pool):
         cached.cache_clear()

@@ -29,7 +29,18 @@ def _models(args: argparse.Namespace) -> int:
 def _model_server(args: argparse.Namespace) -> int:
     from s3kp.model_server.serve import serve
 
-    return serve(host=args.host, port=args.port, api_key=args.api_key, workers=args.threads)
+    return serve(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        workers=args.threads,
+        allow_remote=args.allow_remote,
+        allow_private_image_urls=args.allow_private_image_urls,
+    )
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -106,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument(
         "--threads", type=int, default=None, help="inference threads (default: the number of CPU cores)"
+    )
+    server.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (anyone who reaches it can make the server fetch image URLs)",
+    )
+    server.add_argument(
+        "--allow-private-image-urls",
+        action="store_true",
+        default=_env_flag("S3KP_MODEL_SERVER_ALLOW_PRIVATE_URLS"),
+        help="let image=<url> fetch from loopback, private and link-local addresses "
+        "(default: refused; $S3KP_MODEL_SERVER_ALLOW_PRIVATE_URLS=1 turns it on)",
     )
     server.set_defaults(func=_model_server)
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import base64
 import http.server
 import io
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +21,7 @@ import requests
 from PIL import Image
 
 from s3kp import samples
-from tests.conftest import MODEL_SERVER_API_KEY
+from tests.conftest import MODEL_SERVER_API_KEY, ROOT, free_port, wait_for_http
 
 TIMEOUT = 60
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -262,10 +265,51 @@ def image_host() -> Iterator[str]:
     server.server_close()
 
 
-def test_image_url_is_fetched_with_an_empty_post_body(model_server_url: str, image_host: str) -> None:
-    """roboflow-python's hosted-image call: `&image=<quoted url>` and a POST without a body."""
+@pytest.fixture(scope="module")
+def lan_model_server_url() -> Iterator[str]:
+    """A second server that may fetch from loopback and private hosts, as the image host here is on
+    127.0.0.1 (turned on through the environment variable, the way a shell or CI would)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "s3kp.cli",
+            "model-server",
+            "--port",
+            str(port),
+            "--api-key",
+            MODEL_SERVER_API_KEY,
+        ],
+        cwd=ROOT,
+        env=os.environ | {"S3KP_MODEL_SERVER_ALLOW_PRIVATE_URLS": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", process=process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_image_url_on_loopback_is_refused_by_default(model_server_url: str, image_host: str) -> None:
+    """GIVEN a server started without --allow-private-image-urls WHEN image=<url> names a loopback host
+    (say the local moto server) THEN it answers 400 naming the option, without fetching."""
     response = requests.post(
         f"{model_server_url}/faces/1",
+        params={"api_key": MODEL_SERVER_API_KEY, "image": f"{image_host}/astronaut.jpg"},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 400
+    assert "127.0.0.1 resolves to a loopback, private, link-local" in response.json()["message"]
+    assert "--allow-private-image-urls" in response.json()["message"]
+
+
+def test_image_url_is_fetched_with_an_empty_post_body(lan_model_server_url: str, image_host: str) -> None:
+    """roboflow-python's hosted-image call: `&image=<quoted url>` and a POST without a body."""
+    response = requests.post(
+        f"{lan_model_server_url}/faces/1",
         params={"api_key": MODEL_SERVER_API_KEY, "image": f"{image_host}/astronaut.jpg"},
         timeout=TIMEOUT,
     )
@@ -273,9 +317,9 @@ def test_image_url_is_fetched_with_an_empty_post_body(model_server_url: str, ima
     assert len(response.json()["predictions"]) == 1
 
 
-def test_image_url_works_with_get(model_server_url: str, image_host: str) -> None:
+def test_image_url_works_with_get(lan_model_server_url: str, image_host: str) -> None:
     response = requests.get(
-        f"{model_server_url}/faces/1",
+        f"{lan_model_server_url}/faces/1",
         params={"api_key": MODEL_SERVER_API_KEY, "image": f"{image_host}/astronaut.jpg"},
         timeout=TIMEOUT,
     )
@@ -284,10 +328,10 @@ def test_image_url_works_with_get(model_server_url: str, image_host: str) -> Non
 
 @pytest.mark.parametrize(("path", "expected"), [("/page.html", "not an image"), ("/missing.jpg", "HTTP 404")])
 def test_image_url_that_is_not_an_image_is_400(
-    model_server_url: str, image_host: str, path: str, expected: str
+    lan_model_server_url: str, image_host: str, path: str, expected: str
 ) -> None:
     response = requests.post(
-        f"{model_server_url}/faces/1",
+        f"{lan_model_server_url}/faces/1",
         params={"api_key": MODEL_SERVER_API_KEY, "image": f"{image_host}{path}"},
         timeout=TIMEOUT,
     )

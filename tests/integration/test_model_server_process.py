@@ -70,3 +70,12 @@ def test_access_log_redacts_the_api_key() -> None:
     assert output.count("/faces/1?api_key=*** ") == 2
     assert key not in output
     assert wrong not in output
+
+
+def test_a_non_loopback_host_needs_allow_remote() -> None:
+    """GIVEN --host 0.0.0.0 without --allow-remote THEN the server refuses to start, saying which flag."""
+    result = start("--host", "0.0.0.0", "--port", str(free_port()))
+    assert result.returncode == 2
+    assert result.stderr.startswith("s3kp model-server: --host 0.0.0.0 would expose the inference server")
+    assert "add --allow-remote" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 
 import pytest
+import requests
 from aws_lambda_powertools import Logger
 from s3kp_core.redact import MASK, RedactingFilter, install, redact, register_secret, unregister_all
 
@@ -156,3 +159,59 @@ def test_without_install_the_same_logger_would_leak_the_key() -> None:
     logger.info("request to %s", f"https://h/p/1?api_key={KEY}")
 
     assert KEY in stream.getvalue()
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def local_http_url() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _get_with_keys_in_the_query(url: str) -> None:
+    # One registered key (URL-encoded by requests) and one the process never heard of.
+    requests.get(f"{url}/p/1", params={"api_key": KEY, "other": "x"}, timeout=5).raise_for_status()
+    requests.get(f"{url}/p/1?api_key=unregistered-secret-42", timeout=5).raise_for_status()
+
+
+def test_install_also_redacts_the_http_clients_debug_request_lines(
+    local_http_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GIVEN redaction installed for the service logger and logging at DEBUG everywhere
+    WHEN requests calls a real local server with the key in the query string
+    THEN urllib3's request lines are logged, but with the key masked."""
+    register_secret(KEY)
+    install(logging.getLogger(f"test_redact.{uuid.uuid4().hex[:8]}"))
+
+    with caplog.at_level(logging.DEBUG):
+        _get_with_keys_in_the_query(local_http_url)
+
+    request_lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
+    assert any('"GET /p/1?api_key=*** HTTP/1.1" 200' in line for line in request_lines), request_lines
+    assert "K3y" not in caplog.text
+    assert "unregistered-secret-42" not in caplog.text
+
+
+def test_without_install_urllib3_would_log_the_key(
+    local_http_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counterpart of the test above: urllib3 really does write the query string at DEBUG."""
+    for name in ("urllib3.connectionpool", "urllib3"):
+        monkeypatch.setattr(logging.getLogger(name), "filters", [])
+
+    with caplog.at_level(logging.DEBUG):
+        _get_with_keys_in_the_query(local_http_url)
+
+    assert "unregistered-secret-42" in caplog.text

@@ -53,6 +53,8 @@ OUTSIDE_INPUT_PREFIX: Final = "outside_input_prefix"
 # --- anything else --------------------------------------------------------------------------------
 INTERNAL_ERROR: Final = "internal_error"
 """An unforeseen exception (a bug): retried like a transient failure, recorded on the last delivery."""
+RESULT_TOO_LARGE: Final = "result_too_large"
+"""The result item is over 400 KB even with its predictions in S3: recorded without its counts."""
 
 
 class ProcessingError(Exception):

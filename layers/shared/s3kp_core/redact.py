@@ -7,7 +7,9 @@ a debug line) would leak it. Three layers of defence:
   `"api_key": "…"` value and any `Authorization: Bearer …` credential with `***`;
 - `ProcessingError` messages go through it on construction (see `s3kp_core.errors`);
 - `install(logger)` puts a `RedactingFilter` on the logger's handlers and redacts the final JSON line a
-  Powertools formatter produces, which also covers appended keys, `extra=` fields and tracebacks.
+  Powertools formatter produces, which also covers appended keys, `extra=` fields and tracebacks. It also
+  filters the HTTP client's own loggers (urllib3 logs every request line, query string included, at
+  DEBUG), whose records reach the root logger's handlers (Lambda's) and never pass ours.
 """
 
 from __future__ import annotations
@@ -27,6 +29,20 @@ MASK = "***"
 # The value stops at a URL, JSON or whitespace delimiter; a backslash stops it too, so JSON escapes survive.
 _API_KEY_VALUE = re.compile(r"""(?i)(\bapi[_-]?key(?:\\?["'])?\s*[=:]\s*(?:\\?["'])?)([^\s&"'\\,;#)}\]]+)""")
 _BEARER = re.compile(r"(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9._~+/=-]+)")
+
+# A filter on a logger only sees the records that logger creates, not its children's: so every module
+# logger of urllib3 (2.x) and requests by name. `getLogger` creates them now if they are not yet imported.
+HTTP_CLIENT_LOGGERS = (
+    "urllib3",
+    "urllib3.connection",
+    "urllib3.connectionpool",  # "GET /p/1?api_key=… HTTP/1.1" 200
+    "urllib3.poolmanager",  # redirects
+    "urllib3.response",
+    "urllib3.util.retry",  # "Incremented Retry for (url='…')"
+    "urllib3.http2.connection",
+    "urllib3.contrib.pyopenssl",
+    "requests",
+)
 
 _registry: set[str] = set()
 _registry_lock = threading.Lock()
@@ -96,15 +112,17 @@ class RedactingFilter(logging.Filter):
 
 
 def install(logger: Logger | logging.Logger) -> None:
-    """Make every line `logger` writes secret-free; safe to call more than once.
+    """Make every line `logger` and the HTTP client write secret-free; safe to call more than once.
 
     A Powertools logger gets the filter on its handler (which also sees its child loggers' records) and
-    a redacting JSON serializer; a standard logger gets the filter on itself and on its handlers.
+    a redacting JSON serializer; a standard logger gets the filter on itself and on its handlers; the
+    `HTTP_CLIENT_LOGGERS` get it on themselves, wherever their records are handled.
     """
+    targets: list[logging.Logger | logging.Handler] = [logging.getLogger(n) for n in HTTP_CLIENT_LOGGERS]
     if isinstance(logger, logging.Logger):
-        targets: list[logging.Logger | logging.Handler] = [logger, *logger.handlers]
+        targets += [logger, *logger.handlers]
     else:
-        targets = [logger.registered_handler]
+        targets.append(logger.registered_handler)
     for target in targets:
         if not any(isinstance(f, RedactingFilter) for f in target.filters):
             target.addFilter(RedactingFilter())

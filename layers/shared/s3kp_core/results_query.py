@@ -21,7 +21,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -234,7 +234,10 @@ class ResultsQuery:
     parallel: bool = True
     filtered_page_size: int = FILTERED_PAGE_SIZE
     max_queries_per_shard: int = MAX_QUERIES_PER_SHARD
-    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    # Runs the shard Queries. Pass one to share it between instances (the API builds a new query when the
+    # cursor key rotates); without one, a pool is made on first use and `close()` ends its threads.
+    executor: Executor | None = None
+    _own_pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def get(self, result_id: str) -> ResultRecord | None:
         item = self.items.get_item(result_id)
@@ -297,9 +300,10 @@ class ResultsQuery:
         return Page(items=items, next_cursor=next_cursor)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
+        """End the threads of the pool this query made itself (a shared `executor` is its owner's)."""
+        if self._own_pool is not None:
+            self._own_pool.shutdown(wait=False)
+            self._own_pool = None
 
     def _read_more(self, shard: _ShardRead) -> None:
         """One more Query of the shard (`next_read` items), or stop it when its read budget is spent."""
@@ -319,9 +323,12 @@ class ResultsQuery:
             for shard in shards:
                 action(shard)
             return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=LIST_SHARDS, thread_name_prefix="shard-query")
-        list(self._pool.map(action, shards))
+        executor = self.executor
+        if executor is None:
+            if self._own_pool is None:
+                self._own_pool = shard_query_pool()
+            executor = self._own_pool
+        list(executor.map(action, shards))
 
     def _load_predictions(self, ref: ObjectRef) -> tuple[Prediction, ...]:
         try:
@@ -333,6 +340,11 @@ class ResultsQuery:
             raise PredictionsUnavailableError(
                 f"the predictions document of this result cannot be read: {ref.key}"
             ) from error
+
+
+def shard_query_pool() -> ThreadPoolExecutor:
+    """A pool sized for one listing: every shard's Query at once."""
+    return ThreadPoolExecutor(max_workers=LIST_SHARDS, thread_name_prefix="shard-query")
 
 
 class DynamoDBItems:

@@ -7,7 +7,10 @@ Two guarantees beyond a plain PutItem:
   absent or not newer, so a stale event never overwrites a newer result. Equal tokens may overwrite: a
   redelivery of the same event (e.g. a DLQ redrive after a recorded `failed`) must be able to succeed.
 - Size. An item never exceeds DynamoDB's 400 KB: its size is measured with DynamoDB's sizing rules and,
-  when too large, the predictions go to an S3 JSON document and the item keeps `predictions_ref`.
+  when too large, the predictions go to an S3 JSON document and the item keeps `predictions_ref`. A
+  reason message is cut to `MAX_REASON_CHARS`. A result over 400 KB even without its predictions (only
+  a pathological `counts` map can be: tens of thousands of class names) is recorded as `failed` with
+  reason `result_too_large` instead, so the object always gets a state rather than a failing write.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from s3kp_core.results import ObjectRef, ResultRecord
+from s3kp_core.errors import RESULT_TOO_LARGE
+from s3kp_core.results import ObjectRef, Reason, ResultRecord, Status
 from s3kp_core.results_schema import PARTITION_KEY, format_timestamp, to_item
 
 ORDER_ATTRIBUTE = "event_order"
@@ -28,6 +32,8 @@ DYNAMODB_ITEM_LIMIT = 400 * 1024
 # The size estimate follows AWS's published rules; the margin covers rounding in number sizes.
 DEFAULT_ITEM_BUDGET = 350 * 1024
 SEQUENCER_WIDTH = 64
+MAX_REASON_CHARS = 1000
+"""The result is over the item budget even without its predictions: recorded as `failed`."""
 _NOT_NEWER_STORED = "attribute_not_exists(#pk) OR attribute_not_exists(#order) OR #order <= :order"
 
 
@@ -125,6 +131,7 @@ class DynamoDBResultsStore(ResultsStore):
         )
 
     def save(self, record: ResultRecord, *, order: str) -> bool:
+        record = _with_bounded_reason(record)
         item = to_item(record) | {ORDER_ATTRIBUTE: order}
         spilled: ObjectRef | None = None
         if record.predictions and item_size(item) > self._item_budget:
@@ -132,7 +139,13 @@ class DynamoDBResultsStore(ResultsStore):
             record = record.model_copy(update={"predictions": None, "predictions_ref": spilled})
             item = to_item(record) | {ORDER_ATTRIBUTE: order}
         if item_size(item) > DYNAMODB_ITEM_LIMIT:
-            raise ValueError(f"result {record.result_id} is {item_size(item)} bytes even without predictions")
+            if spilled is not None:  # the failed record will not point at it
+                self._s3.delete_object(Bucket=spilled.bucket, Key=spilled.key)
+                spilled = None
+            record = _too_large(record, item_size(item))
+            item = to_item(record) | {ORDER_ATTRIBUTE: order}
+        if item_size(item) > DYNAMODB_ITEM_LIMIT:  # cannot happen: every remaining field is bounded
+            raise ValueError(f"result {record.result_id} is {item_size(item)} bytes even as a failure")
         try:
             self._table.put_item(
                 Item=item,
@@ -157,3 +170,31 @@ class DynamoDBResultsStore(ResultsStore):
             Bucket=bucket, Key=key, Body=predictions_document(record), ContentType="application/json"
         )
         return ObjectRef(bucket=bucket, key=key)
+
+
+def _with_bounded_reason(record: ResultRecord) -> ResultRecord:
+    reason = record.reason
+    if reason is None or len(reason.message) <= MAX_REASON_CHARS:
+        return record
+    message = reason.message[: MAX_REASON_CHARS - 1] + "…"
+    return record.model_copy(update={"reason": Reason(code=reason.code, message=message)})
+
+
+def _too_large(record: ResultRecord, size: int) -> ResultRecord:
+    """The record as a failure: what made it too large (counts, with the predictions) is dropped and the
+    totals go into the message; the annotated copy, already written, stays linked."""
+    message = (
+        f"the result is {size} bytes even without its predictions, over the {DYNAMODB_ITEM_LIMIT}-byte "
+        f"DynamoDB item limit ({len(record.counts)} classes, {record.detections} detections)"
+    )
+    return record.model_copy(
+        update={
+            "status": Status.FAILED,
+            "reason": Reason(code=RESULT_TOO_LARGE, message=message),
+            "predictions": None,
+            "predictions_ref": None,
+            "counts": {},
+            "detections": 0,
+            "keypoints": 0,
+        }
+    )

@@ -152,7 +152,8 @@ class LocalStack:
             self._inference = ChildProcess(
                 "inference server",
                 [sys.executable, "-m", "s3kp.cli", "model-server", "--host", options.host,
-                 "--port", str(options.inference_port)],
+                 "--port", str(options.inference_port),
+                 *(["--allow-remote"] if options.allow_remote else [])],  # _check demanded it already
                 options.log_dir / "inference-server.log",
                 # The key travels in the environment, not argv, so `ps` does not show it.
                 env=os.environ | {"S3KP_MODEL_SERVER_API_KEY": self._api_key()},

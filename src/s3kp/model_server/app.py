@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -95,8 +95,13 @@ def create_app(
     threads: int | None = None,
     image_limits: ImageLimits | None = None,
     fetch_limits: FetchLimits | None = None,
+    allow_private_image_urls: bool = False,
 ) -> FastAPI:
+    """`allow_private_image_urls` lets `image=<url>` reach loopback and private hosts (tests, a LAN)."""
     image_limits = image_limits or ImageLimits()
+    fetch_limits = fetch_limits or FetchLimits(max_bytes=image_limits.max_body_bytes)
+    if allow_private_image_urls:
+        fetch_limits = replace(fetch_limits, allow_private_addresses=True)
     app = FastAPI(
         title="s3-keypoints inference server",
         summary="Roboflow-compatible keypoint detection with MediaPipe models on the CPU",
@@ -107,7 +112,7 @@ def create_app(
         keys=KeyCheck(api_key),
         threads=max(1, threads or os.cpu_count() or 1),
         image_limits=image_limits,
-        fetch_limits=fetch_limits or FetchLimits(max_bytes=image_limits.max_body_bytes),
+        fetch_limits=fetch_limits,
     )
     app.add_middleware(BodySizeLimit, max_bytes=image_limits.max_body_bytes)
     install_error_handlers(app)

@@ -16,6 +16,7 @@ import uvicorn
 from PIL import Image
 from s3kp_core import redact
 
+from s3kp.local.ports import is_loopback
 from s3kp.model_server.app import create_app
 from s3kp.model_server.decoding import MAX_IMAGE_PIXELS
 from s3kp.model_server.model_files import ModelFilesMissing
@@ -25,9 +26,25 @@ PROGRAM = "s3kp model-server"
 
 
 def serve(
-    *, host: str = "127.0.0.1", port: int = 9001, api_key: str | None = None, workers: int | None = None
+    *,
+    host: str = "127.0.0.1",
+    port: int = 9001,
+    api_key: str | None = None,
+    workers: int | None = None,
+    allow_remote: bool = False,
+    allow_private_image_urls: bool = False,
 ) -> int:
-    """Run until interrupted; returns the process exit code. `workers` is the number of inference threads."""
+    """Run until interrupted; returns the process exit code. `workers` is the number of inference threads.
+
+    A non-loopback `host` needs `allow_remote`; `allow_private_image_urls` lets `image=<url>` reach
+    loopback and private hosts (off by default: see url_fetch.py)."""
+    if not is_loopback(host) and not allow_remote:
+        print(
+            f"{PROGRAM}: --host {host} would expose the inference server (and its image=<url> fetcher) to "
+            "the network: add --allow-remote if that is really what you want",
+            file=sys.stderr,
+        )
+        return 2
     threads = max(1, workers or os.cpu_count() or 1)
     try:
         listener = bind(host, port)
@@ -44,10 +61,14 @@ def serve(
         Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
         if api_key:
             redact.register_secret(api_key)
-        app = create_app(pipelines, api_key=api_key, threads=threads)
+        app = create_app(
+            pipelines, api_key=api_key, threads=threads, allow_private_image_urls=allow_private_image_urls
+        )
         server = uvicorn.Server(uvicorn.Config(app, log_level="info", server_header=False))
         _redact_logs()
         access = "API key required" if api_key else "any API key accepted"
+        if allow_private_image_urls:
+            access += ", image URLs may name private hosts"
         models = ", ".join(sorted(pipelines))
         print(
             f"{PROGRAM}: {models} on http://{host}:{port} ({threads} inference threads, {access})",

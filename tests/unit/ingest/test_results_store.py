@@ -10,9 +10,11 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from s3kp_core.errors import RESULT_TOO_LARGE
 from s3kp_core.results import (
     Keypoint,
     Prediction,
+    Reason,
     ResultRecord,
     SourceObject,
     Status,
@@ -22,6 +24,7 @@ from s3kp_core.results import (
 from s3kp_core.results_schema import to_item
 from s3kp_core.results_store import (
     DYNAMODB_ITEM_LIMIT,
+    MAX_REASON_CHARS,
     DynamoDBResultsStore,
     event_order,
     item_size,
@@ -212,3 +215,63 @@ def test_predictions_go_to_the_configured_bucket(aws) -> None:
     store = store_for(aws, item_budget=2_000, predictions_bucket="outputs")
     store.save(record(tuple(prediction(i) for i in range(3))), order="t#1")
     assert aws["s3"].list_objects_v2(Bucket="outputs", Prefix="predictions/")["KeyCount"] == 1
+
+
+def test_a_very_long_reason_message_is_cut_and_the_failure_recorded(aws) -> None:
+    """GIVEN a failure whose message is 500 KB (say, an upstream error body) WHEN saved THEN the object
+    still gets its `failed` state, with the message cut to MAX_REASON_CHARS."""
+    failed = record(status=Status.FAILED).model_copy(
+        update={"reason": Reason(code="inference_rejected", message="upstream said: " + "x" * 500_000)}
+    )
+
+    assert store_for(aws).save(failed, order="t#1")
+
+    item = aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
+    assert item["status"] == "failed"
+    assert item["reason"]["code"] == "inference_rejected"
+    assert item["reason"]["message"].startswith("upstream said: xxx")
+    assert len(item["reason"]["message"]) == MAX_REASON_CHARS
+    assert item["reason"]["message"].endswith("…")
+
+
+def test_a_short_reason_message_is_kept_whole(aws) -> None:
+    failed = record(status=Status.FAILED).model_copy(
+        update={"reason": Reason(code="image_undecodable", message="not an image")}
+    )
+    store_for(aws).save(failed, order="t#1")
+    item = aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
+    assert item["reason"]["message"] == "not an image"
+
+
+def test_a_result_too_large_even_without_predictions_is_recorded_as_failed(aws) -> None:
+    """GIVEN a result whose `counts` map alone is over 400 KB (20,000 distinct class names)
+    WHEN saved THEN it is recorded as `failed` / `result_too_large` naming the totals, and the predictions
+    document written on the way is not left behind."""
+    many_classes = tuple(
+        prediction(i, keypoints=0).model_copy(update={"class_name": f"class-{i:05d}-" + "n" * 12})
+        for i in range(20_000)
+    )
+    huge = record(many_classes)
+    assert item_size({"counts": huge.counts}) > DYNAMODB_ITEM_LIMIT
+
+    assert store_for(aws).save(huge, order="t#1")
+
+    item = aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
+    assert item["status"] == "failed"
+    assert item["reason"]["code"] == RESULT_TOO_LARGE
+    assert "20000 classes, 20000 detections" in item["reason"]["message"]
+    assert item["counts"] == {}
+    assert "predictions" not in item
+    assert "predictions_ref" not in item
+    assert aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix="predictions/").get("KeyCount", 0) == 0
+
+
+def test_a_spilled_result_over_a_tiny_budget_but_under_400_kb_stays_succeeded(aws) -> None:
+    """The budget decides when predictions move out; only DynamoDB's own limit makes a result fail."""
+    store = store_for(aws, item_budget=300)
+
+    assert store.save(record(tuple(prediction(i) for i in range(3))), order="t#1")
+
+    item = aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
+    assert item_size(item) > 300
+    assert (item["status"], "predictions_ref" in item) == ("succeeded", True)

@@ -74,6 +74,23 @@ def test_get_with_an_image_url_is_routed_like_post() -> None:
     assert "127.0.0.1" in response.json()["message"]
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/a.jpg", "http://169.254.169.254/latest/meta-data/"])
+def test_an_image_url_on_a_non_public_address_is_refused_by_default(url: str) -> None:
+    client, pipeline = client_for()
+    response = client.get("/fake/1", params={"api_key": "k", "image": url})
+    assert response.status_code == 400
+    assert "non-public address: refused" in response.json()["message"]
+    assert pipeline.calls == []
+
+
+def test_allow_private_image_urls_lets_the_fetch_go_to_loopback() -> None:
+    """With the option the fetch is attempted: nothing listens on port 9, so it fails to connect instead."""
+    client, _ = client_for(allow_private_image_urls=True)
+    response = client.get("/fake/1?api_key=k&image=http://127.0.0.1:9/none.jpg")
+    assert response.status_code == 400
+    assert "failed (ConnectionError)" in response.json()["message"]
+
+
 def test_format_image_returns_an_annotated_jpeg_of_the_original_size() -> None:
     client, _ = client_for()
     response = client.post("/fake/1?api_key=k&format=image&labels=true&stroke=2", content=B64, headers=FORM)
