@@ -7,7 +7,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -87,22 +88,13 @@ def fresh_aws(aws_endpoint: str) -> str:
 MODEL_SERVER_API_KEY = "test-server-key"
 
 
-@pytest.fixture(scope="session")
-def model_server_url() -> Iterator[str]:
-    """The project's inference server as a real process (`s3kp model-server`), requiring a known key."""
+@contextmanager
+def running_model_server(extra_env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """`s3kp model-server` as a real process on a free port, requiring MODEL_SERVER_API_KEY."""
     port = free_port()
+    command = [sys.executable, "-m", "s3kp.cli", "model-server", "--port", str(port)]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "s3kp.cli",
-            "model-server",
-            "--port",
-            str(port),
-            "--api-key",
-            MODEL_SERVER_API_KEY,
-        ],
-        cwd=ROOT,
+        [*command, "--api-key", MODEL_SERVER_API_KEY], cwd=ROOT, env=os.environ | dict(extra_env or {})
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -114,6 +106,13 @@ def model_server_url() -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def model_server_url() -> Iterator[str]:
+    """The project's inference server, shared by the whole session."""
+    with running_model_server() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,6 @@ from __future__ import annotations
 import base64
 import http.server
 import io
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +18,7 @@ import requests
 from PIL import Image
 
 from s3kp import samples
-from tests.conftest import MODEL_SERVER_API_KEY, ROOT, free_port, wait_for_http
+from tests.conftest import MODEL_SERVER_API_KEY, running_model_server
 
 TIMEOUT = 60
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -269,28 +266,8 @@ def image_host() -> Iterator[str]:
 def lan_model_server_url() -> Iterator[str]:
     """A second server that may fetch from loopback and private hosts, as the image host here is on
     127.0.0.1 (turned on through the environment variable, the way a shell or CI would)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "s3kp.cli",
-            "model-server",
-            "--port",
-            str(port),
-            "--api-key",
-            MODEL_SERVER_API_KEY,
-        ],
-        cwd=ROOT,
-        env=os.environ | {"S3KP_MODEL_SERVER_ALLOW_PRIVATE_URLS": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/health", process=process)
+    with running_model_server({"S3KP_MODEL_SERVER_ALLOW_PRIVATE_URLS": "1"}) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_image_url_on_loopback_is_refused_by_default(model_server_url: str, image_host: str) -> None:
