@@ -38,13 +38,22 @@ from s3_events import (
     parse_notification,
 )
 from s3kp_core import redact
-from s3kp_core.errors import TransientError
+from s3kp_core.errors import CONFIGURATION_CODES, TransientError
 from s3kp_core.observability import logger, metrics, tracer
 from s3kp_core.processing import ObjectEvent, Outcome, process_object
 from s3kp_core.results import SourceObject
 
 # Time kept back from the inference deadline for annotating, writing the copy and the result.
 RESERVED_SECONDS = 5.0
+
+
+class NotRemembered(Exception):
+    """Raised out of the idempotent function after a configuration failure was recorded, so the
+    idempotency record is dropped: after fixing the key, re-sending the event processes the object."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 def _count_duplicate(response: Any, data_record: DataRecord) -> Any:
@@ -122,6 +131,11 @@ def _process_notification(notification: Notification, context: LambdaContext, *,
         logger.append_keys(bucket=created.bucket, object_key=created.key, event_name=created.event_name)
         try:
             process_once(created=created, context=context, final_attempt=final_attempt)
+        except NotRemembered as outcome:
+            logger.info(
+                "failure recorded; not remembered as processed, so a re-sent event runs again",
+                reason=outcome.code,
+            )
         except TransientError as error:
             logger.warning("transient failure: the message will be retried", reason=str(error))
             metrics.add_metric(name="TransientFailures", unit=MetricUnit.Count, value=1)
@@ -143,6 +157,8 @@ def process_once(*, created: ObjectCreated, context: LambdaContext, final_attemp
     outcome = _traced_process(event, deps, deadline)
     _emit(outcome)
     record = outcome.record
+    if record and record.reason and record.reason.code in CONFIGURATION_CODES:
+        raise NotRemembered(record.reason.code)  # an exception: idempotency deletes its record
     return {
         "result_id": record.result_id if record else None,
         "status": record.status.value if record else "stale",

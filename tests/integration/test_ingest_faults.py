@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import boto3
 import pytest
 from s3kp_core.errors import TransientError
 
@@ -57,6 +58,26 @@ def test_a_wrong_api_key_is_a_recorded_failure_without_retries(ingest_stack: Sta
     assert record["reason"]["code"] == "inference_unauthorized"
     assert wrong_key not in str(record)
     assert stack.proxy.inference_calls() == 1
+
+
+def test_after_the_key_is_fixed_the_same_event_is_processed_again(ingest_stack: StackFactory) -> None:
+    """GIVEN objects that failed with 401 (say a fresh deploy's placeholder key) WHEN the key is fixed and
+    the same event arrives again THEN the object is processed: idempotency remembers object failures, not
+    configuration failures."""
+    stack = ingest_stack(api_key="placeholder-key-0123", API_KEY_CACHE_SECONDS="0")
+    key = stack.upload("early.jpg", samples.sample_jpeg("astronaut"))
+    messages = stack.receive(1)
+    assert stack.invoke(messages) == set()
+    assert stack.result(key)["reason"]["code"] == "inference_unauthorized"
+
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=stack.resources.api_key_secret_arn, SecretString=MODEL_SERVER_API_KEY
+    )
+    stack.make_visible_again(messages)
+    assert stack.invoke(stack.receive(1)) == set()
+
+    assert stack.result(key)["status"] == "succeeded"
+    assert stack.proxy.inference_calls() == 2
 
 
 def test_an_endpoint_that_stays_down_fails_the_message_for_a_later_retry(ingest_stack: StackFactory) -> None:

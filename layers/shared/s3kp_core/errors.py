@@ -56,6 +56,10 @@ INTERNAL_ERROR: Final = "internal_error"
 RESULT_TOO_LARGE: Final = "result_too_large"
 """The result item is over 400 KB even with its predictions in S3: recorded without its counts."""
 
+# Failures caused by the deployment rather than the object (a wrong or placeholder API key): recorded like
+# any failure, but not remembered by idempotency, so the same event sent again after the fix is processed.
+CONFIGURATION_CODES: Final = frozenset({INFERENCE_UNAUTHORIZED})
+
 
 class ProcessingError(Exception):
     """Processing one object stopped: `code` is stable, `message` is human and already redacted."""
