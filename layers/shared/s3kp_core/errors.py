@@ -27,6 +27,10 @@ OBJECT_TOO_LARGE: Final = "object_too_large"
 """More bytes than `MAX_OBJECT_BYTES`: refused before downloading."""
 OBJECT_UNREADABLE: Final = "object_unreadable"
 """S3 refused the read (e.g. access denied, an archived storage class): retrying will not help."""
+OBJECT_READ_FAILED: Final = "object_read_failed"
+"""Reading the object failed for a passing reason (throttling, 5xx, network): retried."""
+OUTPUT_WRITE_FAILED: Final = "output_write_failed"
+"""Writing the annotated copy or the predictions document failed for a passing reason: retried."""
 
 # --- the image ------------------------------------------------------------------------------------
 IMAGE_UNDECODABLE: Final = "image_undecodable"

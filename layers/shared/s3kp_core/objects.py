@@ -98,7 +98,7 @@ class S3ObjectStore(ObjectStore):
             )
         except Exception as error:
             raise errors.TransientError(
-                "output_write_failed", f"writing s3://{bucket}/{key} failed: {error}"
+                errors.OUTPUT_WRITE_FAILED, f"writing s3://{bucket}/{key} failed: {error}"
             ) from None
 
 
@@ -112,9 +112,9 @@ def _translate(error: Exception, bucket: str, key: str) -> errors.ProcessingErro
             errors.OBJECT_MISSING, f"{where} was replaced since the event; the newer upload has its own event"
         )
     if code in _REFUSED:
-        return errors.PermanentError("object_unreadable", f"reading {where} was refused: {code}")
+        return errors.PermanentError(errors.OBJECT_UNREADABLE, f"reading {where} was refused: {code}")
     return errors.TransientError(
-        "object_read_failed", f"reading {where} failed: {code or type(error).__name__}"
+        errors.OBJECT_READ_FAILED, f"reading {where} failed: {code or type(error).__name__}"
     )
 
 

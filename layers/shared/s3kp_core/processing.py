@@ -167,7 +167,9 @@ def process_object(
     except Exception as error:
         # A bug or an unforeseen library error: let the queue retry, but leave a state on the last try.
         if event.final_attempt:
-            reason = Reason(code="internal_error", message=redact(f"{type(error).__name__}: {error}")[:500])
+            reason = Reason(
+                code=errors.INTERNAL_ERROR, message=redact(f"{type(error).__name__}: {error}")[:500]
+            )
             deps.results.save(record_of(Status.FAILED, reason, None, None), order=order)
         raise
 
