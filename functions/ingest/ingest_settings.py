@@ -8,62 +8,45 @@ with a message naming it (and never echoing a secret's value).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from s3kp_core.settings import ConfigurationError, env, load_from_environment
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9_.-]+/[0-9]+$"
 _SECRET_SETTINGS = frozenset({"ROBOFLOW_API_KEY"})
 
 
-class ConfigurationError(RuntimeError):
-    """A setting is missing or invalid; the message names it."""
-
-
-def _env(name: str) -> Any:
-    # The env var name is the alias, so validation errors name the variable, not the Python field.
-    return Field(validation_alias=AliasChoices(name))
-
-
 class IngestSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    inference_url: Annotated[str, _env("INFERENCE_URL")] = "https://detect.roboflow.com"
-    model_id: Annotated[str, _env("MODEL_ID"), Field(pattern=MODEL_ID_PATTERN)]
-    api_key_secret_arn: Annotated[str | None, _env("ROBOFLOW_API_KEY_SECRET_ARN")] = None
-    api_key_parameter: Annotated[str | None, _env("ROBOFLOW_API_KEY_PARAMETER")] = None
-    api_key: Annotated[str | None, _env("ROBOFLOW_API_KEY"), Field(repr=False)] = None
-    api_key_cache_seconds: Annotated[int, _env("API_KEY_CACHE_SECONDS"), Field(ge=0)] = 300
-    confidence: Annotated[float, _env("CONFIDENCE"), Field(ge=0, le=1)] = 0.4
-    overlap: Annotated[float, _env("OVERLAP"), Field(ge=0, le=1)] = 0.3
-    classes: Annotated[tuple[str, ...], _env("CLASSES")] = ()
-    max_side_for_inference: Annotated[int, _env("MAX_SIDE_FOR_INFERENCE"), Field(ge=32, le=8192)] = 1024
-    annotated_max_side: Annotated[int, _env("ANNOTATED_MAX_SIDE"), Field(ge=32, le=16384)] = 2048
-    max_object_bytes: Annotated[int, _env("MAX_OBJECT_BYTES"), Field(gt=0)] = 50 * 1024 * 1024
-    max_image_pixels: Annotated[int, _env("MAX_IMAGE_PIXELS"), Field(gt=0)] = 100_000_000
-    input_prefix: Annotated[str, _env("INPUT_PREFIX")] = "incoming/"
-    output_bucket: Annotated[str | None, _env("OUTPUT_BUCKET")] = None
-    output_prefix: Annotated[str, _env("OUTPUT_PREFIX"), Field(min_length=1)] = "annotated/"
-    predictions_prefix: Annotated[str, _env("PREDICTIONS_PREFIX"), Field(min_length=1)] = "predictions/"
-    skeleton: Annotated[str, _env("SKELETON")] = "auto"
-    keypoint_draw_threshold: Annotated[float, _env("KEYPOINT_DRAW_THRESHOLD"), Field(ge=0, le=1)] = 0.3
-    inference_connect_timeout: Annotated[float, _env("INFERENCE_CONNECT_TIMEOUT"), Field(gt=0)] = 3.05
-    inference_read_timeout: Annotated[float, _env("INFERENCE_READ_TIMEOUT"), Field(gt=0)] = 20.0
-    inference_max_attempts: Annotated[int, _env("INFERENCE_MAX_ATTEMPTS"), Field(ge=1, le=10)] = 4
-    results_table: Annotated[str, _env("RESULTS_TABLE"), Field(min_length=1)]
-    idempotency_table: Annotated[str, _env("IDEMPOTENCY_TABLE"), Field(min_length=1)]
-    idempotency_ttl_seconds: Annotated[int, _env("IDEMPOTENCY_TTL_SECONDS"), Field(ge=60)] = 86_400
-    max_receive_count: Annotated[int, _env("MAX_RECEIVE_COUNT"), Field(ge=1)] = 3
+    inference_url: Annotated[str, env("INFERENCE_URL")] = "https://detect.roboflow.com"
+    model_id: Annotated[str, env("MODEL_ID"), Field(pattern=MODEL_ID_PATTERN)]
+    api_key_secret_arn: Annotated[str | None, env("ROBOFLOW_API_KEY_SECRET_ARN")] = None
+    api_key_parameter: Annotated[str | None, env("ROBOFLOW_API_KEY_PARAMETER")] = None
+    api_key: Annotated[str | None, env("ROBOFLOW_API_KEY"), Field(repr=False)] = None
+    api_key_cache_seconds: Annotated[int, env("API_KEY_CACHE_SECONDS"), Field(ge=0)] = 300
+    confidence: Annotated[float, env("CONFIDENCE"), Field(ge=0, le=1)] = 0.4
+    overlap: Annotated[float, env("OVERLAP"), Field(ge=0, le=1)] = 0.3
+    classes: Annotated[tuple[str, ...], env("CLASSES")] = ()
+    max_side_for_inference: Annotated[int, env("MAX_SIDE_FOR_INFERENCE"), Field(ge=32, le=8192)] = 1024
+    annotated_max_side: Annotated[int, env("ANNOTATED_MAX_SIDE"), Field(ge=32, le=16384)] = 2048
+    max_object_bytes: Annotated[int, env("MAX_OBJECT_BYTES"), Field(gt=0)] = 50 * 1024 * 1024
+    max_image_pixels: Annotated[int, env("MAX_IMAGE_PIXELS"), Field(gt=0)] = 100_000_000
+    input_prefix: Annotated[str, env("INPUT_PREFIX")] = "incoming/"
+    output_bucket: Annotated[str | None, env("OUTPUT_BUCKET")] = None
+    output_prefix: Annotated[str, env("OUTPUT_PREFIX"), Field(min_length=1)] = "annotated/"
+    predictions_prefix: Annotated[str, env("PREDICTIONS_PREFIX"), Field(min_length=1)] = "predictions/"
+    skeleton: Annotated[str, env("SKELETON")] = "auto"
+    keypoint_draw_threshold: Annotated[float, env("KEYPOINT_DRAW_THRESHOLD"), Field(ge=0, le=1)] = 0.3
+    inference_connect_timeout: Annotated[float, env("INFERENCE_CONNECT_TIMEOUT"), Field(gt=0)] = 3.05
+    inference_read_timeout: Annotated[float, env("INFERENCE_READ_TIMEOUT"), Field(gt=0)] = 20.0
+    inference_max_attempts: Annotated[int, env("INFERENCE_MAX_ATTEMPTS"), Field(ge=1, le=10)] = 4
+    results_table: Annotated[str, env("RESULTS_TABLE"), Field(min_length=1)]
+    idempotency_table: Annotated[str, env("IDEMPOTENCY_TABLE"), Field(min_length=1)]
+    idempotency_ttl_seconds: Annotated[int, env("IDEMPOTENCY_TTL_SECONDS"), Field(ge=60)] = 86_400
+    max_receive_count: Annotated[int, env("MAX_RECEIVE_COUNT"), Field(ge=1)] = 3
 
     @field_validator("inference_url")
     @classmethod
@@ -116,27 +99,9 @@ class IngestSettings(BaseModel):
 
 def load_settings(environ: Mapping[str, str] | None = None) -> IngestSettings:
     """Validate the environment; raise ConfigurationError naming every bad setting."""
-    source = os.environ if environ is None else environ
-    # An empty variable means "not set" (templates often pass "" for optional parameters).
-    present = {name: value for name, value in source.items() if value.strip() != ""}
-    try:
-        return IngestSettings.model_validate(present)
-    except ValidationError as error:
-        raise ConfigurationError(_describe(error)) from None
-
-
-def _describe(error: ValidationError) -> str:
-    problems = []
-    for issue in error.errors(include_url=False, include_input=True):
-        name = ".".join(str(part) for part in issue["loc"]) or "settings"
-        message = issue["msg"].removeprefix("Value error, ")
-        if issue["type"] == "missing":
-            problems.append(f"{name} is required")
-        elif name in _SECRET_SETTINGS or not issue["loc"]:
-            problems.append(f"{name}: {message}")
-        else:
-            problems.append(f"{name}={issue.get('input')!r}: {message}")
-    return "invalid ingest configuration: " + "; ".join(problems)
+    return load_from_environment(
+        IngestSettings, what="ingest", secret_names=_SECRET_SETTINGS, environ=environ
+    )
 
 
 def resolve_api_key(settings: IngestSettings) -> str:

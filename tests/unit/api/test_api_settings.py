@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from api_settings import ApiSettings, ConfigurationError
+from api_settings import ApiSettings
+from s3kp_core.settings import ConfigurationError
 
 BASE = {"RESULTS_TABLE": "results", "CURSOR_SECRET": "0123456789abcdef"}
 
