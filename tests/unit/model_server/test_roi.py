@@ -95,6 +95,18 @@ def test_overlapping_hand_rects_keep_the_later_one_and_disjoint_ones_all_stay() 
     assert associate([a, c], min_similarity=0.5) == [0, 1]
 
 
+def test_a_hand_rect_under_the_graphs_threshold_never_displaces_one() -> None:
+    """GIVEN A and C from detections the graph reports and B (on A's hand) from a weaker one a low
+    request admitted THEN A stays, B is dropped, and a weaker rect on its own (D) joins."""
+    a = Rect(50.0, 50.0, 20.0, 20.0)
+    b = Rect(51.0, 50.0, 20.0, 20.0)
+    c = Rect(150.0, 50.0, 20.0, 20.0)
+    d = Rect(250.0, 50.0, 20.0, 20.0)
+    e = Rect(251.0, 50.0, 20.0, 20.0)  # weaker still, on D's hand: D came first and stays
+    assert associate([a, c, b, d, e], min_similarity=0.5, graph_count=2) == [0, 1, 3]
+    assert associate([a, c, b], min_similarity=0.5, graph_count=3) == [1, 2]  # all the graph's: MediaPipe
+
+
 def test_unrotated_iou_of_half_overlapping_squares() -> None:
     assert unrotated_iou(Rect(0, 0, 2, 2), Rect(1, 0, 2, 2)) == pytest.approx(1 / 3)
     assert unrotated_iou(Rect(0, 0, 2, 2), Rect(5, 5, 2, 2)) == 0.0

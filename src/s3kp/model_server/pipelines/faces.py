@@ -9,7 +9,7 @@ from s3kp_core.skeletons import FACE_6
 
 from s3kp.model_server.pipelines.anchors import SsdAnchorOptions
 from s3kp.model_server.pipelines.base import Detection, ModelInfo, RGBImage
-from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector
+from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector, choose
 from s3kp.model_server.pipelines.keypoints import keypoints_from
 
 SHORT_RANGE = DetectorSpec(
@@ -34,11 +34,10 @@ class FacePipeline:
     def predict(
         self, image: RGBImage, *, confidence: float, iou_threshold: float, max_detections: int
     ) -> list[Detection]:
-        found = self.detector.detect(
-            image, min_score=confidence, iou_threshold=iou_threshold, max_detections=max_detections
-        )
+        found = self.detector.detect(image, down_to=confidence)
         results = []
-        for box, points, score in zip(found.boxes, found.keypoints, found.scores, strict=True):
+        for index in choose(found, confidence=confidence, iou_threshold=iou_threshold)[:max_detections]:
+            box, points, score = found.boxes[index], found.keypoints[index], found.scores[index]
             xmin, ymin, xmax, ymax = (float(v) for v in box)
             results.append(
                 Detection(

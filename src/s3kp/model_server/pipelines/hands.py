@@ -11,7 +11,7 @@ from s3kp_core.skeletons import HAND_21
 from s3kp.model_server.pipelines.anchors import SsdAnchorOptions
 from s3kp.model_server.pipelines.base import Detection, ModelInfo, RGBImage
 from s3kp.model_server.pipelines.boxes import landmark_box
-from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector
+from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector, choose
 from s3kp.model_server.pipelines.interpreter_pool import InterpreterPool
 from s3kp.model_server.pipelines.keypoints import keypoints_from
 from s3kp.model_server.pipelines.landmarks import crop_and_run
@@ -52,9 +52,7 @@ class HandPipeline:
     def predict(
         self, image: RGBImage, *, confidence: float, iou_threshold: float, max_detections: int
     ) -> list[Detection]:
-        found = self.detector.detect(
-            image, min_score=confidence, iou_threshold=iou_threshold, max_detections=max_detections
-        )
+        found = self.detector.detect(image, down_to=confidence)
         input_width, input_height = self.landmarks.input_size
         image_size = (image.shape[1], image.shape[0])
         hands = [
@@ -66,8 +64,16 @@ class HandPipeline:
             )
             for box, points in zip(found.boxes, found.keypoints, strict=True)
         ]
-        results = []
-        for index in associate(hands, min_similarity=SAME_HAND_IOU):
+        # One hand per group of overlapping rects, decided among every detection found (the graph's own
+        # first), and only then the request's choice: so `confidence` and `overlap` pick hands, never
+        # which palm stands for one.
+        graph_count = int((found.scores >= self.detector.spec.min_score).sum())
+        associated = associate(hands, min_similarity=SAME_HAND_IOU, graph_count=graph_count)
+        chosen = choose(found.take(associated), confidence=confidence, iou_threshold=iou_threshold)
+        results: list[Detection] = []
+        for index in (associated[c] for c in chosen):
+            if len(results) == max_detections:
+                break
             hand, score = hands[index], found.scores[index]
             seen, outputs = crop_and_run(self.landmarks, image, hand)
             raw_landmarks, hand_flag = outputs[:2]

@@ -14,7 +14,7 @@ from s3kp.model_server.pipelines.anchors import SsdAnchorOptions
 from s3kp.model_server.pipelines.base import Detection, ModelInfo, RGBImage
 from s3kp.model_server.pipelines.boxes import person_box
 from s3kp.model_server.pipelines.decoding import sigmoid
-from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector
+from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector, choose
 from s3kp.model_server.pipelines.interpreter_pool import InterpreterPool
 from s3kp.model_server.pipelines.keypoints import keypoints_from
 from s3kp.model_server.pipelines.landmarks import crop_and_run, refine_with_heatmap
@@ -44,13 +44,14 @@ class PosePipeline:
     def predict(
         self, image: RGBImage, *, confidence: float, iou_threshold: float, max_detections: int
     ) -> list[Detection]:
-        found = self.detector.detect(
-            image, min_score=confidence, iou_threshold=iou_threshold, max_detections=max_detections
-        )
+        found = self.detector.detect(image, down_to=confidence)
         input_width, input_height = self.landmarks.input_size
         image_size = (image.shape[1], image.shape[0])
-        results = []
-        for points, box, score in zip(found.keypoints, found.boxes, found.scores, strict=True):
+        results: list[Detection] = []
+        for index in choose(found, confidence=confidence, iou_threshold=iou_threshold):
+            if len(results) == max_detections:
+                break
+            points, box, score = found.keypoints[index], found.boxes[index], found.scores[index]
             rect = rect_from_alignment_points(points, ALIGNMENT_START, ALIGNMENT_END, target_degrees=90)
             seen, outputs = crop_and_run(
                 self.landmarks, image, transform_rect(rect, scale=ROI_SCALE, square_long=True)

@@ -115,14 +115,21 @@ def unrotated_iou(a: Rect, b: Rect) -> float:
     return intersection / union if union > 0 else 0.0
 
 
-def associate(rects: list[Rect], *, min_similarity: float) -> list[int]:
+def associate(rects: list[Rect], *, min_similarity: float, graph_count: int | None = None) -> list[int]:
     """AssociationNormRectCalculator: indices of the rects kept, in its order.
 
     Rects are taken in turn; each one removes every already kept rect it overlaps by more than
-    `min_similarity` and joins the list, so of two rects on one hand the later one stays.
+    `min_similarity` and joins the list, so of two rects on one hand the later one stays. That is the rule
+    for the first `graph_count` rects (default: all), the ones MediaPipe's graph sees. A rect after them
+    (from a detection under the graph's threshold) never displaces one: it joins only if it overlaps no
+    kept rect, so the graph's hands stay what they are however many weaker ones a request admits.
     """
+    graph_count = len(rects) if graph_count is None else graph_count
     kept: list[int] = []
     for index, rect in enumerate(rects):
-        kept = [k for k in kept if unrotated_iou(rects[k], rect) <= min_similarity]
+        if index < graph_count:
+            kept = [k for k in kept if unrotated_iou(rects[k], rect) <= min_similarity]
+        elif any(unrotated_iou(rects[k], rect) > min_similarity for k in kept):
+            continue
         kept.append(index)
     return kept
