@@ -8,7 +8,10 @@ after), writes the samples as PNG files, and runs this same file there with `--w
 The legacy API (`mp.solutions`) is used as documented: FaceDetection with model_selection 0 and 1, Pose
 with static_image_mode and model_complexity=1, Hands with static_image_mode, model_complexity=1 and a
 large max_num_hands. Legacy Pose follows one person, so for the two-person composite it runs on each
-person's half and the result is shifted back into the composite's pixels.
+person's half (shifted back into the composite's pixels), on the whole composite (the best-scoring
+person) and on the whole composite with everyone but one person blacked out (each person where the
+composite puts them). The contract tests through roboflow-python, which re-encodes images as JPEG
+quality 90, get references on those JPEGs (`client_jpeg`).
 
 Only the standard library is imported at module level: the worker side runs in the reference venv.
 """
@@ -47,6 +50,15 @@ MAX_NUM_HANDS = 20
 # threshold MediaPipe still crops and runs the landmark model on whatever palm-like patches it finds, and
 # our pipeline must put those (meaningless) landmarks exactly where it does.
 LOW_THRESHOLD_HANDS = {"min_detection_confidence": 0.1, "min_tracking_confidence": 0.0}
+# roboflow-python re-encodes every image as JPEG quality 90 before sending it, which alone moves pose
+# landmarks by several pixels; so the contract tests through it compare with MediaPipe run on the pixels
+# the server decodes from that JPEG (Pillow, as the server does), not on the PNG samples.
+CLIENT_JPEG_QUALITY = 90
+CLIENT_JPEG_MODEL_IMAGES: dict[str, tuple[str, ...]] = {
+    "faces/1": ("astronaut", "grace_hopper"),
+    "faces/2": ("astronaut", "grace_hopper"),
+    "pose/1": ("astronaut", "grace_hopper"),
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -93,6 +105,24 @@ def write_samples(directory: Path) -> dict[str, dict[str, Any]]:
     return written
 
 
+def write_client_jpegs(directory: Path) -> dict[str, str]:
+    """Each sample as roboflow-python sends it (JPEG quality 90), decoded back by Pillow, as an RGB PNG."""
+    import io
+
+    from PIL import Image
+
+    from s3kp.samples import SAMPLE_IMAGES
+
+    written = {}
+    for name in sorted({n for names in CLIENT_JPEG_MODEL_IMAGES.values() for n in names}):
+        buffer = io.BytesIO()
+        SAMPLE_IMAGES[name]().convert("RGB").save(buffer, quality=CLIENT_JPEG_QUALITY, format="JPEG")
+        path = directory / f"{name}-client-jpeg.png"
+        Image.open(io.BytesIO(buffer.getvalue())).convert("RGB").save(path)
+        written[name] = str(path)
+    return written
+
+
 def person_crops() -> dict[str, list[list[int]]]:
     """Per-person crops (left, top, right, bottom) of the composites legacy Pose cannot split."""
     from s3kp.samples import SAMPLE_IMAGES, astronaut
@@ -133,6 +163,10 @@ def make_reference() -> dict[str, Any]:
             "model_images": MODEL_IMAGES,
             "person_crops": person_crops(),
             "low_threshold_hands": list(IMAGES),
+            "client_jpeg": {
+                "images": write_client_jpegs(Path(tmp)),
+                "model_images": CLIENT_JPEG_MODEL_IMAGES,
+            },
         }
         result = run_worker(python, job)
     return {
@@ -149,13 +183,16 @@ def make_reference() -> dict[str, Any]:
             "hands_model_complexity": 1,
             "person_crops": job["person_crops"],
             "low_threshold_hands": LOW_THRESHOLD_HANDS,
+            "client_jpeg_quality": CLIENT_JPEG_QUALITY,
         },
         "images": {
             name: {"width": info["width"], "height": info["height"]} for name, info in samples.items()
         },
         "models": result["models"],
         "whole_composite_pose": result["whole_composite_pose"],
+        "one_person_composite_pose": result["one_person_composite_pose"],
         "low_threshold_hands": result["low_threshold_hands"],
+        "client_jpeg": result["client_jpeg"],
     }
 
 
@@ -268,11 +305,61 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     versions = {"mediapipe": mp.__version__, "numpy": np.__version__, "python": platform.python_version()}
     if job["mode"] == "benchmark":
         return {"versions": versions, "median_ms": _benchmark(solutions, images, job)}
+    models = _run_models(solutions, images, job["model_images"], job["person_crops"])
+    # Legacy Pose on each whole composite too: it follows the best-scoring person, whom we must match.
+    whole_composite_pose = {}
+    for name in job["person_crops"]:
+        image = images[name]
+        with solutions["pose/1"]() as solution:
+            whole_composite_pose[name] = _people(
+                "pose/1", solution.process(image), image.shape[1], image.shape[0]
+            )
+    # And on each whole composite with everyone but one person blacked out: that person where the whole
+    # composite puts them (same letterbox, same scale), with no other person for the graph to follow.
+    one_person_composites: dict[str, list[list[dict[str, Any]]]] = {}
+    for name, crops in job["person_crops"].items():
+        image = images[name]
+        one_person_composites[name] = []
+        for left, top, right, bottom in crops:
+            alone = np.zeros_like(image)
+            alone[top:bottom, left:right] = image[top:bottom, left:right]
+            with solutions["pose/1"]() as solution:
+                one_person_composites[name].append(
+                    _people("pose/1", solution.process(alone), image.shape[1], image.shape[0])
+                )
+    low_threshold_hands = {}
+    for name in job["low_threshold_hands"]:
+        image = images[name]
+        with solutions["low_threshold_hands"]() as solution:
+            low_threshold_hands[name] = _people(
+                "hands/1", solution.process(image), image.shape[1], image.shape[0]
+            )
+    client_images = {name: _read_rgb(path) for name, path in job["client_jpeg"]["images"].items()}
+    client_jpeg = _run_models(solutions, client_images, job["client_jpeg"]["model_images"], {})
+    return {
+        "versions": versions,
+        "models": models,
+        "whole_composite_pose": whole_composite_pose,
+        "one_person_composite_pose": one_person_composites,
+        "low_threshold_hands": low_threshold_hands,
+        "client_jpeg": client_jpeg,
+    }
+
+
+def _run_models(
+    solutions: dict[str, Any],
+    images: dict[str, Any],
+    model_images: dict[str, list[str]],
+    person_crops: dict[str, list[list[int]]],
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Each model on its images, a fresh graph per image; pose on each person's crop where one is given."""
+    import numpy as np
+
     models: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for model_id, names in job["model_images"].items():
+    for model_id, names in model_images.items():
         models[model_id] = {}
         for name in names:
-            crops = job["person_crops"].get(name) if model_id == "pose/1" else None
+            crops = person_crops.get(name) if model_id == "pose/1" else None
             image = images[name]
             found = []
             for left, top, right, bottom in crops or [[0, 0, image.shape[1], image.shape[0]]]:
@@ -286,27 +373,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
                         person["box"] = [xmin + left, ymin + top, xmax + left, ymax + top]
                 found.extend(people)
             models[model_id][name] = found
-    # Legacy Pose on each whole composite too: it follows the best-scoring person, whom we must match.
-    whole_composite_pose = {}
-    for name in job["person_crops"]:
-        image = images[name]
-        with solutions["pose/1"]() as solution:
-            whole_composite_pose[name] = _people(
-                "pose/1", solution.process(image), image.shape[1], image.shape[0]
-            )
-    low_threshold_hands = {}
-    for name in job["low_threshold_hands"]:
-        image = images[name]
-        with solutions["low_threshold_hands"]() as solution:
-            low_threshold_hands[name] = _people(
-                "hands/1", solution.process(image), image.shape[1], image.shape[0]
-            )
-    return {
-        "versions": versions,
-        "models": models,
-        "whole_composite_pose": whole_composite_pose,
-        "low_threshold_hands": low_threshold_hands,
-    }
+    return models
 
 
 def _benchmark(

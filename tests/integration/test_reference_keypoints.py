@@ -16,10 +16,16 @@ Tolerances, and why:
   a sub-pixel difference. So: median error <= 2 px, and >= 85 % of the landmarks MediaPipe sees as
   visible within 5 px.
 - Pose on people_side_by_side: legacy Pose follows one person. On the whole composite it returns the
-  best-scoring one, whom our first person must match as above. The reference also runs it on each half:
-  run on a half, we must match it as above; on the whole composite the detector sees both people and
-  places the second person's crop differently from the half-image run, so for that comparison we only
-  require both people, each with the visible landmarks' median within 15 px of the per-half reference.
+  best-scoring one, whom our first person must match as above. The reference also runs it on each half
+  and on the whole composite with the other person blacked out (`one_person_composite_pose`): run on the
+  same images, we must match both as above. Our two people on the whole composite cannot match the
+  per-half answers that closely, and neither does MediaPipe: the detector sees another image (the
+  composite's letterbox scale, and the other person within its receptive field: the astronaut scores
+  0.95 alone and 0.505 beside Grace Hopper), so it places each person's region of interest elsewhere,
+  and the landmarks follow. Measured, visible landmarks' median: astronaut 3.6 px, Grace Hopper 11.6 px,
+  where MediaPipe's own whole-composite answer is 11.5 px from its half answer (all 33 landmarks: 93 and
+  96 px, the legs below the frame that the model extrapolates). So that comparison requires both people,
+  each within 15 px, and Grace Hopper's distance equal to MediaPipe's own within 1 px.
 - Hands: none of the samples shows a hand to MediaPipe, and we must agree. To still check the whole hand
   pipeline (palm decoding, rotated and shifted crop, de-duplication of overlapping hand rects, landmark
   projection), the fixture also has MediaPipe's output with a 0.1 palm threshold and no presence
@@ -167,6 +173,22 @@ def test_each_half_of_the_composite_matches_mediapipe_on_that_half(
 
 
 @pytest.mark.parametrize("confidence", CONFIDENCES)
+def test_each_person_alone_on_the_composite_canvas_matches_mediapipe(
+    pipelines: dict[str, KeypointPipeline], confidence: float
+) -> None:
+    """The same image geometry as the whole composite, with one person: we land where MediaPipe does."""
+    composite = rgb("people_side_by_side")
+    crops = SETTINGS["person_crops"]["people_side_by_side"]
+    for (left, top, right, bottom), (reference,) in zip(
+        crops, REFERENCE["one_person_composite_pose"]["people_side_by_side"], strict=True
+    ):
+        alone = np.zeros_like(composite)
+        alone[top:bottom, left:right] = composite[top:bottom, left:right]
+        (person,) = mediapipes_share(pipelines["pose/1"].predict(alone, **request(confidence)))
+        assert_pose_matches(person, reference)
+
+
+@pytest.mark.parametrize("confidence", CONFIDENCES)
 def test_the_best_person_in_the_composite_is_the_one_mediapipe_returns(
     pipelines: dict[str, KeypointPipeline], confidence: float
 ) -> None:
@@ -189,6 +211,26 @@ def test_every_person_in_the_composite_gets_landmarks(
         visible = np.array(reference["visibility"]) >= VISIBLE
         assert np.median(errors[visible]) <= COMPOSITE_MEDIAN_PX, errors.round(1)
         assert all(len(d.keypoints) == 33 for d in ours)
+
+
+@pytest.mark.parametrize("confidence", CONFIDENCES)
+def test_the_composite_moves_the_best_person_from_the_half_answer_as_far_as_it_moves_mediapipe(
+    pipelines: dict[str, KeypointPipeline], confidence: float
+) -> None:
+    """Why the whole composite is not held to the per-half answer: MediaPipe's own whole-composite answer
+    is as far from its half answer as ours is (the distance comes from what the detector sees)."""
+    (whole,) = REFERENCE["whole_composite_pose"]["people_side_by_side"]
+    half = REFERENCE["models"]["pose/1"]["people_side_by_side"][1]  # Grace Hopper, the best-scoring one
+    visible = np.array(half["visibility"]) >= VISIBLE
+    ours = pipelines["pose/1"].predict(rgb("people_side_by_side"), **request(confidence))[0]
+
+    def visible_median(keypoints: Any) -> float:
+        errors = np.linalg.norm(np.asarray(keypoints) - np.array(half["keypoints"]), axis=1)
+        return float(np.median(errors[visible]))
+
+    mediapipes_own = visible_median(whole["keypoints"])
+    assert mediapipes_own > 5.0  # a real difference, not noise
+    assert visible_median(points(ours)) == pytest.approx(mediapipes_own, abs=1.0)
 
 
 @pytest.mark.parametrize(("model_id", "image", "confidence"), cases(("hands/1",)))
