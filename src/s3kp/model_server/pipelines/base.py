@@ -56,5 +56,9 @@ class KeypointPipeline(Protocol):
         iou_threshold: float,
         max_detections: int,
     ) -> list[Detection]:
-        """Detections sorted by confidence, highest first, in the image's pixel coordinates."""
+        """Detections sorted by confidence, highest first, in the image's pixel coordinates.
+
+        `confidence`, `iou_threshold` and `max_detections` choose among the model's detections and never
+        change one: a detection reported at one setting is identical at every other that reports it.
+        """
         ...
