@@ -307,7 +307,7 @@ def test_shared_layer_is_built_by_sam_for_the_functions_runtime(template: dict[s
     ("auth_type", "expected_security", "expected_schemes"),
     [
         ("IAM", [{"SigV4": []}], {"SigV4"}),
-        ("JWT", [{"JwtAuthorizer": []}], {"JwtAuthorizer"}),
+        ("JWT", [{"JwtAuthorizer": ["s3kp/results.read"]}], {"JwtAuthorizer"}),
         ("NONE", [], {"SigV4"}),
     ],
 )
@@ -320,6 +320,7 @@ def test_every_route_follows_the_api_auth_type_parameter(
             "ApiAuthType": auth_type,
             "JwtIssuer": "https://issuer.example",
             "JwtAudience": ["client"],
+            "JwtScopes": ["s3kp/results.read"],
         },
         references={"ApiFunction.Arn": "arn:aws:lambda:us-east-1:123456789012:function:api"},
     )
