@@ -162,7 +162,6 @@ def aws_call_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     saved = {name: os.environ.get(name) for name in exported}
     os.environ.update(exported)
     recorder.configure(path, functions, variables)
-    recorder.set_enabled(False)
     try:
         yield path
     finally:
@@ -173,13 +172,14 @@ def aws_call_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 os.environ[name] = value
 
 
-@pytest.fixture(autouse=True)
-def _record_aws_calls_of_integration_tests(
-    request: pytest.FixtureRequest, aws_call_log: Path
-) -> Iterator[None]:
-    """Handlers run in this process are recorded in integration tests only (unit tests fake AWS)."""
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Handlers run in this process are recorded in integration tests only, fixtures included (unit tests
+    fake AWS with made-up names)."""
     from tests.iam_proof import recorder
 
-    recorder.set_enabled(Path(str(request.node.path)).is_relative_to(_INTEGRATION))
-    yield
-    recorder.set_enabled(False)
+    recorder.set_enabled(Path(str(item.path)).is_relative_to(_INTEGRATION))
+    try:
+        yield
+    finally:
+        recorder.set_enabled(False)
