@@ -175,6 +175,14 @@ def _queue(call: Call, action: str) -> list[Need]:
     return [Need(action, queue_arn(url, call.region), "queue", url)]
 
 
+def _queue_by_name(call: Call) -> list[Need]:
+    name = call.params["QueueName"]
+    arn = f"arn:aws:sqs:{call.region}:{ACCOUNT_ID}:{name}"
+    return [
+        Need("sqs:GetQueueUrl", arn, "queue", f"https://sqs.{call.region}.amazonaws.com/{ACCOUNT_ID}/{name}")
+    ]
+
+
 def bus_arn(bus: str, region: str) -> str:
     return bus if bus.startswith("arn:") else f"arn:aws:events:{region}:{ACCOUNT_ID}:event-bus/{bus}"
 
@@ -204,6 +212,8 @@ _MAPPINGS: dict[str, dict[str, Callable[[Call], list[Need]]]] = {
         "SendMessage": lambda c: _queue(c, "sqs:SendMessage"),
         "SendMessageBatch": lambda c: _queue(c, "sqs:SendMessage"),
         "GetQueueAttributes": lambda c: _queue(c, "sqs:GetQueueAttributes"),
+        "ReceiveMessage": lambda c: _queue(c, "sqs:ReceiveMessage"),
+        "GetQueueUrl": _queue_by_name,
     },
     "events": {"PutEvents": _events},
     # Needs no permission (any principal may ask who it is).

@@ -39,6 +39,7 @@ RESOURCE_PARAMETERS = (
     "SecretId",
     "Name",
     "QueueUrl",
+    "QueueName",
     "EventBusName",
 )
 

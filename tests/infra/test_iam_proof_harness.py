@@ -131,6 +131,12 @@ def test_changing_visibility_needs_change_message_visibility_on_the_queue(
     assert _needs(_call("sqs", operation, params={"QueueUrl": url})) == [("sqs:ChangeMessageVisibility", arn)]
 
 
+def test_looking_up_a_queue_by_name_needs_get_queue_url_on_it() -> None:
+    call = _call("sqs", "GetQueueUrl", params={"QueueName": "s3kp-ingest-5f0c"})
+
+    assert _needs(call) == [("sqs:GetQueueUrl", "arn:aws:sqs:us-east-1:123456789012:s3kp-ingest-5f0c")]
+
+
 def test_put_events_needs_put_events_on_each_bus_once() -> None:
     call = _call("events", "PutEvents", buses=("s3kp-results", "s3kp-results", "default"))
 
