@@ -123,3 +123,63 @@ def _fresh_powertools_parameter_providers() -> Iterator[None]:
     from aws_lambda_powertools.utilities.parameters import base
 
     base.DEFAULT_PROVIDERS.clear()
+
+
+# --- IAM proof: every AWS call a handler makes is recorded (tests/iam_proof) --------------------------
+# In this process during integration tests, and in every process the session starts (the offline stack's
+# Lambda workers), through tests/iam_proof/site/sitecustomize.py on their PYTHONPATH.
+# tests/integration/test_iam_proof.py runs last and checks every recorded call against the roles.
+
+IAM_PROOF_MARKER = "iam_proof"
+_INTEGRATION = ROOT / "tests" / "integration"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{IAM_PROOF_MARKER}: runs after every other test (it evaluates the calls they made)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker(IAM_PROOF_MARKER) is not None)  # stable
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_call_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's record of AWS calls made by handler code (one JSON object per line)."""
+    from tests.iam_proof import recorder
+    from tests.iam_proof.proof import recorder_settings
+
+    path = tmp_path_factory.getbasetemp() / "aws-calls.jsonl"
+    functions, variables = recorder_settings()
+    site = ROOT / "tests" / "iam_proof" / "site"
+    exported = {
+        recorder.LOG_VARIABLE: str(path),
+        recorder.FUNCTIONS_VARIABLE: ";".join(f"{name}={directory}" for name, directory in functions.items()),
+        recorder.ENVIRONMENT_VARIABLE: ",".join(variables),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
+    }
+    saved = {name: os.environ.get(name) for name in exported}
+    os.environ.update(exported)
+    recorder.configure(path, functions, variables)
+    try:
+        yield path
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Handlers run in this process are recorded in integration tests only, fixtures included (unit tests
+    fake AWS with made-up names)."""
+    from tests.iam_proof import recorder
+
+    recorder.set_enabled(Path(str(item.path)).is_relative_to(_INTEGRATION))
+    try:
+        yield
+    finally:
+        recorder.set_enabled(False)

@@ -24,7 +24,6 @@ class IngestSettings(BaseModel):
     inference_url: Annotated[str, env("INFERENCE_URL")] = "https://detect.roboflow.com"
     model_id: Annotated[str, env("MODEL_ID"), Field(pattern=MODEL_ID_PATTERN)]
     api_key_secret_arn: Annotated[str | None, env("ROBOFLOW_API_KEY_SECRET_ARN")] = None
-    api_key_parameter: Annotated[str | None, env("ROBOFLOW_API_KEY_PARAMETER")] = None
     api_key: Annotated[str | None, env("ROBOFLOW_API_KEY"), Field(repr=False)] = None
     api_key_cache_seconds: Annotated[int, env("API_KEY_CACHE_SECONDS"), Field(ge=0)] = 300
     confidence: Annotated[float, env("CONFIDENCE"), Field(ge=0, le=1)] = 0.4
@@ -80,11 +79,8 @@ class IngestSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if not (self.api_key_secret_arn or self.api_key_parameter or self.api_key):
-            raise ValueError(
-                "no API key source: set ROBOFLOW_API_KEY_SECRET_ARN, ROBOFLOW_API_KEY_PARAMETER "
-                "or ROBOFLOW_API_KEY"
-            )
+        if not (self.api_key_secret_arn or self.api_key):
+            raise ValueError("no API key source: set ROBOFLOW_API_KEY_SECRET_ARN or ROBOFLOW_API_KEY")
         # Even with a separate OUTPUT_BUCKET (the template sets it to the upload bucket), nested prefixes
         # are one misconfigured notification away from a loop: refuse them outright.
         if self.input_prefix.startswith(self.output_prefix) or (
@@ -116,12 +112,6 @@ def resolve_api_key(settings: IngestSettings) -> str:
     if settings.api_key_secret_arn:
         raw = str(parameters.get_secret(settings.api_key_secret_arn, max_age=settings.api_key_cache_seconds))
         key = _key_from_secret_string(raw, source="ROBOFLOW_API_KEY_SECRET_ARN")
-    elif settings.api_key_parameter:
-        key = str(
-            parameters.get_parameter(
-                settings.api_key_parameter, decrypt=True, max_age=settings.api_key_cache_seconds
-            )
-        ).strip()
     else:
         key = (settings.api_key or "").strip()
     if not key:

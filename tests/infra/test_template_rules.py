@@ -45,22 +45,53 @@ def _as_list(value: Any) -> list[Any]:
 # ------------------------------------------------------------------------------------------ IAM
 
 
+def _stack_resource_of(resource: Any) -> tuple[str, str]:
+    """(logical id, path after its ARN) of `!GetAtt X.Arn` or `!Sub ${X.Arn}/path`."""
+    if "Fn::GetAtt" in resource:
+        logical_id, attribute = resource["Fn::GetAtt"]
+        assert attribute == "Arn", resource
+        return logical_id, ""
+    head, _, path = resource["Fn::Sub"].partition("/")
+    assert head.startswith("${"), resource
+    assert head.endswith(".Arn}"), resource
+    return head[2:-5], path
+
+
 def test_function_statements_name_exact_resources_and_actions(template: dict[str, Any]) -> None:
     statements = _inline_statements(template)
-    assert statements, "expected inline S3 statements scoped to prefixes"
+    assert statements, "expected inline statements scoped to the stack's resources"
     for function, statement in statements:
         assert statement["Effect"] == "Allow"
         actions = _as_list(statement["Action"])
         assert all("*" not in action for action in actions), f"{function}: wildcard action in {actions}"
         for resource in _as_list(statement["Resource"]):
             assert resource != "*" or set(actions) <= WILDCARD_RESOURCE_ACTIONS, f"{function}: Resource '*'"
+            logical_id, path = _stack_resource_of(resource)
+            assert logical_id in template["Resources"], (
+                f"{function}: {resource} is not a resource of the stack"
+            )
             if actions == ["s3:ListBucket"]:
                 # The one bucket-level grant: it turns "missing key" into 404 instead of 403.
-                assert resource == {"Fn::GetAtt": ["UploadBucket", "Arn"]}, f"{function}: {resource}"
-                continue
-            # Object ARNs are scoped to one prefix of the upload bucket, never the whole bucket.
-            assert resource["Fn::Sub"].startswith("${UploadBucket.Arn}/")
-            assert resource["Fn::Sub"].endswith("/*")
+                assert (logical_id, path) == ("UploadBucket", ""), f"{function}: {resource}"
+            elif any(action.startswith("s3:") for action in actions):
+                # Object ARNs are scoped to one prefix of the upload bucket, never the whole bucket.
+                assert logical_id == "UploadBucket", f"{function}: {resource}"
+                assert path.endswith("/*"), f"{function}: {resource}"
+                assert path.count("*") == 1, f"{function}: {resource}"
+            elif any(action.startswith("dynamodb:") for action in actions):
+                # A table, or one named index of it (never index/*).
+                table = template["Resources"][logical_id]
+                assert table["Type"] == "AWS::DynamoDB::Table", f"{function}: {resource}"
+                indexes = {i["IndexName"] for i in table["Properties"].get("GlobalSecondaryIndexes", [])}
+                assert path == "" or path.removeprefix("index/") in indexes, f"{function}: {resource}"
+
+
+def test_no_function_uses_a_dynamodb_policy_template(template: dict[str, Any]) -> None:
+    """SAM's DynamoDB templates grant Scan, batch writes and every index: the roles name exact actions
+    (tests/integration/test_iam_proof.py proves they are enough)."""
+    for name, function in resources_of_type(template, "AWS::Serverless::Function").items():
+        for policy in function["Properties"].get("Policies", []):
+            assert not any(key.startswith("DynamoDB") for key in policy), f"{name}: {policy}"
 
 
 def test_sam_policy_templates_are_scoped_to_the_stacks_own_resources(template: dict[str, Any]) -> None:
@@ -102,11 +133,21 @@ def test_ingest_writes_only_under_the_output_prefixes_and_reads_only_the_input_p
     assert reads == {f"${{UploadBucket.Arn}}/{environment['INPUT_PREFIX']}*"}
 
 
-def test_api_function_only_reads_the_results_table(template: dict[str, Any]) -> None:
-    policies = _properties(template, "ApiFunction")["Policies"]
-    table_policies = [next(iter(p)) for p in policies if any(key.startswith("DynamoDB") for key in p)]
+def test_api_function_only_reads_the_results_table_and_its_listing_indexes(template: dict[str, Any]) -> None:
+    api = [s for name, s in _inline_statements(template) if name == "ApiFunction"]
+    dynamodb = [s for s in api if any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))]
+    granted = {
+        (action, _stack_resource_of(resource))
+        for statement in dynamodb
+        for action in _as_list(statement["Action"])
+        for resource in _as_list(statement["Resource"])
+    }
 
-    assert table_policies == ["DynamoDBReadPolicy"]
+    assert granted == {
+        ("dynamodb:GetItem", ("ResultsTable", "")),
+        ("dynamodb:Query", ("ResultsTable", f"index/{results_schema.LIST_INDEX}")),
+        ("dynamodb:Query", ("ResultsTable", f"index/{results_schema.STATUS_INDEX}")),
+    }
 
 
 def test_resource_policies_allow_no_anonymous_principal(template: dict[str, Any]) -> None:
@@ -307,7 +348,7 @@ def test_shared_layer_is_built_by_sam_for_the_functions_runtime(template: dict[s
     ("auth_type", "expected_security", "expected_schemes"),
     [
         ("IAM", [{"SigV4": []}], {"SigV4"}),
-        ("JWT", [{"JwtAuthorizer": []}], {"JwtAuthorizer"}),
+        ("JWT", [{"JwtAuthorizer": ["s3kp/results.read"]}], {"JwtAuthorizer"}),
         ("NONE", [], {"SigV4"}),
     ],
 )
@@ -320,6 +361,7 @@ def test_every_route_follows_the_api_auth_type_parameter(
             "ApiAuthType": auth_type,
             "JwtIssuer": "https://issuer.example",
             "JwtAudience": ["client"],
+            "JwtScopes": ["s3kp/results.read"],
         },
         references={"ApiFunction.Arn": "arn:aws:lambda:us-east-1:123456789012:function:api"},
     )

@@ -60,11 +60,11 @@ def test_a_missing_required_setting_is_named(missing: str) -> None:
         load_settings(environment)
 
 
-def test_no_api_key_source_is_an_error_naming_all_three_variables() -> None:
+def test_no_api_key_source_is_an_error_naming_both_variables() -> None:
     environment = {k: v for k, v in MINIMAL.items() if k != "ROBOFLOW_API_KEY"}
     with pytest.raises(ConfigurationError) as raised:
         load_settings(environment)
-    for name in ("ROBOFLOW_API_KEY_SECRET_ARN", "ROBOFLOW_API_KEY_PARAMETER", "ROBOFLOW_API_KEY"):
+    for name in ("ROBOFLOW_API_KEY_SECRET_ARN", "ROBOFLOW_API_KEY"):
         assert name in str(raised.value)
 
 
@@ -130,15 +130,3 @@ def test_a_json_secret_without_api_key_is_a_configuration_error(monkeypatch) -> 
         settings = load_settings(MINIMAL | {"ROBOFLOW_API_KEY_SECRET_ARN": arn, "API_KEY_CACHE_SECONDS": "0"})
         with pytest.raises(ConfigurationError, match="api_key"):
             resolve_api_key(settings)
-
-
-@pytest.mark.usefixtures("forget_secrets")
-def test_api_key_from_an_ssm_secure_string(monkeypatch) -> None:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        boto3.client("ssm").put_parameter(Name="/s3kp/rf", Value="ssm-key-789", Type="SecureString")
-        environment = {k: v for k, v in MINIMAL.items() if k != "ROBOFLOW_API_KEY"}
-        settings = load_settings(
-            environment | {"ROBOFLOW_API_KEY_PARAMETER": "/s3kp/rf", "API_KEY_CACHE_SECONDS": "0"}
-        )
-        assert resolve_api_key(settings) == "ssm-key-789"

@@ -1,0 +1,185 @@
+"""Records every AWS API call a Lambda handler makes, for the IAM proof (test harness only, never shipped).
+
+A botocore event hook (`provide-client-params`, which API calls and presigned URLs both emit, with the
+caller's own parameters) appends one JSON line per call to a log file shared by the test process and
+the offline stack's worker processes. A call belongs to a function when the function's code is on the
+stack of the call or, in a thread the handler started (the API's shard queries), when that function's
+code created the client:
+the code directories come from the template (`CodeUri`), so in-process handlers and worker sandboxes are
+tagged alike, and calls of the tests themselves are not recorded.
+
+Standalone on purpose (standard library and botocore only): `site/sitecustomize.py` loads this file by
+path in every Python process the test session starts, before the Lambda worker replaces its environment.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import json
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+LOG_VARIABLE = "S3KP_AWS_CALL_LOG"  # where to append the records (unset: recording off)
+FUNCTIONS_VARIABLE = "S3KP_AWS_CALL_FUNCTIONS"  # "IngestFunction=/abs/functions/ingest;ApiFunction=..."
+ENVIRONMENT_VARIABLE = "S3KP_AWS_CALL_ENVIRONMENT"  # variables naming resources, recorded with each call
+
+# The parameters that name what a call touches; everything else (bodies, items) is left out.
+RESOURCE_PARAMETERS = (
+    "Bucket",
+    "Key",
+    "VersionId",
+    "Prefix",
+    "TableName",
+    "IndexName",
+    "SecretId",
+    "Name",
+    "QueueUrl",
+    "QueueName",
+    "EventBusName",
+)
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {"log": None, "functions": (), "variables": (), "enabled": True}
+
+
+def configure(
+    log_path: str | os.PathLike[str],
+    functions: Mapping[str, str | os.PathLike[str]],
+    variables: tuple[str, ...],
+) -> None:
+    """Start recording into `log_path`; `functions` maps a logical id to its code directory."""
+    _state["log"] = str(log_path)
+    _state["functions"] = tuple((name, str(Path(path).resolve())) for name, path in functions.items())
+    _state["variables"] = variables
+    if "botocore.session" in sys.modules:
+        _patch_botocore()
+    elif not any(isinstance(finder, _PatchOnImport) for finder in sys.meta_path):
+        # Most processes of the session never import botocore (model servers, CLI runs): patch on import
+        # instead of paying ~0.2 s of CPU for botocore in each of them.
+        sys.meta_path.insert(0, _PatchOnImport())
+
+
+def configure_from_environment(environ: Mapping[str, str] = os.environ) -> bool:
+    """`configure` from the variables the test session exports to its child processes."""
+    log_path = environ.get(LOG_VARIABLE)
+    if not log_path:
+        return False
+    functions = dict(
+        entry.split("=", 1) for entry in environ.get(FUNCTIONS_VARIABLE, "").split(";") if "=" in entry
+    )
+    variables = tuple(name for name in environ.get(ENVIRONMENT_VARIABLE, "").split(",") if name)
+    configure(log_path, functions, variables)
+    return True
+
+
+def set_enabled(enabled: bool) -> None:
+    """Pause or resume recording in this process (the test process records during integration tests)."""
+    _state["enabled"] = enabled
+
+
+def function_on_stack(frame: Any = None) -> str | None:
+    """The logical id of the function whose code is running in this thread, if any."""
+    functions = _state["functions"]
+    frame = frame or sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        for name, directory in functions:
+            if filename.startswith(directory + os.sep):
+                return str(name)
+        frame = frame.f_back
+    return None
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Patches botocore right after `botocore.session` is first imported."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "botocore.session":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        load = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            load(module)
+            _patch_botocore(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _patch_botocore(session_module: Any = None) -> None:
+    if session_module is None:
+        import botocore.session as session_module
+
+    session_class = session_module.Session
+    if getattr(session_class.create_client, "_s3kp_records", False):
+        return
+    original = session_class.create_client
+
+    def create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        client = original(self, *args, **kwargs)
+        owner = function_on_stack()
+
+        def record(params: Mapping[str, Any], model: Any, context: Mapping[str, Any], **_: Any) -> None:
+            _record(owner, params, model, context)
+
+        # `unique_id` keeps a re-created client's copy of the emitter from recording twice.
+        client.meta.events.register("provide-client-params", record, unique_id=f"s3kp-record-{id(client)}")
+        return client
+
+    create_client._s3kp_records = True  # type: ignore[attr-defined]
+    session_class.create_client = create_client
+
+
+def _record(owner: str | None, params: Mapping[str, Any], model: Any, context: Mapping[str, Any]) -> None:
+    try:
+        if not _state["enabled"] or _state["log"] is None:
+            return
+        # The code on the stack first: in one test process, a client cached by one handler (Powertools'
+        # parameter providers) may serve the other. The client's creator covers a handler's worker threads.
+        function = function_on_stack() or owner
+        if function is None:
+            return
+        entry = {
+            "function": function,
+            "service": model.service_model.service_name,
+            "operation": model.name,
+            "params": {k: params[k] for k in RESOURCE_PARAMETERS if isinstance(params.get(k), str)},
+            # Batch and transaction calls name their tables (and event buses) inside lists.
+            "tables": sorted(params["RequestItems"]) if isinstance(params.get("RequestItems"), dict) else [],
+            "transact": [
+                [operation, item[operation].get("TableName")]
+                for item in params.get("TransactItems", [])
+                for operation in item
+            ],
+            "buses": [
+                entry.get("EventBusName", "default")
+                for entry in params.get("Entries", [])
+                if isinstance(entry, dict)
+            ],
+            "presigned": bool(context.get("is_presign_request")),
+            "environment": {name: os.environ[name] for name in _state["variables"] if name in os.environ},
+            "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            "pid": os.getpid(),
+        }
+        line = json.dumps(entry, sort_keys=True) + "\n"
+        with _lock, open(_state["log"], "a", encoding="utf-8") as log:
+            log.write(line)  # one short append per call: lines from several processes do not interleave
+    except Exception as error:  # recording must never change what the handler does
+        print(f"s3kp AWS call recorder: {error!r}", file=sys.stderr)
+
+
+def read_log(log_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    path = Path(log_path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

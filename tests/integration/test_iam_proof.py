@@ -1,0 +1,160 @@
+"""IAM proven, not assumed: every AWS call the handlers made in this session is allowed by their roles.
+
+Runs after every other test (marker `iam_proof`, ordered by tests/conftest.py). It first drives a
+representative set of events through both handlers itself, so the proof holds when it runs alone or with
+a subset: an upload that succeeds with its predictions spilled to S3, a bad file (failed), an object
+deleted before processing (skipped), a versioned bucket (GetObject with a VersionId), a redelivered
+message (Powertools idempotency), a stale event, then the API's list, status filter, pagination, get,
+by-source and annotated-image routes. Then it evaluates every call recorded in the session (this test's
+and those of every earlier integration test, the offline stack's worker processes included) against
+the role SAM deploys for the function that made it (tests/iam_proof/proof.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote_plus, urlencode
+
+import pytest
+from s3kp_core.results_store import DynamoDBResultsStore
+
+from s3kp import samples
+from s3kp.local.apigw import http_api_event, http_response
+from s3kp.local.lambda_runtime import LambdaContext
+from s3kp.local.resources import api_environment
+from tests.iam_proof import recorder
+from tests.iam_proof.proof import Proof, denied, distinct_calls
+from tests.integration.test_ingest_pipeline import (  # noqa: F401 - fixtures
+    FULL_RANGE_FACES,
+    Fault,
+    IngestStack,
+    StackFactory,
+    ingest_stack,
+    proxy,
+)
+
+pytestmark = pytest.mark.iam_proof
+
+# What the drive below must have exercised (so a recorder that silently records nothing cannot pass).
+EXERCISED = {
+    ("IngestFunction", "s3:GetObjectVersion"),
+    ("IngestFunction", "s3:PutObject"),
+    ("IngestFunction", "dynamodb:GetItem"),
+    ("IngestFunction", "dynamodb:PutItem"),
+    ("IngestFunction", "dynamodb:UpdateItem"),
+    ("IngestFunction", "dynamodb:DeleteItem"),
+    ("IngestFunction", "secretsmanager:GetSecretValue"),
+    ("ApiFunction", "dynamodb:Query"),
+    ("ApiFunction", "dynamodb:GetItem"),
+    ("ApiFunction", "secretsmanager:GetSecretValue"),
+    ("ApiFunction", "s3:GetObject"),
+}
+
+
+def _with_version_id(message: dict[str, Any], versions: dict[str, str]) -> dict[str, Any]:
+    """The message as AWS sends it for a versioned bucket (moto's notification leaves out `versionId`)."""
+    body = json.loads(message["Body"])
+    for record in body["Records"]:
+        key = unquote_plus(record["s3"]["object"]["key"])
+        record["s3"]["object"]["versionId"] = versions[key]
+    return {**message, "Body": json.dumps(body)}
+
+
+def _drive_ingest(stack: IngestStack) -> dict[str, str]:
+    """Every kind of outcome the ingest function records; returns the succeeded result's id and key."""
+    s3, bucket = stack.s3, stack.resources.bucket
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    faces = samples.sample_jpeg("faces_2x2")
+    good = stack.upload("proof/good.jpg", faces)
+    stack.upload("proof/empty.jpg", b"")
+    gone = stack.upload("proof/gone.jpg", faces)
+    versions = {
+        version["Key"]: version["VersionId"]
+        for version in s3.list_object_versions(Bucket=bucket, Prefix=stack.key_for("proof/"))["Versions"]
+    }
+    s3.delete_object(Bucket=bucket, Key=gone, VersionId=versions[gone])
+    # The endpoint answers 503 once (one attempt): the image fails transiently, and idempotency drops
+    # its in-progress record so that the redelivery runs it again.
+    stack.proxy.faults.append(Fault(503))
+    messages = [_with_version_id(message, versions) for message in stack.receive(3)]
+    failed = stack.invoke(messages)
+    (retry,) = [message for message in messages if message["MessageId"] in failed]
+    for _ in range(2):  # the retry succeeds; the next redelivery is answered by idempotency
+        stack.make_visible_again([retry])
+        (retry,) = stack.receive(1)
+        assert stack.invoke([_with_version_id(retry, versions)]) == set()
+
+    # A stale event: the second version is processed first, then the first version's event arrives.
+    stack.upload("proof/twice.jpg", faces)
+    first = stack.receive(1)
+    stack.upload("proof/twice.jpg", samples.sample_jpeg("astronaut"))
+    stack.invoke(stack.receive(1))
+    stack.invoke(first)
+
+    states = {
+        name: (stack.result(stack.key_for(f"proof/{name}.jpg")) or {}).get("status")
+        for name in ("good", "empty", "gone")
+    }
+    assert states == {"good": "succeeded", "empty": "failed", "gone": "skipped"}, states
+    record = stack.result(good)
+    assert record is not None
+    return {"good": record["result_id"], "good_key": good}
+
+
+def _api(monkeypatch: pytest.MonkeyPatch, stack: IngestStack) -> Any:
+    for name, value in api_environment(stack.resources).items():
+        monkeypatch.setenv(name, value)
+    import api_dependencies
+
+    api_dependencies.reset()
+    sys.modules.pop("api_handler", None)
+    handler = importlib.import_module("api_handler")
+
+    def get(path: str, query: dict[str, Any] | None = None) -> tuple[int, Any]:
+        event = http_api_event("GET", quote(path), urlencode(query or {}), {"user-agent": "pytest"}, b"")
+        status, _, body = http_response(handler.lambda_handler(event, LambdaContext(function_name="api")))
+        return status, json.loads(body) if body else None
+
+    return get
+
+
+def _drive_api(get: Any, stack: IngestStack, ids: dict[str, str]) -> None:
+    status, page = get("/results", {"limit": 1})
+    assert status == 200
+    assert page["next_cursor"], page
+    assert get("/results", {"limit": 1, "cursor": page["next_cursor"]})[0] == 200
+    assert get("/results", {"status": "failed"})[0] == 200
+    status, item = get(f"/results/{ids['good']}")
+    assert status == 200
+    assert item["predictions"], item  # read back from S3 (spilled)
+    assert get(f"/results/{ids['good']}/annotated")[0] in (200, 302, 307)
+    assert get("/results/by-source", {"bucket": stack.resources.bucket, "key": ids["good_key"]})[0] == 200
+
+
+def test_every_aws_call_the_handlers_make_is_allowed_by_the_role_sam_deploys(
+    ingest_stack: StackFactory,  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
+    aws_call_log: Path,
+) -> None:
+    stack = ingest_stack(model_id=FULL_RANGE_FACES, INFERENCE_MAX_ATTEMPTS="1")
+    # A tiny item budget: every result with predictions keeps them in S3 (predictions/), as big ones do.
+    ingest_dependencies = sys.modules["ingest_dependencies"]
+    monkeypatch.setattr(
+        ingest_dependencies, "DynamoDBResultsStore", partial(DynamoDBResultsStore, item_budget=600)
+    )
+    ids = _drive_ingest(stack)
+    _drive_api(_api(monkeypatch, stack), stack, ids)
+
+    proof = Proof()
+    calls = distinct_calls(recorder.read_log(aws_call_log), proof.functions)
+    refused, unknown = denied(proof, calls)
+
+    assert not unknown, "\n".join(unknown)
+    assert not refused, "\n".join(verdict.explain() for verdict in refused)
+    exercised = {(call.function, verdict.need.action) for call in calls for verdict in proof.evaluate(call)}
+    assert exercised >= EXERCISED, f"not exercised: {EXERCISED - exercised}"
