@@ -160,5 +160,9 @@ def _message(response: ApiResponse) -> str:
 
 
 def _short(error: BaseException) -> str:
+    if isinstance(error, requests.Timeout):
+        return "timed out"
+    if isinstance(error, requests.ConnectionError):
+        return "connection failed (is it running? `s3kp up` starts the local stack)"
     text = str(error)
     return text if len(text) < 200 else text[:200] + "…"
