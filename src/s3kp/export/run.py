@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from s3kp.export.formats import CocoWriter, CsvWriter, ExportCounts, JsonlWriter, Writer
-from s3kp.results_api import ApiError, ResultsApi
+from s3kp.results_api import PAGE_LIMIT, ApiError, ResultsApi
 
 DEFAULT_WORKERS = 8
 WINDOW_PER_WORKER = 4  # details in flight or waiting to be written, per worker
@@ -79,7 +81,7 @@ def export(
     api: ResultsApi, options: ExportOptions, progress: Callable[[int], None] | None = None
 ) -> ExportReport:
     started = time.perf_counter()
-    summaries = api.iter_results(effective_filters(options))
+    summaries = _Prefetched(api.iter_results(effective_filters(options)), ahead=2 * PAGE_LIMIT)
     needs_detail = _needs_detail(options.format)
     results = _counted(ordered_details(api, summaries, options.workers, needs_detail), progress)
     if options.output == "-":
@@ -94,6 +96,50 @@ def _needs_detail(format_name: str) -> Callable[[dict[str, Any]], bool]:
         return lambda summary: True
     # COCO and CSV take predictions from succeeded results only; one without detections has none.
     return lambda summary: summary.get("status") == "succeeded" and bool(summary.get("detections"))
+
+
+class _Prefetched:
+    """Iterate `source` in a background thread, at most `ahead` items ahead of the consumer: the next
+    listing page is read while the details of this one are (the two share no server-side work)."""
+
+    _END = object()
+
+    def __init__(self, source: Iterable[dict[str, Any]], ahead: int) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=ahead)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._pump, args=(source,), name="export-list", daemon=True)
+        self._thread.start()
+
+    def _pump(self, source: Iterable[dict[str, Any]]) -> None:
+        try:
+            for item in source:
+                if not self._put(item):
+                    return
+            self._put(self._END)
+        except BaseException as error:  # handed to the consumer, raised there
+            self._put(error)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is self._END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stopped.set()
+            self._thread.join(timeout=30)
 
 
 def ordered_details(
