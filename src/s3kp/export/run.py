@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
@@ -84,10 +84,13 @@ def export(
     summaries = _Prefetched(api.iter_results(effective_filters(options)), ahead=2 * PAGE_LIMIT)
     needs_detail = _needs_detail(options.format)
     results = _counted(ordered_details(api, summaries, options.workers, needs_detail), progress)
-    if options.output == "-":
-        counts = _write(options, sys.stdout, results, spool_dir=None)
-    else:
-        counts = _write_atomically(options, Path(options.output), results)
+    try:
+        if options.output == "-":
+            counts = _write(options, sys.stdout, results, spool_dir=None)
+        else:
+            counts = _write_atomically(options, Path(options.output), results)
+    finally:
+        results.close()  # stops the detail reads and the listing thread at once, even on failure
     return ExportReport(options.output, options.format, time.perf_counter() - started, counts)
 
 
@@ -147,7 +150,7 @@ def ordered_details(
     summaries: Iterable[dict[str, Any]],
     workers: int,
     needs_detail: Callable[[dict[str, Any]], bool],
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     """Each summary's full result, in the summaries' order, at most `workers * 4` held at a time."""
     window: deque[Future[dict[str, Any]]] = deque()
     pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="export")
@@ -168,12 +171,15 @@ def ordered_details(
 
 
 def _counted(
-    results: Iterator[dict[str, Any]], progress: Callable[[int], None] | None
-) -> Iterator[dict[str, Any]]:
-    for result in results:
-        yield result
-        if progress is not None:
-            progress(1)
+    results: Generator[dict[str, Any], None, None], progress: Callable[[int], None] | None
+) -> Generator[dict[str, Any], None, None]:
+    try:
+        for result in results:
+            yield result
+            if progress is not None:
+                progress(1)
+    finally:
+        results.close()
 
 
 def _writer(options: ExportOptions, out: IO[str], spool_dir: str | None) -> Writer:

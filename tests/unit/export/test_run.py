@@ -67,6 +67,7 @@ def test_a_failed_export_leaves_no_file_and_keeps_the_previous_one(tmp_path: Pat
 
     assert target.read_text() == "previous export\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"], "no partial or spool file left"
+    assert not [t for t in threading.enumerate() if t.name.startswith("export")], "readers stopped"
 
 
 def test_a_finished_export_replaces_the_file(tmp_path: Path) -> None:
