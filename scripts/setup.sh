@@ -65,8 +65,11 @@ ensure_browser() {  # Debian's chromium + chromedriver for the viewer's browser 
     fi
   fi
   say "installing Debian's chromium and chromium-driver (the viewer's browser tests)"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  if ! { $sudo apt-get update -qq &&
+         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+           chromium chromium-driver >/dev/null; }; then
+    say "warning: apt-get could not install chromium: the browser tests will skip"
+  fi
 }
 
 ensure_browser
