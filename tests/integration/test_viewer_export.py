@@ -14,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -171,6 +172,32 @@ def test_the_viewer_forwards_images_and_refuses_foreign_host_names(
     rebound = requests.get(f"{viewer_url}/api/results", headers={"Host": "attacker.example"}, timeout=30)
     assert rebound.status_code == 403, "a DNS-rebinding page cannot read results through the viewer"
     assert requests.post(f"{viewer_url}/api/results", timeout=30).status_code == 501
+
+
+def test_s3kp_view_serves_the_app_for_the_given_api_and_stops_on_ctrl_c(
+    stack: LocalStack, processed: list[dict[str, Any]]
+) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "s3kp.cli", "view", "--api-url", stack.api_url, "--port", str(port),
+               "--aws-endpoint-url", stack.aws_endpoint, "--no-browser"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert f"http://127.0.0.1:{port}" in process.stdout.readline()
+        page = requests.get(f"http://127.0.0.1:{port}/", timeout=30)
+        assert page.status_code == 200
+        assert "text/html" in page.headers["Content-Type"]
+        assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+        config = requests.get(f"http://127.0.0.1:{port}/api/config", timeout=30).json()
+        assert config["api"].startswith(stack.api_url)
+        assert config["skeletons"]["face6"]["edges"], "skeletons from s3kp_core"
+        listing = requests.get(f"http://127.0.0.1:{port}/api/results", params={"limit": 100}, timeout=30)
+        assert {item["result_id"] for item in processed} <= {i["result_id"] for i in listing.json()["items"]}
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
 
 
 @pytest.fixture(scope="module")
