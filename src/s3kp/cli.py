@@ -60,6 +60,10 @@ def _export(args: argparse.Namespace) -> int:
 
     if args.json and args.output == "-":
         args.parser.error("--json prints a summary on stdout: it cannot go with -o - (the data)")
+    if not 0.0 <= args.visibility_threshold <= 1.0:
+        args.parser.error("--visibility-threshold is a confidence: between 0 and 1")
+    if args.workers < 1:
+        args.parser.error("--workers must be at least 1")
     return run_export(args)
 
 

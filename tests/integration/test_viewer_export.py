@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
+import pty
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,6 +149,32 @@ def test_export_csv_and_jsonl_from_the_offline_stack(
     assert {line["result_id"] for line in lines} == {item["result_id"] for item in processed}
     detail = requests.get(f"{stack.api_url}/results/{lines[0]['result_id']}", timeout=30).json()
     assert lines[0] == detail, "JSONL holds the API's own detail shape"
+
+
+def test_export_draws_a_progress_bar_only_on_a_terminal(
+    stack: LocalStack, processed: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    output = str(tmp_path / "out.jsonl")
+    command = [sys.executable, "-m", "s3kp.cli", "export", "--api-url", stack.api_url,
+               "--format", "jsonl", "--prefix", "incoming/viewer/", "-o", output]  # fmt: skip
+    try:
+        completed = subprocess.run(command, cwd=ROOT, stderr=terminal, stdout=subprocess.PIPE, timeout=120)
+        os.close(terminal)
+        terminal = -1
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once everything written has been read
+            while chunk := os.read(controller, 65536):
+                shown += chunk
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+    assert completed.returncode == 0
+    assert b"exporting" in shown, "a progress bar on a terminal"
+    assert b"4 results" in shown
+    assert b"wrote 4 results" in shown
 
 
 # ---------------------------------------------------------------------------------------------- viewer
