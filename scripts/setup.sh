@@ -49,6 +49,30 @@ ensure_venv() {  # usage: ensure_venv DIR STAMP_INPUT... -- PIP_ARGS...
   echo "$stamp" > "$dir/.setup-stamp"
 }
 
+ensure_browser() {  # Debian's chromium + chromedriver for the viewer's browser tests (never a download)
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "warning: no apt-get here: install chromium and its chromedriver yourself, or the browser tests skip"
+    return 0
+  fi
+  local sudo=""
+  if [ "$(id -u)" != "0" ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+      say "warning: installing chromium needs root: run 'apt-get install chromium chromium-driver', or the browser tests skip"
+      return 0
+    fi
+  fi
+  say "installing Debian's chromium and chromium-driver (the viewer's browser tests)"
+  if ! { $sudo apt-get update -qq &&
+         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+           chromium chromium-driver >/dev/null; }; then
+    say "warning: apt-get could not install chromium: the browser tests will skip"
+  fi
+}
+
+ensure_browser
 ensure_venv .venv pyproject.toml layers/shared/requirements.txt -- -e ".[dev]"
 if [ "${S3KP_SKIP_TOOLS:-0}" != "1" ]; then
   ensure_venv .venv-tools requirements-tools.txt -- -r requirements-tools.txt

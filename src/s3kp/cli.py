@@ -55,6 +55,41 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from s3kp.export.run import run_export
+
+    if args.json and args.output == "-":
+        args.parser.error("--json prints a summary on stdout: it cannot go with -o - (the data)")
+    if not 0.0 <= args.visibility_threshold <= 1.0:
+        args.parser.error("--visibility-threshold is a confidence: between 0 and 1")
+    if args.workers < 1:
+        args.parser.error("--workers must be at least 1")
+    return run_export(args)
+
+
+def _view(args: argparse.Namespace) -> int:
+    from s3kp.viewer.server import run_view
+
+    return run_view(args)
+
+
+def _add_api_options(parser: argparse.ArgumentParser) -> None:
+    """Where the results API is and how to authenticate (shared by `export` and `view`)."""
+    parser.add_argument(
+        "--api-url",
+        default=os.environ.get("S3KP_API_URL", "http://127.0.0.1:3000"),
+        help="the results API (default: $S3KP_API_URL or the local stack's http://127.0.0.1:3000); "
+        "requests to a non-loopback API are signed with your AWS credentials (SigV4)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("S3KP_API_TOKEN"),
+        help="send this bearer token instead of signing (an API deployed with ApiAuthType=JWT; "
+        "default: $S3KP_API_TOKEN)",
+    )
+    parser.add_argument("--region", default=None, help="AWS region for signing (default: from the URL)")
+
+
 def _add_stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
     parser.add_argument("--aws-port", type=int, default=4566, help="local AWS endpoint (moto server)")
@@ -143,6 +178,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for every result")
     demo.set_defaults(func=_demo)
+
+    export = sub.add_parser("export", help="write results as COCO keypoints, CSV or JSONL")
+    _add_api_options(export)
+    export.add_argument("--format", required=True, choices=["coco", "csv", "jsonl"])
+    export.add_argument("-o", "--output", required=True, help="file to write (atomically), or - for stdout")
+    export.add_argument("--status", choices=["succeeded", "failed", "skipped"],
+                        help="only this status (COCO and CSV default to succeeded)")  # fmt: skip
+    export.add_argument("--class", dest="class_name", help="only results with a detection of this class")
+    export.add_argument("--prefix", help="only source keys starting with this")
+    export.add_argument("--since", help="ISO-8601, updated at or after")
+    export.add_argument("--until", help="ISO-8601, updated before")
+    export.add_argument("--workers", type=int, default=8, help="parallel detail reads (default 8)")
+    export.add_argument(
+        "--visibility-threshold",
+        type=float,
+        default=0.5,
+        help="COCO: keypoints at or above this confidence are visible (v=2), others v=1",
+    )
+    export.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    export.set_defaults(func=_export, parser=export)
+
+    view = sub.add_parser("view", help="browse the results in a web viewer served on loopback")
+    _add_api_options(view)
+    view.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback only)")
+    view.add_argument("--port", type=int, default=8080, help="viewer port (default 8080; 0 picks one)")
+    view.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    view.add_argument(
+        "--aws-endpoint-url",
+        default=None,
+        help="S3 endpoint for source images (default: $AWS_ENDPOINT_URL; with a loopback API and no "
+        "variable set, the local stack's http://127.0.0.1:4566)",
+    )
+    view.set_defaults(func=_view)
     return parser
 
 

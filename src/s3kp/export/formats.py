@@ -1,0 +1,265 @@
+"""The export formats. Each writer takes results one at a time (the API's detail shape) and keeps only
+what the format's closing needs (COCO categories: a few names per class), so memory stays flat.
+
+    JsonlWriter  one result per line, exactly as the API returns it
+    CsvWriter    one row per keypoint
+    CocoWriter   COCO keypoints: images, annotations (spooled to a temporary file), categories
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from s3kp_core.skeletons import BUILT_IN
+
+FORMATS = ("coco", "csv", "jsonl")
+DEFAULT_VISIBILITY_THRESHOLD = 0.5
+COORDINATE_DECIMALS = 3
+CSV_COLUMNS = (
+    "result_id", "source_bucket", "source_key", "model_id", "image_width", "image_height",
+    "detection_index", "class_name", "detection_confidence",
+    "box_x_min", "box_y_min", "box_width", "box_height",
+    "keypoint_index", "keypoint_name", "x", "y", "confidence",
+)  # fmt: skip
+# A cell starting with one of these is a formula to a spreadsheet: source keys are chosen by whoever
+# uploads, so text cells get a leading apostrophe (OWASP's CSV-injection advice).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class ExportCounts:
+    results: int = 0  # results read from the API
+    written: int = 0  # results that contributed to the file (COCO/CSV: succeeded with an image size)
+    detections: int = 0
+    keypoints: int = 0
+    skipped_statuses: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, status: str) -> None:
+        self.skipped_statuses[status] = self.skipped_statuses.get(status, 0) + 1
+
+
+class Writer(Protocol):
+    counts: ExportCounts
+
+    def write(self, result: dict[str, Any]) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+def _round(value: Any) -> float:
+    return round(float(value), COORDINATE_DECIMALS)
+
+
+def _box(prediction: dict[str, Any]) -> tuple[float, float, float, float]:
+    """x_min, y_min, width, height from the API's centre-based box."""
+    width, height = float(prediction["width"]), float(prediction["height"])
+    x_min = float(prediction["x"]) - width / 2
+    y_min = float(prediction["y"]) - height / 2
+    return _round(x_min), _round(y_min), _round(width), _round(height)
+
+
+def _predictions(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(result.get("predictions") or ())
+
+
+class JsonlWriter:
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+        self.counts = ExportCounts()
+
+    def write(self, result: dict[str, Any]) -> None:
+        self._out.write(json.dumps(result, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.counts.results += 1
+        self.counts.written += 1
+        for prediction in _predictions(result):
+            self.counts.detections += 1
+            self.counts.keypoints += len(prediction.get("keypoints") or ())
+
+    def finish(self) -> None:
+        self._out.flush()
+
+
+class CsvWriter:
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+        self._csv = csv.writer(out, lineterminator="\r\n")  # RFC 4180, what spreadsheets expect
+        self._csv.writerow(CSV_COLUMNS)
+        self.counts = ExportCounts()
+
+    def write(self, result: dict[str, Any]) -> None:
+        self.counts.results += 1
+        if result.get("status") != "succeeded":
+            self.counts.skip(str(result.get("status")))
+            return
+        self.counts.written += 1
+        source = result.get("source") or {}
+        image = result.get("image") or {}
+        common = (
+            result["result_id"], _cell(source.get("bucket")), _cell(source.get("key")),
+            _cell(result.get("model_id")), image.get("width", ""), image.get("height", ""),
+        )  # fmt: skip
+        for index, prediction in enumerate(_predictions(result)):
+            self.counts.detections += 1
+            box = _box(prediction)
+            detection = (index, _cell(prediction.get("class_name")), prediction.get("confidence"), *box)
+            for keypoint in prediction.get("keypoints") or ():
+                self.counts.keypoints += 1
+                self._csv.writerow(
+                    (
+                        *common, *detection, keypoint.get("class_id"), _cell(keypoint.get("name")),
+                        _round(keypoint["x"]), _round(keypoint["y"]), keypoint.get("confidence"),
+                    )
+                )  # fmt: skip
+
+    def finish(self) -> None:
+        self._out.flush()
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+@dataclass
+class _Category:
+    id: int
+    name: str
+    slot_names: dict[int, str] = field(default_factory=dict)
+
+    def keypoint_count(self) -> int:
+        return max(self.slot_names, default=-1) + 1
+
+    def keypoint_names(self) -> list[str]:
+        return [self.slot_names.get(slot, f"keypoint_{slot}") for slot in range(self.keypoint_count())]
+
+    def skeleton(self) -> list[list[int]]:
+        """1-based COCO edges from the built-in layout whose names agree with the observed ones."""
+        names = self.keypoint_names()
+        for layout in BUILT_IN.values():
+            if len(layout.keypoint_names) != len(names):
+                continue
+            if all(layout.keypoint_names[slot] == name for slot, name in self.slot_names.items()):
+                return [[a + 1, b + 1] for a, b in layout.edges]
+        return []
+
+
+class CocoWriter:
+    """COCO keypoints. `images` stream straight to the file; `annotations` go to a spool file (they form
+    the next array, and each needs its category's final keypoint count, known only at the end)."""
+
+    def __init__(
+        self,
+        out: IO[str],
+        *,
+        visibility_threshold: float = DEFAULT_VISIBILITY_THRESHOLD,
+        description: str = "s3-keypoints export",
+        spool_dir: str | None = None,
+    ) -> None:
+        self._out = out
+        self._threshold = visibility_threshold
+        # Deleted when closed (finish/abort), or by the OS if the process dies: never left behind.
+        self._spool = tempfile.TemporaryFile(  # noqa: SIM115 - lives across write() calls
+            "w+", encoding="utf-8", dir=spool_dir, prefix=".s3kp-coco-"
+        )
+        self._categories: dict[str, _Category] = {}
+        self._next_image_id = 1
+        self._next_annotation_id = 1
+        self.counts = ExportCounts()
+        info = {"description": description, "version": "1.0"}
+        out.write('{"info":' + json.dumps(info) + ',"licenses":[],"images":[')
+
+    def write(self, result: dict[str, Any]) -> None:
+        self.counts.results += 1
+        image = result.get("image")
+        if result.get("status") != "succeeded" or not image:
+            self.counts.skip(str(result.get("status")))
+            return
+        image_id = self._next_image_id
+        self._next_image_id += 1
+        source = result.get("source") or {}
+        entry = {
+            "id": image_id,
+            "file_name": source.get("key"),
+            "width": image["width"],
+            "height": image["height"],
+            # Not COCO's, ignored by its tools: where the image and its result are.
+            "s3kp": {
+                "result_id": result["result_id"], "bucket": source.get("bucket"),
+                "model_id": result.get("model_id"), "updated_at": result.get("updated_at"),
+            },
+        }  # fmt: skip
+        self._out.write(("," if image_id > 1 else "") + json.dumps(entry, ensure_ascii=False))
+        self.counts.written += 1
+        for prediction in _predictions(result):
+            self._spool_annotation(image_id, prediction)
+
+    def _spool_annotation(self, image_id: int, prediction: dict[str, Any]) -> None:
+        class_name = str(prediction.get("class_name"))
+        category = self._categories.get(class_name)
+        if category is None:
+            category = self._categories[class_name] = _Category(len(self._categories) + 1, class_name)
+        slots: dict[int, list[float]] = {}
+        for keypoint in prediction.get("keypoints") or ():
+            slot = int(keypoint["class_id"])
+            category.slot_names.setdefault(slot, str(keypoint.get("name") or f"keypoint_{slot}"))
+            visible = 2 if float(keypoint["confidence"]) >= self._threshold else 1
+            slots[slot] = [_round(keypoint["x"]), _round(keypoint["y"]), visible]
+        x_min, y_min, width, height = _box(prediction)
+        annotation = {
+            "id": self._next_annotation_id,
+            "image_id": image_id,
+            "category_id": category.id,
+            "bbox": [x_min, y_min, width, height],
+            "area": _round(width * height),
+            "iscrowd": 0,
+            "score": prediction.get("confidence"),
+            "slots": slots,  # padded to the category's keypoint count in finish()
+        }
+        self._next_annotation_id += 1
+        self.counts.detections += 1
+        self.counts.keypoints += len(slots)
+        self._spool.write(json.dumps(annotation) + "\n")
+
+    def finish(self) -> None:
+        self._out.write('],"annotations":[')
+        self._spool.seek(0)
+        counts = {category.id: category.keypoint_count() for category in self._categories.values()}
+        for index, line in enumerate(self._spool):
+            annotation = json.loads(line)
+            slots = annotation.pop("slots")
+            keypoints: list[float] = []
+            for slot in range(counts[annotation["category_id"]]):
+                keypoints.extend(slots.get(str(slot), (0, 0, 0)))  # COCO: v=0, not labelled
+            annotation["keypoints"] = keypoints
+            annotation["num_keypoints"] = len(slots)
+            self._out.write(("," if index else "") + json.dumps(annotation))
+        self._spool.close()
+        self._out.write('],"categories":' + json.dumps(self._category_list(), ensure_ascii=False) + "}\n")
+        self._out.flush()
+
+    def _category_list(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": category.id,
+                "name": category.name,
+                "supercategory": category.name,
+                "keypoints": category.keypoint_names(),
+                "skeleton": category.skeleton(),
+            }
+            for category in self._categories.values()
+        ]
+
+    def abort(self) -> None:
+        self._spool.close()
+
+
+def write_all(writer: Writer, results: Iterable[dict[str, Any]]) -> ExportCounts:
+    for result in results:
+        writer.write(result)
+    writer.finish()
+    return writer.counts

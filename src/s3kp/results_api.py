@@ -1,0 +1,168 @@
+"""A client of the results HTTP API, shared by `s3kp export` and `s3kp view`.
+
+    ResultsApi(api_url, token=None)   .get(path, params) / .iter_results(filters) / .detail(id)
+
+Authentication follows the API's modes: a loopback API (the local stack) gets no credentials; `token`
+is sent as a bearer (the JWT mode); anything else is signed with SigV4 for `execute-api` using the
+user's own AWS credentials, found by botocore as the AWS CLI finds them (what awscurl does).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import requests
+
+from s3kp.local.ports import is_loopback
+
+DEFAULT_API_URL = "http://127.0.0.1:3000"
+PAGE_LIMIT = 100  # the API's maximum page size
+RESULT_ID = re.compile(r"^[0-9a-f]{32}$")
+_EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
+FILTER_NAMES = ("status", "class", "prefix", "since", "until")
+
+
+class ApiError(RuntimeError):
+    """The API answered with an error, or could not be reached: one line for the user."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+class ResultsApi:
+    def __init__(
+        self,
+        api_url: str = DEFAULT_API_URL,
+        *,
+        token: str | None = None,
+        region: str | None = None,
+        timeout: float = 30.0,
+        pool_size: int = 8,
+    ) -> None:
+        parts = urlsplit(api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"--api-url must be an http(s) URL, got {api_url!r}")
+        self.api_url = api_url.rstrip("/")
+        self.auth_mode = "bearer" if token else "none" if is_loopback(parts.hostname) else "sigv4"
+        self._token = token
+        self._timeout = timeout
+        self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=pool_size)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._signer = _SigV4Signer(parts.hostname, region) if self.auth_mode == "sigv4" else None
+
+    def close(self) -> None:
+        self._session.close()
+
+    def describe(self) -> str:
+        how = {"none": "no auth", "bearer": "bearer token", "sigv4": "SigV4 (your AWS credentials)"}
+        return f"{self.api_url} ({how[self.auth_mode]})"
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> ApiResponse:
+        """GET `path` (e.g. `/results`) without following redirects; raises ApiError when unreachable."""
+        url = self.api_url + path
+        if params:
+            url += "?" + urlencode(params)
+        headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        if self._signer is not None:
+            headers.update(self._signer.headers(url))
+        try:
+            response = self._session.get(url, headers=headers, timeout=self._timeout, allow_redirects=False)
+        except requests.RequestException as error:
+            raise ApiError(f"cannot reach the results API at {self.api_url}: {_short(error)}") from None
+        return ApiResponse(response.status_code, response.headers, response.content)
+
+    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        response = self.get(path, params)
+        if response.status != 200:
+            raise ApiError(f"GET {path}: HTTP {response.status}: {_message(response)}", response.status)
+        return response.json()
+
+    def iter_results(self, filters: Mapping[str, str], limit: int = PAGE_LIMIT) -> Iterator[dict[str, Any]]:
+        """Every listed result (summary shape), newest first, following `next_cursor` page by page."""
+        params = {name: value for name, value in filters.items() if value}
+        params["limit"] = str(limit)
+        cursor: str | None = None
+        while True:
+            page = self.get_json("/results", params | ({"cursor": cursor} if cursor else {}))
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def detail(self, result_id: str) -> dict[str, Any]:
+        if not RESULT_ID.match(result_id):
+            raise ValueError(f"not a result id: {result_id!r}")
+        return dict(self.get_json(f"/results/{result_id}"))
+
+    def download(self, url: str) -> requests.Response:
+        """GET a presigned URL (it carries its own signature: no auth header must be added)."""
+        try:
+            return self._session.get(url, timeout=self._timeout, stream=True)
+        except requests.RequestException as error:
+            raise ApiError(f"cannot download {urlsplit(url).netloc}: {_short(error)}") from None
+
+
+class _SigV4Signer:
+    """Signs GETs for API Gateway (`execute-api`) with the default botocore credential chain."""
+
+    def __init__(self, host: str, region: str | None) -> None:
+        import botocore.session
+
+        session = botocore.session.get_session()
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise ApiError(
+                "the API is not on loopback, so requests are signed with your AWS credentials, "
+                "but none were found (configure them as for the AWS CLI, or pass --token for a JWT API)"
+            )
+        match = _EXECUTE_API_HOST.match(host)
+        self._region = region or (match.group(1) if match else None) or session.get_config_variable("region")
+        if not self._region:
+            raise ApiError(f"cannot tell the AWS region of {host}: pass --region")
+        self._credentials = credentials
+
+    def headers(self, url: str) -> dict[str, str]:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method="GET", url=url)
+        SigV4Auth(self._credentials.get_frozen_credentials(), "execute-api", self._region).add_auth(request)
+        return {name: value for name, value in request.headers.items() if name.lower() != "host"}
+
+
+def _message(response: ApiResponse) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.body[:200].decode("utf-8", "replace")
+    return str(body.get("message", body)) if isinstance(body, dict) else str(body)[:200]
+
+
+def _short(error: BaseException) -> str:
+    if isinstance(error, requests.Timeout):
+        return "timed out"
+    if isinstance(error, requests.ConnectionError):
+        return "connection failed (is it running? `s3kp up` starts the local stack)"
+    text = str(error)
+    return text if len(text) < 200 else text[:200] + "…"

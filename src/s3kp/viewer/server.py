@@ -1,0 +1,362 @@
+"""`s3kp view`: a small web app on loopback that browses the results API.
+
+The browser only ever talks to this server (same origin: no CORS, no credentials in the page):
+
+    GET /                              the app (static files shipped in this package)
+    GET /api/config                    the API it forwards to, the built-in skeletons (s3kp_core)
+    GET /api/results?...               forwarded to the API's /results (filters and cursor as is)
+    GET /api/results/{id}              forwarded to /results/{id}
+    GET /api/results/{id}/annotated    the annotated JPEG: the API's 302 is followed here, so the
+                                       presigned URL's host never meets the browser
+    GET /api/results/{id}/thumbnail    the annotated JPEG reduced for the gallery (cached in memory)
+    GET /api/results/{id}/source       the source image, upright and reduced, read from S3 with the
+                                       user's credentials, for drawing the predictions client-side
+
+Requests to the API are signed (SigV4) or carry `--token` as `ResultsApi` decides. Only GET is served,
+and only with a loopback `Host` header: a web page elsewhere cannot reach the user's results through
+this server by DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import webbrowser
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from s3kp.local.ports import is_loopback, port_is_free
+from s3kp.results_api import ApiError, ResultsApi
+
+log = logging.getLogger(__name__)
+
+LOCAL_AWS_ENDPOINT = "http://127.0.0.1:4566"
+THUMBNAIL_SIDE = 480
+SOURCE_MAX_SIDE = 2048
+SOURCE_MAX_PIXELS = 100_000_000
+IMAGE_CACHE_BYTES = 64 * 1024 * 1024
+POLL_SECONDS = 5
+FORWARDED_PARAMS = ("limit", "cursor", "status", "class", "prefix", "since", "until")
+_RESULT_ROUTE = re.compile(r"^/api/results/([0-9a-f]{32})(?:/(annotated|thumbnail|source))?$")
+_STATIC = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    content_type: str
+    body: bytes
+    cache: str = "no-store"
+
+    @classmethod
+    def json(cls, status: int, payload: Any) -> Reply:
+        return cls(status, "application/json", json.dumps(payload).encode())
+
+
+class ImageCache:
+    """A byte-bounded LRU of encoded images, keyed by result id, kind and version (`updated_at`)."""
+
+    def __init__(self, max_bytes: int = IMAGE_CACHE_BYTES) -> None:
+        self._items: OrderedDict[tuple[str, ...], bytes] = OrderedDict()
+        self._bytes = 0
+        self._max = max_bytes
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...]) -> bytes | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[str, ...], value: bytes) -> None:
+        with self._lock:
+            if key in self._items:
+                self._bytes -= len(self._items.pop(key))
+            self._items[key] = value
+            self._bytes += len(value)
+            while self._bytes > self._max and self._items:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= len(dropped)
+
+
+class Viewer:
+    """What the routes do, independent of the HTTP server (so it is testable without one)."""
+
+    def __init__(self, api: ResultsApi, *, s3_client_factory: Callable[[], Any] | None = None) -> None:
+        self.api = api
+        self._s3_client_factory = s3_client_factory
+        self._s3: Any = None
+        self._s3_lock = threading.Lock()
+        self.images = ImageCache()
+
+    def config(self) -> dict[str, Any]:
+        from s3kp_core.skeletons import BUILT_IN
+
+        return {
+            "api": self.api.describe(),
+            "poll_seconds": POLL_SECONDS,
+            "source_images": self._s3_client_factory is not None,
+            "skeletons": {
+                name: {"keypoint_names": list(s.keypoint_names), "edges": [list(e) for e in s.edges]}
+                for name, s in BUILT_IN.items()
+            },
+        }
+
+    def route(self, path: str, query: str) -> Reply:
+        if path in ("/", "/index.html"):
+            return self.static("index.html")
+        if path.startswith("/static/"):
+            return self.static(path.removeprefix("/static/"))
+        if path == "/favicon.ico":
+            return self.static("favicon.svg")
+        if path == "/api/config":
+            return Reply.json(200, self.config())
+        if path == "/api/results":
+            params = {k: v for k, v in parse_qsl(query) if k in FORWARDED_PARAMS}
+            return self.forward("/results", params)
+        match = _RESULT_ROUTE.match(path)
+        if match is None:
+            return Reply.json(404, {"message": "Not Found"})
+        result_id, kind = match.groups()
+        if kind is None:
+            return self.forward(f"/results/{result_id}", {})
+        version = dict(parse_qsl(query)).get("v", "")
+        if kind == "annotated":
+            return self.annotated(result_id)
+        if kind == "thumbnail":
+            return self.thumbnail(result_id, version)
+        return self.source(result_id, version)
+
+    def static(self, name: str) -> Reply:
+        content_type = _STATIC.get(name)
+        if content_type is None:
+            return Reply.json(404, {"message": "Not Found"})
+        body = resources.files("s3kp.viewer").joinpath("static", name).read_bytes()
+        return Reply(200, content_type, body, cache="no-cache")
+
+    def forward(self, path: str, params: dict[str, str]) -> Reply:
+        response = self.api.get(path, params)
+        content_type = response.headers.get("Content-Type", "application/json")
+        return Reply(response.status, content_type, response.body)
+
+    def annotated(self, result_id: str) -> Reply:
+        response = self.api.get(f"/results/{result_id}/annotated")
+        location = response.headers.get("Location")
+        if response.status not in (301, 302, 303, 307) or not location:
+            content_type = response.headers.get("Content-Type", "application/json")
+            return Reply(response.status, content_type, response.body)
+        image = self.api.download(location)
+        with image:
+            if image.status_code != 200:
+                return Reply.json(502, {"message": f"the annotated image could not be read (HTTP "
+                                                   f"{image.status_code} from storage)"})  # fmt: skip
+            body = image.content
+        return Reply(200, image.headers.get("Content-Type", "image/jpeg"), body, cache="private, max-age=300")
+
+    def thumbnail(self, result_id: str, version: str) -> Reply:
+        key = (result_id, "thumbnail", version)
+        cached = self.images.get(key)
+        if cached is not None:
+            return Reply(200, "image/jpeg", cached, cache="private, max-age=3600")
+        full = self.annotated(result_id)
+        if full.status != 200:
+            return full
+        from s3kp_core.imaging import decode, encode_jpeg
+
+        decoded = decode(full.body, max_pixels=SOURCE_MAX_PIXELS, draft_to=THUMBNAIL_SIDE)
+        body = encode_jpeg(decoded.image, max_side=THUMBNAIL_SIDE, quality=80)
+        self.images.put(key, body)
+        return Reply(200, "image/jpeg", body, cache="private, max-age=3600")
+
+    def source(self, result_id: str, version: str) -> Reply:
+        """The source image, upright (EXIF applied as the ingest side does) and reduced: the predictions'
+        pixel coordinates refer to its original size, which the page scales to what it shows."""
+        if self._s3_client_factory is None:
+            return Reply.json(404, {"message": "source images are not available (no S3 access configured)"})
+        key = (result_id, "source", version)
+        cached = self.images.get(key)
+        if cached is not None:
+            return Reply(200, "image/jpeg", cached, cache="private, max-age=3600")
+        response = self.api.get(f"/results/{result_id}")
+        if response.status != 200:
+            return Reply(response.status, "application/json", response.body)
+        source = response.json()["source"]
+        try:
+            data = self._s3_client().get_object(Bucket=source["bucket"], Key=source["key"])["Body"].read()
+        except Exception as error:  # any S3 problem means "not available", said plainly
+            code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
+            return Reply.json(404, {"message": f"the source object cannot be read ({code})"})
+        from s3kp_core.errors import PermanentError
+        from s3kp_core.imaging import decode, encode_jpeg
+
+        try:
+            decoded = decode(data, max_pixels=SOURCE_MAX_PIXELS, draft_to=SOURCE_MAX_SIDE)
+        except PermanentError as error:
+            return Reply.json(415, {"message": f"the source object is not a displayable image ({error})"})
+        body = encode_jpeg(decoded.image, max_side=SOURCE_MAX_SIDE, quality=88)
+        self.images.put(key, body)
+        return Reply(200, "image/jpeg", body, cache="private, max-age=3600")
+
+    def _s3_client(self) -> Any:
+        with self._s3_lock:
+            if self._s3 is None:
+                assert self._s3_client_factory is not None
+                self._s3 = self._s3_client_factory()
+            return self._s3
+
+
+class ViewerServer:
+    """A threading HTTP server for `Viewer` on loopback; `start()` serves in a thread, `stop()` frees it."""
+
+    def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 8080) -> None:
+        self._server = ThreadingHTTPServer((host, port), _handler_class(viewer, self._allowed_host))
+        self._server.daemon_threads = True
+        self._host = host
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    def _allowed_host(self, host_header: str | None) -> bool:
+        if not host_header:
+            return False
+        name = urlsplit(f"//{host_header}").hostname or ""
+        return is_loopback(name) or name == "localhost"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="viewer", daemon=True
+        )
+        self._thread.start()
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever(poll_interval=0.2)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+
+def _handler_class(
+    viewer: Viewer, allowed_host: Callable[[str | None], bool]
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "s3kp-view"
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            if not allowed_host(self.headers.get("Host")):
+                self._send(Reply.json(403, {"message": "only loopback host names are served"}))
+                return
+            target = urlsplit(self.path)
+            try:
+                reply = viewer.route(target.path, target.query)
+            except ApiError as error:
+                reply = Reply.json(502, {"message": str(error)})
+            except Exception:
+                log.exception("viewer request %s failed", target.path)
+                reply = Reply.json(500, {"message": "internal error in the viewer (see its output)"})
+            self._send(reply)
+
+        def do_HEAD(self) -> None:
+            self.send_error(405)
+
+        def _send(self, reply: Reply) -> None:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.send_header("Cache-Control", reply.cache)
+            for name, value in _SECURITY_HEADERS.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s - %s", self.address_string(), format % args)
+
+    return Handler
+
+
+def s3_client_factory(api: ResultsApi, endpoint_url: str | None) -> Callable[[], Any]:
+    """boto3 S3 for the source images: the local stack's moto (dummy credentials) for a loopback API,
+    else the user's own AWS configuration (with `--aws-endpoint-url` / $AWS_ENDPOINT_URL if set)."""
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    local = api.auth_mode == "none" and endpoint is None
+
+    def make() -> Any:
+        import boto3
+
+        if local:
+            return boto3.client(
+                "s3",
+                endpoint_url=LOCAL_AWS_ENDPOINT,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+            )
+        return boto3.client("s3", endpoint_url=endpoint)
+
+    return make
+
+
+def run_view(args: Any) -> int:
+    if not is_loopback(args.host):
+        print(f"s3kp view: --host {args.host} is not loopback: the viewer forwards with your credentials, "
+              "so it only listens on this machine", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.port and not port_is_free(args.host, args.port):
+        print(f"s3kp view: port {args.port} already in use on {args.host}: choose another with --port "
+              "(0 picks a free one)", file=sys.stderr)  # fmt: skip
+        return 1
+    try:
+        api = ResultsApi(args.api_url, token=args.token, region=args.region)
+    except (ApiError, ValueError) as error:
+        print(f"s3kp view: {error}", file=sys.stderr)
+        return 1
+    viewer = Viewer(api, s3_client_factory=s3_client_factory(api, args.aws_endpoint_url))
+    server = ViewerServer(viewer, args.host, args.port)
+    try:
+        health = api.get("/health")
+        if health.status != 200:
+            print(f"s3kp view: warning: {api.api_url}/health answered HTTP {health.status}", file=sys.stderr)
+    except ApiError as error:
+        print(f"s3kp view: warning: {error} (start it, e.g. `s3kp up`; the page retries)", file=sys.stderr)
+    print(f"s3kp view: {server.url}  (results API: {api.describe()}; Ctrl-C stops)", flush=True)
+    if not args.no_browser:
+        threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
+    try:
+        server.serve_forever()
+    finally:
+        server.stop()
+        api.close()
+    return 0

@@ -1,0 +1,190 @@
+"""The export formats, fed results in the API's detail shape.
+
+Specification: COCO keypoints load in the reference COCO API (pycocotools) and score a perfect AP when
+evaluated against themselves; CSV has one row per keypoint; JSONL is the API's shape, one per line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from s3kp_core.skeletons import COCO_17, FACE_6, Skeleton
+
+from s3kp.export.formats import CSV_COLUMNS, CocoWriter, CsvWriter, JsonlWriter, write_all
+
+
+def prediction(
+    rng: random.Random, skeleton: Skeleton, class_name: str, width: int, height: int
+) -> dict[str, Any]:
+    box_w, box_h = rng.uniform(40, width / 3), rng.uniform(40, height / 3)
+    cx, cy = rng.uniform(box_w / 2, width - box_w / 2), rng.uniform(box_h / 2, height - box_h / 2)
+    keypoints = [
+        {
+            "x": rng.uniform(cx - box_w / 2, cx + box_w / 2),
+            "y": rng.uniform(cy - box_h / 2, cy + box_h / 2),
+            "confidence": rng.uniform(0.05, 1.0),
+            "class_id": slot,
+            "name": name,
+        }
+        for slot, name in enumerate(skeleton.keypoint_names)
+    ]
+    return {
+        "x": cx, "y": cy, "width": box_w, "height": box_h, "confidence": rng.uniform(0.4, 1.0),
+        "class_name": class_name, "class_id": 0, "detection_id": None, "keypoints": keypoints,
+    }  # fmt: skip
+
+
+def result(index: int, predictions: list[dict[str, Any]], status: str = "succeeded") -> dict[str, Any]:
+    result_id = f"{index:032x}"
+    keypoints = sum(len(p["keypoints"]) for p in predictions)
+    return {
+        "result_id": result_id,
+        "status": status,
+        "reason": None if status == "succeeded" else {"code": "image_undecodable", "message": "not an image"},
+        "source": {"bucket": "uploads", "key": f"incoming/photo {index}.jpg", "size": 1000},
+        "model_id": "faces/2",
+        "image": {"width": 1024, "height": 768} if status == "succeeded" else None,
+        "counts": {},
+        "detections": len(predictions),
+        "keypoints": keypoints,
+        "timings_ms": {},
+        "annotated": None,
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "predictions": predictions if status == "succeeded" else None,
+        "predictions_ref": None,
+        "links": {"detail": f"/results/{result_id}", "annotated": None},
+    }
+
+
+def sample_results(count: int = 12, seed: int = 7) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    results = []
+    for index in range(count):
+        predictions = [prediction(rng, FACE_6, "face", 1024, 768) for _ in range(rng.randint(0, 3))]
+        predictions += [prediction(rng, COCO_17, "person", 1024, 768) for _ in range(rng.randint(0, 2))]
+        results.append(result(index, predictions))
+    results.append(result(count, [], status="failed"))
+    return results
+
+
+def coco_document(results: list[dict[str, Any]], tmp_path: Path) -> Path:
+    path = tmp_path / "export.json"
+    with path.open("w", encoding="utf-8") as out:
+        write_all(CocoWriter(out, spool_dir=str(tmp_path)), results)
+    return path
+
+
+def test_coco_loads_in_pycocotools_with_images_annotations_and_categories(tmp_path: Path) -> None:
+    results = sample_results()
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco = COCO(str(coco_document(results, tmp_path)))
+
+    succeeded = [r for r in results if r["status"] == "succeeded"]
+    assert len(coco.getImgIds()) == len(succeeded), "the failed result has no image entry"
+    image = coco.loadImgs(1)[0]
+    assert (image["file_name"], image["width"], image["height"]) == ("incoming/photo 0.jpg", 1024, 768)
+    total = sum(len(r["predictions"]) for r in succeeded)
+    assert len(coco.getAnnIds()) == total
+
+    by_name = {c["name"]: c for c in coco.loadCats(coco.getCatIds())}
+    assert by_name["face"]["keypoints"] == list(FACE_6.keypoint_names)
+    assert by_name["face"]["skeleton"] == [[a + 1, b + 1] for a, b in FACE_6.edges], "1-based"
+    assert by_name["person"]["keypoints"] == list(COCO_17.keypoint_names)
+    assert len(by_name["person"]["skeleton"]) == len(COCO_17.edges)
+
+
+def test_coco_annotations_are_in_original_pixels_with_visibility_from_confidence(tmp_path: Path) -> None:
+    results = [result(1, [prediction(random.Random(3), FACE_6, "face", 1024, 768)])]
+    document = json.loads(coco_document(results, tmp_path).read_text())
+    (annotation,) = document["annotations"]
+    source = results[0]["predictions"][0]
+
+    x, y, w, h = annotation["bbox"]
+    assert x == pytest.approx(source["x"] - source["width"] / 2, abs=1e-3)
+    assert y == pytest.approx(source["y"] - source["height"] / 2, abs=1e-3)
+    assert (w, h) == (pytest.approx(source["width"], abs=1e-3), pytest.approx(source["height"], abs=1e-3))
+    assert annotation["area"] == pytest.approx(w * h, abs=1e-2)
+    assert annotation["score"] == source["confidence"]
+    assert annotation["num_keypoints"] == 6
+    triples = [annotation["keypoints"][i : i + 3] for i in range(0, 18, 3)]
+    for (kx, ky, visible), keypoint in zip(triples, source["keypoints"], strict=True):
+        assert (kx, ky) == (pytest.approx(keypoint["x"], abs=1e-3), pytest.approx(keypoint["y"], abs=1e-3))
+        assert visible == (2 if keypoint["confidence"] >= 0.5 else 1)
+
+
+def test_coco_pads_missing_keypoint_slots_as_not_labelled(tmp_path: Path) -> None:
+    full = prediction(random.Random(1), FACE_6, "face", 1024, 768)
+    partial = dict(full, keypoints=[k for k in full["keypoints"] if k["class_id"] != 2])
+    document = json.loads(coco_document([result(1, [full, partial])], tmp_path).read_text())
+
+    second = document["annotations"][1]
+    assert len(second["keypoints"]) == 18
+    assert second["keypoints"][6:9] == [0, 0, 0]
+    assert second["num_keypoints"] == 5
+
+
+def test_coco_survives_cocoeval_against_itself_with_a_perfect_score(tmp_path: Path) -> None:
+    """Ground truth and detections from the same export: OKS 1 everywhere, so AP and AR are 1."""
+    path = coco_document(sample_results(count=20), tmp_path)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ground_truth = COCO(str(path))
+        detections = ground_truth.loadRes(str(_annotations_file(path, tmp_path)))
+        for category in ground_truth.loadCats(ground_truth.getCatIds()):
+            evaluation = COCOeval(ground_truth, detections, iouType="keypoints")
+            evaluation.params.catIds = [category["id"]]
+            evaluation.params.kpt_oks_sigmas = np.full(len(category["keypoints"]), 0.05)
+            evaluation.evaluate()
+            evaluation.accumulate()
+            evaluation.summarize()
+            ap, ap50 = evaluation.stats[0], evaluation.stats[1]
+            assert ap == pytest.approx(1.0), category["name"]
+            assert ap50 == pytest.approx(1.0), category["name"]
+
+
+def _annotations_file(path: Path, tmp_path: Path) -> Path:
+    detections = tmp_path / "detections.json"
+    detections.write_text(json.dumps(json.loads(path.read_text())["annotations"]))
+    return detections
+
+
+def test_csv_has_one_row_per_keypoint_and_escapes_formulas(tmp_path: Path) -> None:
+    results = sample_results()
+    results[0] = result(0, [prediction(random.Random(5), FACE_6, "face", 1024, 768)])
+    results[0]["source"]["key"] = '=HYPERLINK("http://evil")'
+    out = io.StringIO(newline="")
+    counts = write_all(CsvWriter(out), results)
+
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    expected = sum(len(p["keypoints"]) for r in results for p in (r["predictions"] or ()))
+    assert len(rows) == expected == counts.keypoints
+    assert tuple(rows[0]) == CSV_COLUMNS
+    row = rows[0]
+    keypoint = results[0]["predictions"][0]["keypoints"][0]
+    assert row["result_id"] == results[0]["result_id"]
+    assert row["keypoint_name"] == keypoint["name"]
+    assert float(row["x"]) == pytest.approx(keypoint["x"], abs=1e-3)
+    assert float(row["confidence"]) == keypoint["confidence"]
+    assert row["detection_index"] == "0"
+    assert row["source_key"] == '\'=HYPERLINK("http://evil")', "a spreadsheet must not run it"
+    assert counts.skipped_statuses == {"failed": 1}
+
+
+def test_jsonl_is_the_apis_shape_one_result_per_line() -> None:
+    results = sample_results(count=4)
+    out = io.StringIO()
+    counts = write_all(JsonlWriter(out), results)
+
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line) for line in lines] == results
+    assert counts.written == len(results)
