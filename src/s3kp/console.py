@@ -64,6 +64,7 @@ class _Guard:
         self.pipe_closed = False
         self._pending: int | None = None  # a stop requested by another thread, delivered as SIGINT
         self._previous: dict[int, Any] = {}
+        self._done = threading.Event()  # the command returned: the watchdog stands down
         self._streams: list[tuple[str, TextIO]] = []
 
     def install(self) -> None:
@@ -79,7 +80,8 @@ class _Guard:
             setattr(sys, name, cast(TextIO, _PipeAwareStream(stream, self)))
 
     def uninstall(self) -> bool:
-        """Restore the handlers and streams; whether there was anything to restore."""
+        """Restore the handlers and streams and stop the watchdog; whether there was anything to restore."""
+        self._done.set()
         installed = bool(self._previous)
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
@@ -124,7 +126,8 @@ class _Guard:
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
     def _watchdog(self) -> None:
-        time.sleep(STOP_GRACE_SECONDS)
+        if self._done.wait(STOP_GRACE_SECONDS):
+            return
         _write_stderr(f"s3kp: clean-up took over {STOP_GRACE_SECONDS:.0f} s: killing what is left\n")
         _kill_descendants()
         status = self.exit_status(self.stopping or signal.SIGTERM)
