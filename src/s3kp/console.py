@@ -161,7 +161,7 @@ class _PipeAwareStream:
             self._closed_or_raise(error)
 
     def _closed_or_raise(self, error: OSError) -> None:
-        if error.errno not in (errno.EPIPE, errno.EINVAL):  # EINVAL: a closed pipe on some platforms
+        if error.errno != errno.EPIPE:
             raise error
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
@@ -210,7 +210,8 @@ def wait_forever(poll_seconds: float = 0.2) -> None:
 class Output:
     """How a subcommand prints results and progress, depending on who reads.
 
-        out = Output()                       # stdout for results; progress goes to stderr
+        out = Output()                       # results and progress on stdout (`progress=sys.stderr`
+                                             # keeps progress out of data piped from stdout)
         out.line("uploaded 12 files")        # always a plain line
         out.progress("results", 3, 12)       # TTY: one line rewritten in place; piped: a line per change
         out.done_progress()

@@ -1,10 +1,10 @@
 """The record of a running stack: which processes it started and which ports they hold.
 
-`s3kp up`/`s3kp demo` write `<cache>/stacks/<pid>.json` while their stack runs and delete it when it
-stops. A record left behind means the stack did not stop cleanly (killed with SIGKILL, or hung): the next
-start uses it to say which process holds which port, and `s3kp down` stops that stack by its recorded
-PIDs — never by process name. A PID is only trusted while the process's start time (from /proc) is the
-recorded one, so a PID reused by an unrelated process is never signalled.
+`s3kp up`/`s3kp demo` write `<cache>/stacks/<pid>-<aws port>.json` while their stack runs and delete
+it when it stops. A record left behind means the stack did not stop cleanly (killed with SIGKILL, or
+hung): the next start uses it to say which process holds which port, and `s3kp down` stops that stack
+by its recorded PIDs — never by process name. A PID is only trusted while the process's start time
+(from /proc) is the recorded one, so a PID reused by an unrelated process is never signalled.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ class StackRecord:
 
     @property
     def path(self) -> Path:
-        return records_dir() / f"{self.owner.pid}.json"
+        first_port = self.owner.ports[0] if self.owner.ports else 0  # one process may run several stacks
+        return records_dir() / f"{self.owner.pid}-{first_port}.json"
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -103,6 +103,8 @@ class LambdaWorker:
 
     def start(self) -> None:
         """Spawn the sandbox and import the handler (the cold start); raise if the import fails."""
+        if self._closed:  # closed by a stop while this start was still queued
+            raise WorkerCrashed(f"{self.function.name}: the worker was shut down")
         parent_end, child_end = _SPAWN.Pipe()
         process = _SPAWN.Process(
             target=_serve,
