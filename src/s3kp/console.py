@@ -217,7 +217,8 @@ class Output:
         out.done_progress()
         out.table(["image", "status"], rows, numeric={2})  # TTY: aligned columns; piped: tab-separated
 
-    `interactive` is decided once from the stream (override it for tests or a `--plain` flag). Data
+    Whether a person watches is decided once per stream (`interactive` overrides both, e.g. for a
+    `--plain` flag): tables follow the data stream, live progress its own stream. Data
     meant for programs should be offered as `--json` by the subcommand, not parsed from these lines.
     """
 
@@ -227,6 +228,8 @@ class Output:
         self._stream = stream
         self._progress_stream = progress
         self.interactive = self.stream.isatty() if interactive is None else interactive
+        progress_stream = self.progress_stream
+        self.live_progress = progress_stream.isatty() if interactive is None else interactive
         self._live = False
         self._last_progress: str | None = None
 
@@ -248,7 +251,7 @@ class Output:
             return
         self._last_progress = text
         stream = self.progress_stream
-        if self.interactive and stream.isatty():
+        if self.live_progress:
             print(f"\r{text}", end="", file=stream, flush=True)
             self._live = True
         else:
