@@ -196,6 +196,21 @@ def test_sigterm_while_the_stack_starts_stops_everything_started_so_far(
 
 
 @pytest.mark.slow
+def test_a_second_ctrl_c_during_the_clean_up_stops_everything_at_once(
+    runs: list[Run], environment: dict[str, str], tmp_path: Path
+) -> None:
+    external = ["--inference-url", f"http://127.0.0.1:{free_port()}", "--api-key", "k"]
+    run = start(runs, environment, tmp_path, "up", *external)
+    run.read_until(r"^Ready\.")
+    os.killpg(run.process.pid, signal.SIGINT)
+    run.read_until(r"s3kp up: stopping", timeout=STOP_SECONDS)
+    os.killpg(run.process.pid, signal.SIGINT)
+    output, _ = run.process.communicate(timeout=STOP_SECONDS)
+    assert run.process.returncode == 130, output
+    assert run.left_behind() == []
+
+
+@pytest.mark.slow
 def test_a_second_start_names_the_running_stack_and_down_stops_a_hung_one_by_its_pids(
     runs: list[Run], environment: dict[str, str], tmp_path: Path
 ) -> None:
