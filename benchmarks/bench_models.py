@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,12 +58,21 @@ def measure_ours() -> dict[str, float]:
     return medians
 
 
-def measure_mediapipe() -> tuple[dict[str, float], str] | None:
-    """MediaPipe's medians per model and its version line, or None without the reference venv."""
+def measure_mediapipe() -> tuple[dict[str, float], str] | str:
+    """MediaPipe's medians per model and its version line, or why the column is skipped.
+
+    The reference venv is built when missing, as `make reference` builds it (mediapipe from PyPI into
+    .cache/mediapipe-ref, once); where that cannot work (no Python 3.11/3.12, no package index) the
+    column is skipped with the reason instead of printing `n/a`."""
     script = _reference_script()
-    python = script.reference_python(create=False)
-    if python is None:
-        return None
+    try:
+        python = script.reference_python(create=True)
+    except (SystemExit, subprocess.CalledProcessError, OSError) as error:
+        reason = (
+            str(error) if isinstance(error, SystemExit) else f"building the reference venv failed ({error})"
+        )
+        return f"MediaPipe column skipped: {reason}; `make reference` builds it."
+    assert python is not None
     with tempfile.TemporaryDirectory(prefix="s3kp-bench-") as tmp:
         samples = script.write_samples(Path(tmp))
         job = {
@@ -95,16 +105,18 @@ def run() -> str:
         "| model | ours (ms) | MediaPipe (ms) | MediaPipe / ours |",
         "|---|---:|---:|---:|",
     ]
+    if isinstance(theirs, str):  # no MediaPipe: ours alone, and why
+        lines[-2:] = ["| model | ours (ms) |", "|---|---:|"]
     for model_id in MODEL_IDS:
-        if theirs is None:
-            lines.append(f"| `{model_id}` | {ours[model_id]:.1f} | n/a | n/a |")
+        if isinstance(theirs, str):
+            lines.append(f"| `{model_id}` | {ours[model_id]:.1f} |")
         else:
             mediapipe = theirs[0][model_id]
             ratio = mediapipe / ours[model_id]
             lines.append(f"| `{model_id}` | {ours[model_id]:.1f} | {mediapipe:.1f} | {ratio:.2f}x |")
     lines.append("")
-    if theirs is None:
-        lines.append("MediaPipe column: run `make reference` first (it creates the reference venv).")
+    if isinstance(theirs, str):
+        lines.append(theirs)
     else:
         lines.append(
             f"MediaPipe: {theirs[1]}, in its own venv, one graph per model, median of the per-image medians. "

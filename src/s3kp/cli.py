@@ -90,6 +90,12 @@ def _add_api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", default=None, help="AWS region for signing (default: from the URL)")
 
 
+def _down(args: argparse.Namespace) -> int:
+    from s3kp.local.stack import run_down
+
+    return run_down(args)
+
+
 def _add_stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
     parser.add_argument("--aws-port", type=int, default=4566, help="local AWS endpoint (moto server)")
@@ -135,7 +141,12 @@ def _add_stack_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="s3kp", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="s3kp",
+        description=__doc__,
+        epilog="exit status: 0 ok, 1 failure, 2 usage error, 130 Ctrl-C (SIGINT), 143 SIGTERM; "
+        "a closed output pipe ends a command as it ends `cat` (SIGPIPE, 141 in a shell)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     models = sub.add_parser("models", help="fetch or verify the MediaPipe model files")
@@ -211,15 +222,24 @@ def build_parser() -> argparse.ArgumentParser:
         "variable set, the local stack's http://127.0.0.1:4566)",
     )
     view.set_defaults(func=_view)
+
+    down = sub.add_parser(
+        "down", help="stop a stack left running (a hung or killed `s3kp up`/`demo`) by its recorded PIDs"
+    )
+    down.add_argument(
+        "--pid", type=int, default=None, help="only the stack whose `s3kp` process has this PID"
+    )
+    down.set_defaults(func=_down)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every subcommand runs inside the guard of `s3kp.console`: Ctrl-C/SIGTERM stop what it started
+    (exit 130/143) and a closed stdout ends it quietly, as `cat` ends."""
+    from s3kp.console import guarded
+
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
+    return guarded(lambda: int(args.func(args) or 0))
 
 
 if __name__ == "__main__":

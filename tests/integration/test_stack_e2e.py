@@ -176,7 +176,7 @@ def test_upload_with_the_aws_cli_then_query_the_api_then_ctrl_c_leaves_nothing_b
     processes = descendants(stack.process.pid)
     assert len(processes) >= 4, "moto, the inference server and the Lambda workers are child processes"
     os.killpg(stack.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-    assert stack.process.wait(STOP_TIMEOUT) == 0
+    assert stack.process.wait(STOP_TIMEOUT) == 130  # the shell's status for a job ended by Ctrl-C
     assert still_alive(processes, grace=5.0) == []
     assert all(port_is_free("127.0.0.1", port) for port in stack.ports.values())
 
@@ -203,8 +203,8 @@ def run_up(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_port_in_use_fails_at_once_with_one_clear_line(tmp_path: Path) -> None:
-    """GIVEN something listening on the AWS port WHEN `s3kp up` starts THEN it exits 1 naming the port
-    and the option, without a traceback and without starting anything."""
+    """GIVEN something listening on the AWS port WHEN `s3kp up` starts THEN it exits 1 naming the port,
+    the process holding it and the option, without a traceback and without starting anything."""
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
@@ -216,6 +216,7 @@ def test_a_port_in_use_fails_at_once_with_one_clear_line(tmp_path: Path) -> None
 
     assert completed.returncode == 1
     assert f"port {busy} (AWS endpoint) already in use" in completed.stderr
+    assert f"held by pid {os.getpid()} (" in completed.stderr, "it names the process holding the port"
     assert "--aws-port" in completed.stderr
     assert "Traceback" not in completed.stderr + completed.stdout
     assert not (tmp_path / "logs" / "moto.log").exists(), "nothing was started"

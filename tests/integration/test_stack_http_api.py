@@ -17,6 +17,7 @@ import requests
 
 from s3kp.local.http_api import HttpApiBridge
 from s3kp.local.lambda_runtime import LambdaContext
+from s3kp.local.template_functions import CorsConfiguration, http_api_cors, http_api_routes
 from s3kp.local.workers import HandlerError
 from tests.conftest import free_port
 
@@ -38,7 +39,11 @@ class RecordingFunction:
         body = json.dumps({"path": event["rawPath"], "query": event.get("queryStringParameters")})
         return {
             "statusCode": 200,
-            "headers": {"Content-Type": "application/json"},
+            # API Gateway replaces a function's CORS headers with its configured ones.
+            "headers": {
+                "Content-Type": "application/json",
+                "Access-Control-Allow-Origin": "https://fn.example",
+            },
             "cookies": ["a=1", "b=2"],
             "body": base64.b64encode(body.encode()).decode(),
             "isBase64Encoded": True,
@@ -102,3 +107,90 @@ def test_stop_frees_the_port(function: RecordingFunction) -> None:
     bridge.stop()
     again = HttpApiBridge("127.0.0.1", port, function, routes=ROUTES)  # binds, or raises if still held
     again.stop()
+
+
+def test_a_method_the_route_lacks_is_a_405_naming_the_allowed_methods(
+    api: str, function: RecordingFunction
+) -> None:
+    """GIVEN the route `GET /results/{result_id}` WHEN a client DELETEs or POSTs there THEN the gateway
+    answers 405 with an `Allow` header, without invoking the function; an unknown path stays a 404."""
+    for method in ("DELETE", "POST", "PUT"):
+        response = requests.request(method, f"{api}/results/abc", timeout=5)
+        assert response.status_code == 405, method
+        assert response.headers["Allow"] == "GET"
+        assert response.json() == {"message": "Method Not Allowed"}
+    assert requests.delete(f"{api}/elsewhere", timeout=5).status_code == 404
+    assert function.events == []
+
+
+@pytest.fixture
+def template_api(function: RecordingFunction) -> Iterator[str]:
+    """The bridge with the routes and the CORS configuration of the real template.yaml."""
+    bridge = HttpApiBridge("127.0.0.1", free_port(), function, routes=http_api_routes(), cors=http_api_cors())
+    bridge.start()
+    yield f"http://127.0.0.1:{bridge.port}"
+    bridge.stop()
+
+
+def test_a_browser_preflight_is_answered_as_the_templates_cors_configuration_says(
+    template_api: str, function: RecordingFunction
+) -> None:
+    """GIVEN the template's CorsConfiguration (origins: the CorsAllowOrigin default `*`, methods GET and
+    OPTIONS, its headers, max age 600) WHEN a browser sends a preflight THEN the gateway answers it
+    itself: 204 with those headers, and the function is not invoked."""
+    template = template_functions_cors()
+    response = requests.options(
+        f"{template_api}/results/abc",
+        headers={
+            "Origin": "https://viewer.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+        timeout=5,
+    )
+    assert response.status_code == 204
+    assert response.content == b""
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Access-Control-Allow-Methods"] == "GET,OPTIONS"
+    assert response.headers["Access-Control-Allow-Headers"].split(",") == list(template.allow_headers)
+    assert "authorization" in template.allow_headers
+    assert response.headers["Access-Control-Max-Age"] == "600"
+    assert function.events == []
+
+    # A plain OPTIONS (no preflight headers) is not a preflight: the route has no OPTIONS method.
+    assert requests.options(f"{template_api}/results/abc", timeout=5).status_code == 405
+    assert requests.delete(f"{template_api}/results/abc", timeout=5).headers["Allow"] == "GET, OPTIONS"
+
+
+def test_a_cross_origin_request_gets_the_gateways_cors_headers_not_the_functions(
+    template_api: str,
+) -> None:
+    response = requests.get(
+        f"{template_api}/results", headers={"Origin": "https://viewer.example"}, timeout=5
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Methods" not in response.headers  # preflight-only header
+
+
+def test_a_preflight_from_an_origin_not_allowed_gets_no_cors_headers(function: RecordingFunction) -> None:
+    cors = CorsConfiguration(allow_origins=("https://app.example",), allow_methods=("GET", "OPTIONS"))
+    bridge = HttpApiBridge("127.0.0.1", free_port(), function, routes=ROUTES, cors=cors)
+    bridge.start()
+    try:
+        url = f"http://127.0.0.1:{bridge.port}/results"
+        preflight = {"Access-Control-Request-Method": "GET"}
+        allowed = requests.options(url, headers={"Origin": "https://app.example", **preflight}, timeout=5)
+        other = requests.options(url, headers={"Origin": "https://evil.example", **preflight}, timeout=5)
+    finally:
+        bridge.stop()
+    assert allowed.status_code == other.status_code == 204
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "Access-Control-Allow-Origin" not in other.headers
+    assert function.events == []
+
+
+def template_functions_cors() -> CorsConfiguration:
+    cors = http_api_cors()
+    assert cors is not None, "template.yaml's HTTP API declares a CorsConfiguration"
+    return cors

@@ -23,8 +23,9 @@ from s3kp_core.results import Status, result_id_for
 from s3kp_core.results_schema import PARTITION_KEY, from_dynamodb
 
 from s3kp import samples
+from s3kp.console import Output, format_table, wait_forever
 from s3kp.local.processes import ChildFailed
-from s3kp.local.stack import LocalStack, StackError, StackOptions, StopSignal, configure_logging
+from s3kp.local.stack import LocalStack, StackError, StackOptions, configure_logging, stop_with_message
 from s3kp.paths import cache_dir
 
 PROGRAM = "s3kp demo"
@@ -73,28 +74,27 @@ def demo_uploads(input_prefix: str) -> list[Upload]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """Ctrl-C/SIGTERM and a closed stdout reach this as an exception (`s3kp.console`): the `finally`
+    stops the stack whatever the demo was doing."""
     options = StackOptions.from_args(args)
     configure_logging(options.verbose)
-    stop = StopSignal()
-    stop.install()
     print(f"{PROGRAM}: starting the offline stack", flush=True)
-    stack = LocalStack(options, interrupted=stop.requested, report_batches=options.verbose)
+    stack = LocalStack(options, report_batches=options.verbose, program=PROGRAM)
     try:
         stack.start()
-        code = _run(stack, timeout=float(getattr(args, "timeout", 180.0)), stop=stop)
-        if getattr(args, "keep", False) and not stop.requested.is_set():
+        code = _run(stack, timeout=float(getattr(args, "timeout", 180.0)))
+        if getattr(args, "keep", False):
             print(stack.summary(), flush=True)
-            stop.requested.wait()
+            wait_forever()  # until Ctrl-C
         return code
     except (StackError, ChildFailed) as error:
         print(f"{PROGRAM}: {error}", file=sys.stderr, flush=True)
         return 1
     finally:
-        print(f"{PROGRAM}: stopping the stack", flush=True)
-        stack.stop()
+        stop_with_message(stack, PROGRAM)
 
 
-def _run(stack: LocalStack, *, timeout: float, stop: StopSignal) -> int:
+def _run(stack: LocalStack, *, timeout: float) -> int:
     resources = stack.resources
     s3 = boto3.client("s3", endpoint_url=stack.aws_endpoint, region_name=resources.region)
     uploads = demo_uploads(resources.input_prefix)
@@ -108,8 +108,10 @@ def _run(stack: LocalStack, *, timeout: float, stop: StopSignal) -> int:
         s3.put_object(Bucket=resources.bucket, Key=upload.key, Body=upload.data)
         outcomes.append(Outcome(upload, uploaded_at))
 
-    finished = _wait_for_results(stack, outcomes, timeout, stop)
-    print(_results_table(outcomes, resources.input_prefix))
+    output = Output()
+    finished = _wait_for_results(stack, outcomes, timeout, output)
+    output.line()
+    output.line(_results_table(outcomes, resources.input_prefix, aligned=output.interactive))
     if not finished:
         print(f"\n{PROGRAM}: not every result arrived within {timeout:.0f} s (see {stack.options.log_dir})")
 
@@ -126,30 +128,23 @@ def _run(stack: LocalStack, *, timeout: float, stop: StopSignal) -> int:
     return 0
 
 
-def _wait_for_results(stack: LocalStack, outcomes: list[Outcome], timeout: float, stop: StopSignal) -> bool:
+def _wait_for_results(stack: LocalStack, outcomes: list[Outcome], timeout: float, output: Output) -> bool:
     """Poll the results table (one BatchGetItem per round) until every upload has a result."""
     dynamodb = boto3.client("dynamodb", endpoint_url=stack.aws_endpoint, region_name=stack.resources.region)
     table = stack.resources.results_table
     bucket = stack.resources.bucket
     pending = {result_id_for(bucket, o.upload.key): o for o in outcomes}
     deadline = time.monotonic() + timeout
-    live = sys.stdout.isatty()
-    reported = -1
-    while pending and time.monotonic() < deadline and not stop.requested.is_set():
+    while pending and time.monotonic() < deadline:
         keys = [{PARTITION_KEY: {"S": result_id}} for result_id in list(pending)[:100]]
         response = dynamodb.batch_get_item(RequestItems={table: {"Keys": keys}})
         for item in response["Responses"].get(table, []):
             plain = from_dynamodb({name: _plain(value) for name, value in item.items()})
             pending.pop(plain[PARTITION_KEY]).record = plain
-        done = len(outcomes) - len(pending)
-        if done != reported:
-            line = f"  results {done}/{len(outcomes)}"
-            print(f"\r{line}", end="", flush=True) if live else print(line, flush=True)
-            reported = done
+        output.progress("results", len(outcomes) - len(pending), len(outcomes))
         if pending:
             time.sleep(POLL_INTERVAL_SECONDS)
-    if live:
-        print()
+    output.done_progress()
     return not pending
 
 
@@ -163,7 +158,8 @@ def _status(outcome: Outcome) -> str | None:
     return None if outcome.record is None else str(outcome.record["status"])
 
 
-def _results_table(outcomes: list[Outcome], input_prefix: str) -> str:
+def _results_table(outcomes: list[Outcome], input_prefix: str, *, aligned: bool = True) -> str:
+    """What became of each upload: aligned columns for a person, tab-separated lines when piped."""
     header = ("image", "status", "detections", "keypoints", "latency ms", "reason")
     rows = []
     for outcome in outcomes:
@@ -180,18 +176,7 @@ def _results_table(outcomes: list[Outcome], input_prefix: str) -> str:
                 _shorten(f"{reason.get('code', '')}: {reason.get('message', '')}") if reason else "",
             )
         )
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    numeric = {2, 3, 4}
-
-    def line(cells: tuple[str, ...]) -> str:
-        padded = [
-            c.rjust(w) if i in numeric else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(padded).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join(["", line(header), rule, *(line(row) for row in rows)])
+    return format_table(header, rows, numeric={2, 3, 4}, aligned=aligned)
 
 
 def _shorten(text: str, width: int = 72) -> str:

@@ -3,6 +3,13 @@
 Each request becomes an HTTP API v2 event (`apigw.http_api_event`), the API handler runs on it (in its
 Lambda worker) and its result is written back (`apigw.http_response`). Like `sam local start-api` it is
 unauthenticated — the deployed API uses IAM auth — so it binds to loopback unless told otherwise.
+
+What the gateway answers itself, without invoking the function: 404 for a path no route has; 405 with an
+`Allow` header for a method the path's routes lack (API Gateway would say 404 there: the local API is
+more explicit); and, with the template's `CorsConfiguration`, a browser's preflight (`OPTIONS` with
+`Origin` and `Access-Control-Request-Method`) is answered 204 with the configured CORS headers — only
+when the origin is allowed — while the function's own `Access-Control-*` headers are replaced by the
+configured ones, as API Gateway does.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from urllib.parse import unquote
 
 from s3kp.local import apigw
 from s3kp.local.lambda_runtime import LambdaContext
+from s3kp.local.template_functions import CorsConfiguration
 from s3kp.local.workers import InvocationError
 
 log = logging.getLogger(__name__)
@@ -41,9 +49,12 @@ class HttpApiBridge:
         routes: list[str] | None = None,
         function_name: str = "s3kp-api",
         timeout_seconds: float = 30.0,
+        cors: CorsConfiguration | None = None,
     ) -> None:
-        """`routes` are the API's route keys (`GET /results/{id}`); None sends everything as `$default`."""
+        """`routes` are the API's route keys (`GET /results/{id}`); None sends everything as `$default`.
+        `cors` is the API's CORS configuration (`template_functions.http_api_cors`), None for none."""
         self._invoke = invoke
+        self._cors = cors
         self._routes = [(route, _route_pattern(route)) for route in routes] if routes is not None else None
         self._function_name = function_name
         self._timeout_seconds = min(timeout_seconds, INTEGRATION_TIMEOUT_SECONDS)
@@ -74,9 +85,38 @@ class HttpApiBridge:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """One request through the API function: status, headers and body to send back."""
         path, _, query = target.partition("?")
+        origin = _header(headers, "origin")
+        preflight = method == "OPTIONS" and _header(headers, "access-control-request-method") is not None
+        if self._cors is not None and origin is not None and preflight:
+            return 204, self._cors_headers(origin, preflight=True), b""
         route_key = self._route_key(method, unquote(path))
         if route_key is None:
-            return _gateway_error(404, "Not Found")  # API Gateway answers unknown routes itself
+            allowed = self._allowed_methods(unquote(path))
+            if not allowed:
+                return _gateway_error(404, "Not Found")  # API Gateway answers unknown routes itself
+            status, error_headers, payload = _gateway_error(405, "Method Not Allowed")
+            return status, [*error_headers, ("allow", ", ".join(allowed))], payload
+        status, response_headers, payload = self._call(
+            method, path, query, headers, body, source_ip, route_key
+        )
+        if self._cors is not None and origin is not None:
+            response_headers = [
+                (name, value)
+                for name, value in response_headers
+                if not name.lower().startswith("access-control-")
+            ] + self._cors_headers(origin, preflight=False)
+        return status, response_headers, payload
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+        route_key: str,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         event = apigw.http_api_event(
             method, path, query, headers, body, source_ip=source_ip, route_key=route_key
         )
@@ -88,6 +128,42 @@ class HttpApiBridge:
             log.warning("%s %s: the API function failed: %s", method, path, error)
             return _gateway_error(500, "Internal Server Error")
         return apigw.http_response(result)
+
+    def _allowed_methods(self, path: str) -> list[str]:
+        """The methods the routes of `path` accept (OPTIONS too when the gateway answers preflights)."""
+        if self._routes is None:
+            return []
+        methods = set()
+        for route, pattern in self._routes:
+            route_method = route.partition(" ")[0]  # never ANY here: that route would have matched
+            if pattern.fullmatch(f"{route_method} {path}"):
+                methods.add(route_method)
+        if methods and self._cors is not None:
+            methods.add("OPTIONS")
+        return sorted(methods)
+
+    def _cors_headers(self, origin: str, *, preflight: bool) -> list[tuple[str, str]]:
+        """The CORS headers API Gateway adds for `origin`: none when the origin is not allowed."""
+        cors = self._cors
+        assert cors is not None
+        if "*" in cors.allow_origins and not cors.allow_credentials:
+            allow_origin = "*"
+        elif _origin_allowed(origin, cors.allow_origins):
+            allow_origin = origin
+        else:
+            return []
+        headers = [("access-control-allow-origin", allow_origin)]
+        if cors.allow_credentials:
+            headers.append(("access-control-allow-credentials", "true"))
+        if preflight:
+            headers.append(("access-control-allow-methods", ",".join(cors.allow_methods)))
+            if cors.allow_headers:
+                headers.append(("access-control-allow-headers", ",".join(cors.allow_headers)))
+            if cors.max_age is not None:
+                headers.append(("access-control-max-age", str(cors.max_age)))
+        elif cors.expose_headers:
+            headers.append(("access-control-expose-headers", ",".join(cors.expose_headers)))
+        return headers
 
     def _route_key(self, method: str, path: str) -> str | None:
         if self._routes is None:
@@ -151,6 +227,16 @@ def _route_pattern(route_key: str) -> re.Pattern[str]:
         else:
             pattern += re.escape(part)
     return re.compile(pattern)
+
+
+def _origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
+    """API Gateway's origin matching: exact, or a `scheme://*` wildcard."""
+    return any(origin == candidate or (candidate.endswith("://*") and origin.startswith(candidate[:-1]))
+               for candidate in allowed)  # fmt: skip
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((value for key, value in headers if key.lower() == name), None)
 
 
 def _gateway_error(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+from pathlib import Path
 
 
 class PortInUseError(RuntimeError):
@@ -29,6 +31,51 @@ def ensure_ports_free(host: str, ports: dict[str, int]) -> None:
             f"port {', '.join(busy)} already in use on {host}: stop what is listening there "
             "(another `s3kp up`?) or choose other ports with --aws-port/--inference-port/--api-port"
         )
+
+
+def port_holders(port: int) -> list[int]:
+    """PIDs of the processes listening on TCP `port` (any address), read from /proc; empty where /proc
+    is missing or the holder belongs to another user (its descriptors cannot be read)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "0A":  # 0A: LISTEN
+                inodes.add(fields[9])
+    if not inodes:
+        return []
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    holders = []
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
+        try:
+            descriptors = list((process / "fd").iterdir())
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                if os.readlink(descriptor) in wanted:
+                    holders.append(int(process.name))
+                    break
+            except OSError:
+                continue
+    return sorted(holders)
+
+
+def command_line(pid: int, width: int = 80) -> str:
+    """The command line of `pid`, shortened; "?" when it cannot be read."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return "?"
+    text = " ".join(part.decode(errors="replace") for part in argv)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def is_loopback(host: str) -> bool:

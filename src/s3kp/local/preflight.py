@@ -6,6 +6,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from s3kp.local.ports import PortInUseError, command_line, port_holders, port_is_free
+from s3kp.local.stack_record import StackRecord, recorded_stacks, records_dir
 from s3kp.paths import project_root
 
 SETUP_HINT = "run `make setup` in the checkout"
@@ -51,3 +53,38 @@ def check_setup(*, local_inference: bool) -> Path:
         if bad:
             raise SetupError(f"model files missing or corrupt ({', '.join(bad)}): run `s3kp models fetch`")
     return root
+
+
+def check_ports(host: str, ports: dict[str, int]) -> None:
+    """Raise `PortInUseError` naming, for every busy port, the process that holds it and how to stop it."""
+    busy = {what: port for what, port in ports.items() if not port_is_free(host, port)}
+    if not busy:
+        return
+    stacks = recorded_stacks()
+    lines, ours = [], False
+    for what, port in busy.items():
+        holder, of_ours = _holder(port, stacks)
+        ours |= of_ours
+        lines.append(f"port {port} ({what}) already in use on {host}: held by {holder}")
+    if ours:
+        lines.append(
+            "stop that stack with Ctrl-C in its terminal, or with `s3kp down` (it stops the stacks recorded "
+            f"in {records_dir()} by their PIDs)"
+        )
+    else:
+        lines.append("stop what is listening there")
+    lines.append("or choose other ports with --aws-port/--inference-port/--api-port")
+    raise PortInUseError("\n  ".join(lines))
+
+
+def _holder(port: int, stacks: list[StackRecord]) -> tuple[str, bool]:
+    for record in stacks:
+        process = record.holder_of(port)
+        if process is not None:
+            if process is record.owner:
+                return f"{record.describe()}", True
+            return f"the {process.name} (pid {process.pid}) of {record.describe()}", True
+    pids = port_holders(port)
+    if pids:
+        return ", ".join(f"pid {pid} ({command_line(pid)})" for pid in pids), False
+    return "a process this user cannot inspect (another user's?)", False

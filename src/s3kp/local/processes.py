@@ -87,7 +87,7 @@ class ChildProcess:
             f"{self.name} did not become healthy at {url} within {timeout:.0f} s: see {self.log_path}"
         )
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after `timeout`; idempotent."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:

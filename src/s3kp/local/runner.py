@@ -86,7 +86,10 @@ class QueueRunner:
 
     def start(self) -> None:
         for index, handler in enumerate(self._handlers):
-            thread = threading.Thread(target=self._poll_forever, args=(handler,), name=f"sqs-poller-{index}")
+            # Daemon: `join()` is how they end; one stuck in a call must not keep the process alive at exit.
+            thread = threading.Thread(
+                target=self._poll_forever, args=(handler,), name=f"sqs-poller-{index}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -21,15 +20,29 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import TYPE_CHECKING
 
+from s3kp.console import wait_forever
 from s3kp.local import preflight
 from s3kp.local.http_api import HttpApiBridge
-from s3kp.local.ports import PortInUseError, ensure_ports_free, is_loopback, url_host
+from s3kp.local.ports import PortInUseError, is_loopback, url_host
 from s3kp.local.processes import ChildFailed, ChildProcess
 from s3kp.local.runner import BatchOutcome, QueueRunner, RunnerSettings
-from s3kp.local.template_functions import function_with_handler, http_api_routes, template_functions
+from s3kp.local.stack_record import (
+    RecordedProcess,
+    StackRecord,
+    discard_dead_records,
+    recorded_stacks,
+    records_dir,
+    stop_stack,
+)
+from s3kp.local.template_functions import (
+    function_with_handler,
+    http_api_cors,
+    http_api_routes,
+    template_functions,
+)
 from s3kp.local.workers import FunctionConfig, LambdaWorker, WorkerCrashed, WorkerPool, lambda_environment
 from s3kp.paths import cache_dir
 
@@ -100,10 +113,14 @@ class LocalStack:
         echo: Print | None = None,
         interrupted: threading.Event | None = None,
         report_batches: bool = True,
+        program: str = PROGRAM,
     ) -> None:
         """`echo` prints progress lines (and one per batch with `report_batches`); setting `interrupted`
-        abandons a start-up still waiting."""
+        abandons a start-up still waiting (the `s3kp` commands rely on `s3kp.console` instead, which
+        interrupts the main thread). `program` names the stack in its record (`s3kp down`)."""
         self.options = options
+        self._program = program
+        self._record: StackRecord | None = None
         self._report_batches = report_batches
         self._echo = echo or _print_flush
         self._interrupted = interrupted or threading.Event()
@@ -139,6 +156,7 @@ class LocalStack:
         local_inference = options.inference_url is None
         self._check(local_inference)
         options.log_dir.mkdir(parents=True, exist_ok=True)
+        self._start_record(local_inference)
         os.environ.update(self.aws_environment())  # this process's boto3 (resources, demo) uses moto too
 
         # Children first: no thread exists yet (see processes.py), and the models load meanwhile.
@@ -148,6 +166,7 @@ class LocalStack:
             options.log_dir / "moto.log",
         )
         self._moto.start()
+        self._remember(self._moto, options.aws_port)
         if local_inference:
             self._inference = ChildProcess(
                 "inference server",
@@ -159,6 +178,7 @@ class LocalStack:
                 env=os.environ | {"S3KP_MODEL_SERVER_API_KEY": self._api_key()},
             )  # fmt: skip
             self._inference.start()
+            self._remember(self._inference, options.inference_port)
 
         started = time.monotonic()
         self._moto.wait_healthy(f"{self.aws_endpoint}/moto-api/", MOTO_START_TIMEOUT)
@@ -205,6 +225,9 @@ class LocalStack:
         if self._inference is not None:
             self._inference.stop()
             self._inference = None
+        if self._record is not None:
+            self._record.delete()
+            self._record = None
 
     # ------------------------------------------------------------------ pieces
     def aws_environment(self) -> dict[str, str]:
@@ -231,11 +254,28 @@ class LocalStack:
         if len(set(ports.values())) != len(ports):
             raise StackError(f"the stack needs distinct ports, got {ports}")
         try:
-            ensure_ports_free(options.host, ports)
+            preflight.check_ports(options.host, ports)
         except PortInUseError as error:
             raise StackError(str(error)) from None
         if not is_loopback(options.host):
             self._echo(f"WARNING: listening on {options.host}: anyone on the network can use these endpoints")
+
+    def _start_record(self, local_inference: bool) -> None:
+        """Record this stack's processes and ports while it runs (see stack_record.py)."""
+        options = self.options
+        ports = (options.aws_port, options.api_port, *((options.inference_port,) if local_inference else ()))
+        for dead in discard_dead_records():
+            self._echo(f"  ..  discarded the record of a stack that did not stop cleanly: {dead.describe()}")
+        owner = RecordedProcess.of(self._program, os.getpid(), ports)
+        self._record = StackRecord(owner, host=options.host)
+        self._record.save()
+
+    def _remember(self, child: ChildProcess | LambdaWorker, port: int | None = None) -> None:
+        if self._record is None or child.pid is None:
+            return
+        name = child.name if isinstance(child, ChildProcess) else f"Lambda worker {child.function.name}"
+        self._record.children.append(RecordedProcess.of(name, child.pid, (port,) if port else ()))
+        self._record.save()
 
     def _api_key(self) -> str:
         return self.options.api_key or LOCAL_API_KEY
@@ -295,9 +335,15 @@ class LocalStack:
             LambdaWorker(plan.api, api_env, self._log_path("api")) for _ in range(API_WORKERS)
         ]
         self._workers = self._ingest_workers + self._api_workers
-        # Cold starts in parallel: each is a fresh interpreter importing its handler.
-        with ThreadPoolExecutor(len(self._workers)) as pool:
+        # Cold starts in parallel: each is a fresh interpreter importing its handler. Not `with`: a stop
+        # request must not wait here for every cold start (stop() closes the workers still starting).
+        pool = ThreadPoolExecutor(len(self._workers))
+        try:
             failures = [error for error in pool.map(_start_quietly, self._workers) if error is not None]
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for worker in self._workers:
+            self._remember(worker)
         if failures:
             logs = self.options.log_dir if not self.options.verbose else "the output above"
             raise StackError(f"{failures[0]} (traceback in {logs})")
@@ -328,6 +374,7 @@ class LocalStack:
             self.options.api_port,
             WorkerPool(self._api_workers).invoke,
             routes=http_api_routes(self._root / "template.yaml"),
+            cors=http_api_cors(self._root / "template.yaml"),
             function_name=self._plan.api.name,
             timeout_seconds=self._plan.api.timeout_seconds,
         )
@@ -410,23 +457,7 @@ def _print_flush(line: str) -> None:
     print(line, flush=True)
 
 
-# ---------------------------------------------------------------------- `s3kp up`
-class StopSignal:
-    """Turns the first SIGINT/SIGTERM into a stop request; a second Ctrl-C interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-
-    def install(self) -> None:
-        signal.signal(signal.SIGINT, self._handle)
-        signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.requested.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
+# ---------------------------------------------------------------------- `s3kp up`, `s3kp down`
 def configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
@@ -438,22 +469,46 @@ def configure_logging(verbose: bool) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    """Start the stack and keep it until Ctrl-C/SIGTERM, which `s3kp.console` turns into an exception
+    here (exit 130/143 after the stop)."""
     options = StackOptions.from_args(args)
     configure_logging(options.verbose)
-    stop = StopSignal()
-    stop.install()  # before anything starts: a Ctrl-C during start-up also stops cleanly
     print(f"{PROGRAM}: starting the offline stack", flush=True)
-    stack = LocalStack(options, interrupted=stop.requested)
+    stack = LocalStack(options)
     try:
         stack.start()
-        if not stop.requested.is_set():
-            print(stack.summary(), flush=True)
-            stop.requested.wait()
+        print(stack.summary(), flush=True)
+        wait_forever()  # until a signal (or a closed stdout) raises
     except (StackError, ChildFailed) as error:
         print(f"{PROGRAM}: {error}", file=sys.stderr, flush=True)
         return 1
     finally:
-        print(f"{PROGRAM}: stopping", flush=True)
+        stop_with_message(stack, PROGRAM)
+    return 0  # not reached: only a signal ends the wait
+
+
+def stop_with_message(stack: LocalStack, program: str) -> None:
+    """Stop the stack, saying so; the stop runs even if the saying fails or is interrupted."""
+    try:
+        print(f"{program}: stopping", flush=True)
+    finally:
         stack.stop()
-    print(f"{PROGRAM}: stopped", flush=True)
+    print(f"{program}: stopped", flush=True)
+
+
+def run_down(args: argparse.Namespace) -> int:
+    """`s3kp down`: stop the stacks recorded by this checkout (or the one of `--pid`) by their PIDs."""
+    stacks = [record for record in recorded_stacks() if args.pid in (None, record.owner.pid)]
+    if not stacks:
+        where = f" with pid {args.pid}" if args.pid is not None else ""
+        print(f"s3kp down: no running stack{where} recorded in {records_dir()}", flush=True)
+        return 0 if args.pid is None else 1
+    for record in stacks:
+        running = ", ".join(f"{process.name} {process.pid}" for process in record.running_processes())
+        print(f"s3kp down: stopping {record.describe()}: {running}", flush=True)
+        killed = stop_stack(record)
+        if killed:
+            names = ", ".join(f"{process.name} {process.pid}" for process in killed)
+            print(f"s3kp down: killed (did not stop within the timeout): {names}", flush=True)
+    print("s3kp down: stopped", flush=True)
     return 0

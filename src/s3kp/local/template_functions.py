@@ -83,6 +83,45 @@ def http_api_routes(path: Path | None = None) -> list[str]:
     return routes
 
 
+@dataclass(frozen=True)
+class CorsConfiguration:
+    """An HTTP API's `CorsConfiguration`, which API Gateway itself applies (preflights, response headers)."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
+
+
+def http_api_cors(path: Path | None = None) -> CorsConfiguration | None:
+    """The `CorsConfiguration` of the template's HTTP API (parameters at their defaults); None without."""
+    template = load_template(path)
+    defaults = parameter_defaults(template)
+    for resource in template["Resources"].values():
+        if resource.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        cors = resource.get("Properties", {}).get("CorsConfiguration")
+        if not isinstance(cors, dict):
+            continue
+
+        max_age = _resolve(cors.get("MaxAge"), defaults)
+        return CorsConfiguration(
+            allow_origins=_strings(cors, "AllowOrigins", defaults),
+            allow_methods=tuple(method.upper() for method in _strings(cors, "AllowMethods", defaults)),
+            allow_headers=tuple(header.lower() for header in _strings(cors, "AllowHeaders", defaults)),
+            expose_headers=tuple(header.lower() for header in _strings(cors, "ExposeHeaders", defaults)),
+            max_age=None if max_age is None else int(max_age),
+            allow_credentials=bool(_resolve(cors.get("AllowCredentials", False), defaults)),
+        )
+    return None
+
+
+def _strings(mapping: dict[str, Any], name: str, defaults: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(_resolve(value, defaults)) for value in mapping.get(name, []))
+
+
 def _resolve(value: Any, defaults: dict[str, Any]) -> Any:
     """A parameter reference becomes the parameter's default; anything else is returned as is."""
     if isinstance(value, dict) and set(value) == {"Ref"}:

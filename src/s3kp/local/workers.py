@@ -17,6 +17,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -32,6 +33,7 @@ _START_TIMEOUT_SECONDS = 60.0
 # How long past the function timeout we wait before declaring the sandbox dead (Lambda is strict; a
 # little slack keeps a loaded 2-core machine from killing handlers that finished in time).
 _TIMEOUT_GRACE_SECONDS = 2.0
+_PARENT_CHECK_SECONDS = 0.5
 
 
 class InvocationError(Exception):
@@ -101,6 +103,8 @@ class LambdaWorker:
 
     def start(self) -> None:
         """Spawn the sandbox and import the handler (the cold start); raise if the import fails."""
+        if self._closed:  # closed by a stop while this start was still queued
+            raise WorkerCrashed(f"{self.function.name}: the worker was shut down")
         parent_end, child_end = _SPAWN.Pipe()
         process = _SPAWN.Process(
             target=_serve,
@@ -208,6 +212,7 @@ def _serve(
     """The worker process: set the function's environment, import its handler, serve invocations."""
     # The stack stops its workers itself; a terminal Ctrl-C must not interrupt a handler mid-batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     if log_path is not None:
         _redirect_output(log_path)
     os.environ.clear()
@@ -233,6 +238,22 @@ def _serve(
             connection.send(("error", _describe(error)))
         else:
             connection.send(("ok", result))
+
+
+def _exit_with_parent() -> None:
+    """End this sandbox when the stack's process dies without stopping it (SIGKILL, a crash).
+
+    Not PR_SET_PDEATHSIG (as the servers in processes.py use): it fires when the *thread* that started
+    the process ends, and workers are started, and restarted, from short-lived threads. A handler busy
+    in a batch does not read the pipe, so EOF alone would not tell it either."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _import_handler(spec: str) -> Any:
