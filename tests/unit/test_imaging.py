@@ -133,13 +133,14 @@ def test_the_decoded_byte_limit_counts_what_the_mode_really_needs(mode: str, byt
 
 
 def test_a_progressive_jpeg_counts_its_whole_image_coefficient_buffers() -> None:
-    """libjpeg keeps every DCT coefficient of a progressive JPEG (2 bytes per pixel and component) until
-    the last scan, whatever the draft scale: that is what such a file costs, and what the limit counts."""
+    """libjpeg keeps every DCT coefficient of a progressive JPEG (2 bytes each; 1.5 coefficients per pixel
+    in 4:2:0 YCbCr) until the last scan, whatever the draft scale: that is what such a file costs, and
+    what the limit counts."""
     picture = samples.astronaut().resize((800, 800))
-    progressive = jpeg(picture, progressive=True)
+    progressive = jpeg(picture, progressive=True)  # 4:2:0, Pillow's default
     baseline = jpeg(picture)
     drafted = 200 * 200 * 4  # decoded at 1/4 scale
-    coefficients = 800 * 800 * 3 * 2
+    coefficients = 800 * 800 * 3 // 2 * 2
 
     assert decode(baseline, max_pixels=LIMIT, draft_to=200, max_decoded_bytes=drafted).image.size == (
         200,

@@ -1,6 +1,6 @@
 """Peak memory of preparing large images: what decides whether a 1 GB ingest function survives them.
 
-Each case runs in a fresh interpreter (`ru_maxrss` only ever grows). The bound: the decoded pixels in
+Each case runs in a fresh interpreter, its peak read from /proc/self/status. The bound: the decoded pixels in
 the file's own mode, which cannot be avoided, plus a fixed allowance for the strips and the reduced
 output; no full-size converted copy may exist (the old path made two or three of them).
 """
@@ -20,15 +20,19 @@ from s3kp_core.image_modes import bytes_per_pixel
 WIDTH, HEIGHT = 6000, 4000  # 24 MP
 ALLOWANCE_BYTES = 40 * 2**20
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent (pytest, hundreds of MiB) through
+# fork and exec, which would hide any growth below it; VmHWM is the new program's own peak.
 PROBE = textwrap.dedent(
     """
-    import resource, sys
+    import re, sys
     from s3kp_core.imaging import prepare_for_inference
+    def peak():
+        with open("/proc/self/status") as status:
+            return int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1)) * 1024
     data = open(sys.argv[1], "rb").read()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak()
     prepared, image = prepare_for_inference(data, max_side=1024, max_pixels=100_000_000, decode_side=1024)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) * 1024, prepared.original_width, prepared.sent_width, image.mode)
+    print(peak() - before, prepared.original_width, prepared.sent_width, image.mode)
     """
 )
 

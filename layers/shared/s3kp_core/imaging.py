@@ -60,7 +60,7 @@ _UPRIGHT: Final = {  # EXIF orientation -> the transpose that shows it upright (
     8: Image.Transpose.ROTATE_90,
 }
 _JPEG_FORMATS: Final = ("JPEG", "MPO")
-_COEFFICIENT_BYTES: Final = 2  # libjpeg's JCOEF, one per pixel and component in a progressive decode
+_COEFFICIENT_BYTES: Final = 2  # libjpeg's JCOEF: a progressive decode keeps every coefficient until the end
 
 # Pillow's process-wide guard, set on purpose rather than inherited: it warns above this many pixels and
 # refuses twice as many in `Image.open`. `decode` checks its own, configurable limit from the header right
@@ -275,11 +275,22 @@ def _reduction(image: Image.Image, draft_to: int | None) -> int:
 def decoded_bytes(image: Image.Image, full_pixels: int) -> int:
     """What decoding `image` (opened, possibly drafted, not loaded) allocates at once: its pixels in its
     mode, plus, for a progressive JPEG, libjpeg's coefficient buffers for the whole full-scale image
-    (a draft does not shrink those)."""
+    (a draft does not shrink those: 300 MB for a 100 MP 4:2:0 photo)."""
     pixels = image.width * image.height * bytes_per_pixel(image.mode)
     if image.format in _JPEG_FORMATS and image.info.get("progressive"):
-        pixels += full_pixels * len(image.getbands()) * _COEFFICIENT_BYTES
+        pixels += math.ceil(full_pixels * _coefficients_per_pixel(image)) * _COEFFICIENT_BYTES
     return pixels
+
+
+def _coefficients_per_pixel(image: Image.Image) -> float:
+    """DCT coefficients a JPEG stores per pixel: one per component, fewer for subsampled chroma (1.5 in
+    the usual 4:2:0 YCbCr). From the frame header's sampling factors, all components at full resolution
+    when they are missing."""
+    layers: list[tuple[int, int, int, int]] = getattr(image, "layer", None) or []
+    if not layers:
+        return float(len(image.getbands()))
+    most = max(h for _, h, _, _ in layers) * max(v for _, _, v, _ in layers)
+    return sum(h * v for _, h, v, _ in layers) / most
 
 
 def _check_decoded_bytes(image: Image.Image, full_pixels: int, limit: int) -> None:
