@@ -8,7 +8,9 @@ Importing it (before anything else) does two things for the imports that follow:
 - Skipping pydantic's plugin discovery, which scans the metadata of every installed distribution for
   entry points the first time a model is built (~50 ms, a fifth of the API's import). No pydantic plugin
   is used; a deployment that wants one sets PYDANTIC_DISABLE_PLUGINS itself.
-The model server and the tools never import this: it is for handlers, whose process starts with them.
+Both apply only in a Lambda runtime (`LAMBDA_TASK_ROOT` set), whose process starts with the handler and
+ends if its import fails; imported anywhere else (tests, the local stack importing a handler in process)
+this module changes nothing, so a failed import cannot leave a long-lived process without its collector.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from __future__ import annotations
 import gc
 import os
 
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-gc.disable()
+IN_LAMBDA = "LAMBDA_TASK_ROOT" in os.environ
+
+if IN_LAMBDA:
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    gc.disable()
 
 
 def imports_done() -> None:
     """Call at the end of the handler module: freeze what the imports built, collect again from now on."""
-    gc.freeze()
-    gc.enable()
+    if IN_LAMBDA:
+        gc.freeze()
+        gc.enable()
