@@ -177,6 +177,12 @@ def _one_photo(client: Any, model: Any, data: bytes, path: Path) -> dict[str, An
         answers["ours"] = rescale(result.predictions, prepared.scale_x, prepared.scale_y)
         answers["ours_bytes"] = result.bytes_sent
 
+    def send_scale_only() -> None:
+        # No decoded image kept for an annotated copy: libjpeg's 1/4 scale (1000 px) is decoded and sent.
+        prepared, _ = prepare_for_inference(data, max_side=MAX_SIDE, max_pixels=MAX_PIXELS)
+        result = client.predict(prepared.jpeg)
+        answers["send_scale"] = rescale(result.predictions, prepared.scale_x, prepared.scale_y)
+
     def naive() -> None:
         result = client.predict(data)  # the object as it is, base64 in the body
         answers["naive"] = result.predictions
@@ -185,7 +191,12 @@ def _one_photo(client: Any, model: Any, data: bytes, path: Path) -> dict[str, An
     def roboflow() -> None:
         answers["roboflow"] = model.predict(str(path)).json()["predictions"]
 
-    ways: dict[str, Callable[[], None]] = {"ours": ours, "naive": naive, "roboflow": roboflow}
+    ways: dict[str, Callable[[], None]] = {
+        "ours": ours,
+        "send_scale": send_scale_only,
+        "naive": naive,
+        "roboflow": roboflow,
+    }
     for way in ways.values():
         way()  # warm up: connections, the server's first request
     times: dict[str, list[float]] = {name: [] for name in ways}
@@ -196,6 +207,7 @@ def _one_photo(client: Any, model: Any, data: bytes, path: Path) -> dict[str, An
         "ms": {name: statistics.median(samples_ms) for name, samples_ms in times.items()},
         "bytes": {"ours": answers["ours_bytes"], "naive": answers["naive_bytes"]},
         "distance": _worst_distance(answers["ours"], answers["naive"]),
+        "send_scale_distance": _worst_distance(answers["send_scale"], answers["naive"]),
         "detections": (len(answers["ours"]), len(answers["naive"]), len(answers["roboflow"])),
         "long_side": max(Image.open(io.BytesIO(data)).size),
     }
@@ -217,24 +229,30 @@ def _requests_markdown(rows: dict[str, dict[str, Any]]) -> str:
         "### Pixel path: ours vs naive full-base64 vs roboflow-python, per image on loopback",
         "",
         f"`s3kp model-server` ({MODEL_ID}) on loopback; medians of {REQUEST_RUNS} interleaved rounds after "
-        "a warm-up. *Ours*: prepare (draft decode, reduce, JPEG) + POST + rescale. *Naive*: the same "
-        "client POSTs the original object base64-encoded, as it is. *roboflow-python*: "
-        "`KeypointDetectionModel.predict(path)` (decodes, re-encodes the full image, POSTs it). Keypoint "
-        "distance: ours, rescaled to the original, against the naive (full-resolution) answer.",
+        "a warm-up. *Ours*: what the ingest function does: prepare (draft decode at the scale that keeps "
+        f"{DECODE_SIDE} px for the annotated copy, box-reduce, JPEG) + POST + rescale. *Ours, send scale "
+        "only*: the same without keeping pixels for an annotated copy (decoded at the DCT scale that is "
+        "sent). *Naive*: the same client POSTs the original object base64-encoded, as it is (the server "
+        "then draft-decodes it). *roboflow-python*: `KeypointDetectionModel.predict(path)` (decodes, "
+        "re-encodes the full image, POSTs it). Keypoint distance: rescaled to the original, against the "
+        "naive (full-resolution) answer.",
         "",
-        "| image | naive / ours | predict() / ours | ours (ms) | naive (ms) | predict() (ms) "
-        "| bytes sent ours / naive | detections ours/naive/predict | worst keypoint distance |",
-        "|---|---:|---:|---:|---:|---:|---|---|---:|",
+        "| image | naive / ours | predict() / ours | naive / ours, send scale only | ours (ms) "
+        "| ours, send scale (ms) | naive (ms) | predict() (ms) | bytes sent ours / naive "
+        "| detections ours/naive/predict | worst keypoint distance: ours; send scale |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for label, row in rows.items():
         ms = row["ms"]
+        long_side = row["long_side"]
         lines.append(
             f"| {label} | **{ms['naive'] / ms['ours']:.2f}×** | **{ms['roboflow'] / ms['ours']:.2f}×** "
-            f"| {ms['ours']:.1f} | {ms['naive']:.1f} | {ms['roboflow']:.1f} "
+            f"| {ms['naive'] / ms['send_scale']:.2f}× "
+            f"| {ms['ours']:.1f} | {ms['send_scale']:.1f} | {ms['naive']:.1f} | {ms['roboflow']:.1f} "
             f"| {row['bytes']['ours']:,} / {row['bytes']['naive']:,} "
             f"| {'/'.join(str(n) for n in row['detections'])} "
-            f"| {row['distance']:.1f} px ({100 * row['distance'] / row['long_side']:.2f} % of the long side) "
-            "|"
+            f"| {row['distance']:.1f} px ({100 * row['distance'] / long_side:.2f} %); "
+            f"{row['send_scale_distance']:.1f} px ({100 * row['send_scale_distance'] / long_side:.2f} %) |"
         )
     return "\n".join(lines)
 
