@@ -22,7 +22,7 @@ from s3kp_core.imaging import DecodedImage
 from s3kp.model_server.errors import InvalidImage, PayloadTooLarge
 
 MAX_BODY_BYTES = 20 * 1024 * 1024  # the hosted API's documented upload limit
-MAX_IMAGE_PIXELS = 64_000_000  # 8000 x 8000: above any phone photo, far below a bomb
+MAX_IMAGE_PIXELS = imaging.DEFAULT_MAX_IMAGE_PIXELS  # the ingest function's default: one place for the limits
 
 _DATA_URL_PREFIX = re.compile(rb"^data:[^,]{0,200}?;base64,", re.IGNORECASE)
 _WHITESPACE = re.compile(rb"\s+")
