@@ -7,6 +7,9 @@ relies on Lambda's own X-Ray segment (Tracing: Active) and API Gateway access lo
 
 from __future__ import annotations
 
+from s3kp_core import cold_start  # first: it makes the imports below cheaper
+
+# isort: split
 from http import HTTPStatus
 from typing import Any
 
@@ -44,3 +47,6 @@ api_errors.register(app, logger)
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+cold_start.imports_done()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tracemalloc
 from collections.abc import Callable
 
@@ -112,6 +113,48 @@ def test_a_configured_limit_above_pillows_own_guard_is_the_one_applied(
 
     with pytest.raises(PermanentError, match="150,000,000 pixels, over the limit of 149,999,999"):
         open_image(image, max_pixels=149_999_999)
+
+
+@pytest.mark.parametrize(
+    ("mode", "bytes_per_pixel"),
+    [("I;16", 2), ("RGBA", 4), ("RGB", 4), ("P", 1), ("L", 1), ("LA", 4)],
+)
+def test_the_decoded_byte_limit_counts_what_the_mode_really_needs(mode: str, bytes_per_pixel: int) -> None:
+    """GIVEN a 100x80 PNG WHEN the limit is one byte under its decoded size in its own mode THEN it is
+    refused as too large, before decoding; at exactly that size it is accepted."""
+    data = png(Image.new(mode, (100, 80)))
+    needed = 100 * 80 * bytes_per_pixel
+
+    with pytest.raises(PermanentError, match=f"100x80 {re.escape(mode)} PNG image needs") as raised:
+        decode(data, max_pixels=LIMIT, max_decoded_bytes=needed - 1)
+
+    assert raised.value.code == errors.IMAGE_TOO_LARGE
+    assert decode(data, max_pixels=LIMIT, max_decoded_bytes=needed).image.mode == "RGB"
+
+
+def test_a_progressive_jpeg_counts_its_whole_image_coefficient_buffers() -> None:
+    """libjpeg keeps every DCT coefficient of a progressive JPEG (2 bytes each; 1.5 coefficients per pixel
+    in 4:2:0 YCbCr) until the last scan, whatever the draft scale: that is what such a file costs, and
+    what the limit counts."""
+    picture = samples.astronaut().resize((800, 800))
+    progressive = jpeg(picture, progressive=True)  # 4:2:0, Pillow's default
+    baseline = jpeg(picture)
+    drafted = 200 * 200 * 4  # decoded at 1/4 scale
+    coefficients = 800 * 800 * 3 // 2 * 2
+
+    assert decode(baseline, max_pixels=LIMIT, draft_to=200, max_decoded_bytes=drafted).image.size == (
+        200,
+        200,
+    )
+    with pytest.raises(PermanentError, match="progressive JPEG") as raised:
+        decode(progressive, max_pixels=LIMIT, draft_to=200, max_decoded_bytes=drafted + coefficients - 1)
+    assert raised.value.code == errors.IMAGE_TOO_LARGE
+    decoded = decode(progressive, max_pixels=LIMIT, draft_to=200, max_decoded_bytes=drafted + coefficients)
+    assert decoded.image.size == (200, 200)
+
+
+def test_the_minimum_side_is_a_parameter_for_callers_that_accept_tiny_images() -> None:
+    assert decode(samples.one_pixel_png(), max_pixels=LIMIT, min_side=1).image.size == (1, 1)
 
 
 def test_an_image_exactly_at_the_pixel_limit_is_accepted() -> None:
@@ -400,14 +443,38 @@ def test_prepare_keeps_the_decoded_image_at_least_decode_side() -> None:
     assert (prepared.sent_width, prepared.original_width) == (500, 4000)
 
 
-def test_draft_mode_does_not_change_what_is_sent() -> None:
+def test_the_sent_jpeg_may_be_the_dct_scaled_draft_and_looks_like_an_exact_resize() -> None:
+    """GIVEN a 4000 px JPEG and max_side 1024 WHEN prepared THEN libjpeg's 1/4 scale (1000 px, within
+    3/4 of max_side) is sent as decoded, and it matches a full decode resized with LANCZOS."""
     data = jpeg(samples.astronaut().resize((4000, 4000)))
 
     prepared, _ = prepare_for_inference(data, max_side=1024, max_pixels=LIMIT)
-    exact = encode_jpeg(open_image(data, max_pixels=LIMIT), max_side=1024)
+    exact = encode_jpeg(open_image(data, max_pixels=LIMIT), max_side=1000)
 
-    assert Image.open(io.BytesIO(prepared.jpeg)).size == (1024, 1024)
+    assert Image.open(io.BytesIO(prepared.jpeg)).size == (1000, 1000)
+    assert (prepared.scale_x, prepared.scale_y) == (4.0, 4.0)
     assert mean_difference(Image.open(io.BytesIO(prepared.jpeg)), Image.open(io.BytesIO(exact))) < 3
+
+
+@pytest.mark.parametrize(
+    ("size", "max_side", "sent"),
+    [
+        ((3000, 2000), 1024, (1000, 667)),  # 1/3 box reduction: 1000 >= 768
+        ((1800, 1200), 1024, (900, 600)),  # 1/2: 900 >= 768
+        ((1500, 1000), 1024, (1024, 683)),  # 1/2 would be 750 < 768: bilinear to max_side instead
+        ((4096, 1024), 1024, (1024, 256)),  # 1/4 exactly
+        ((1024, 1024), 1024, (1024, 1024)),  # fits: sent as it is
+    ],
+)
+def test_the_sent_side_is_a_box_reduction_when_it_keeps_three_quarters_of_max_side(
+    size: tuple[int, int], max_side: int, sent: tuple[int, int]
+) -> None:
+    prepared, _ = prepare_for_inference(
+        png(samples.astronaut().resize(size)), max_side=max_side, max_pixels=LIMIT
+    )
+
+    assert (prepared.sent_width, prepared.sent_height) == sent
+    assert max(sent) >= max_side * 3 / 4
 
 
 def test_encode_jpeg_downscales_converts_and_honours_quality() -> None:

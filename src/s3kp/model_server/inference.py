@@ -63,7 +63,7 @@ def run_inference(
     decoded = decode_image(
         load(), limits, reduce_to_side=None if params.wants_image else limits.reduce_to_side
     )
-    pixels = np.asarray(decoded.pixels)
+    pixels = np.asarray(decoded.image)
     decoded_at = time.perf_counter()
     detections = pipeline.predict(
         pixels,
@@ -79,13 +79,13 @@ def run_inference(
     response: WireJSON = {
         "time": 0.0,
         "inference_id": str(uuid.uuid4()),
-        "image": {"width": decoded.width, "height": decoded.height},
+        "image": {"width": decoded.original_width, "height": decoded.original_height},
         "predictions": [to_wire(p) for p in predictions],
     }
     finished = time.perf_counter()
     # Like Roboflow's `time`: from the request's image to the predictions; drawing comes after it.
     response["time"] = round(finished - started, 5)
-    jpeg = render(decoded.pixels, predictions, pipeline.info, params) if params.wants_image else None
+    jpeg = render(decoded.image, predictions, pipeline.info, params) if params.wants_image else None
     if jpeg and params.output is OutputFormat.IMAGE_AND_JSON:
         response["visualization"] = base64.b64encode(jpeg).decode("ascii")
     timings = Timings(decode=decoded_at - started, model=predicted_at - decoded_at, total=finished - started)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from urllib.parse import quote
 
 import pytest
 from PIL import Image
+from s3kp_core.imaging import open_image
 
 from s3kp import samples
 from s3kp.model_server.decoding import ImageLimits, decode_base64_body, decode_image
@@ -63,7 +65,7 @@ def test_bad_base64_is_a_400_naming_the_cause(body: bytes, cause: str) -> None:
 @pytest.mark.parametrize("name", sorted(samples.UNUSUAL_IMAGES))
 def test_unusual_images_decode_to_rgb(name: str) -> None:
     _, factory = samples.UNUSUAL_IMAGES[name]
-    image = decode_image(factory(), ImageLimits()).pixels
+    image = decode_image(factory(), ImageLimits()).image
     assert image.mode == "RGB"
     assert image.width > 1
     assert image.height > 1
@@ -73,7 +75,7 @@ def test_exif_orientation_is_applied() -> None:
     """GIVEN pixels stored rotated with Orientation=6 WHEN decoded THEN the image is upright again."""
     stored = Image.open(io.BytesIO(samples.exif_rotated_jpeg()))
     upright = samples.astronaut()
-    decoded = decode_image(samples.exif_rotated_jpeg(), ImageLimits()).pixels
+    decoded = decode_image(samples.exif_rotated_jpeg(), ImageLimits()).image
     assert decoded.size == upright.size
     assert stored.size == (upright.height, upright.width)
     # the top-left corner is the flag's blue/red, not the shuttle's side: compare with the upright source
@@ -81,7 +83,7 @@ def test_exif_orientation_is_applied() -> None:
 
 
 def test_animated_gif_decodes_its_first_frame() -> None:
-    decoded = decode_image(samples.animated_gif(), ImageLimits()).pixels
+    decoded = decode_image(samples.animated_gif(), ImageLimits()).image
     assert decoded.size == samples.astronaut().size  # frame 2 is the china picture, a different size
 
 
@@ -90,19 +92,40 @@ def test_sixteen_bit_greyscale_keeps_its_contrast() -> None:
     import numpy as np
 
     ramp = np.linspace(0, 65535, 64 * 16, dtype=np.uint16).reshape(16, 64)
-    decoded = decode_image(samples.encode(Image.fromarray(ramp), "PNG"), ImageLimits()).pixels
+    decoded = decode_image(samples.encode(Image.fromarray(ramp), "PNG"), ImageLimits()).image
     low, high = decoded.convert("L").getextrema()
     assert (low, high) == (0, 255)
 
 
 def test_sixteen_bit_png_holding_8_bit_values_is_not_darkened() -> None:
-    decoded = decode_image(samples.png_16bit(), ImageLimits()).pixels
+    decoded = decode_image(samples.png_16bit(), ImageLimits()).image
     assert decoded.convert("L").getextrema() == samples.camera().getextrema()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: Image.new("I;16", (64, 48), 4095), id="12-bit-data-in-16-bit-png"),
+        pytest.param(lambda: Image.new("LA", (64, 48), (90, 100)), id="half-transparent-grey"),
+        pytest.param(lambda: samples.astronaut().resize((64, 48)).convert("RGBA"), id="rgba"),
+    ],
+)
+def test_the_server_sees_an_image_exactly_as_the_ingest_function_does(
+    make: Callable[[], Image.Image],
+) -> None:
+    """One decoder: the server's pixels are s3kp_core's, byte for byte (it once had its own rules, and
+    read 12-bit data in a 16-bit PNG as nearly black where the ingest function saw it full range)."""
+    data = samples.encode(make(), "PNG")
+
+    ours = decode_image(data, ImageLimits()).image
+    ingest = open_image(data, max_pixels=64_000_000)
+
+    assert ours.tobytes() == ingest.tobytes()
 
 
 def test_transparent_pixels_are_flattened_on_white() -> None:
     image = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
-    decoded = decode_image(samples.encode(image, "PNG"), ImageLimits()).pixels
+    decoded = decode_image(samples.encode(image, "PNG"), ImageLimits()).image
     assert decoded.getpixel((0, 0)) == (255, 255, 255)
 
 
@@ -115,7 +138,7 @@ def test_bad_inputs_are_400(name: str) -> None:
 
 
 def test_one_pixel_image_decodes() -> None:
-    assert decode_image(samples.one_pixel_png(), ImageLimits()).pixels.size == (1, 1)
+    assert decode_image(samples.one_pixel_png(), ImageLimits()).image.size == (1, 1)
 
 
 def test_decompression_bomb_is_refused_from_its_header_with_413() -> None:
@@ -124,17 +147,17 @@ def test_decompression_bomb_is_refused_from_its_header_with_413() -> None:
 
 
 def test_pixel_limit_is_configurable() -> None:
-    with pytest.raises(PayloadTooLarge, match="megapixels"):
+    with pytest.raises(PayloadTooLarge, match="3,072 pixels, over the limit of 3,071"):
         decode_image(JPEG, ImageLimits(max_pixels=64 * 48 - 1))
-    assert decode_image(JPEG, ImageLimits(max_pixels=64 * 48)).pixels.size == (64, 48)
+    assert decode_image(JPEG, ImageLimits(max_pixels=64 * 48)).image.size == (64, 48)
 
 
 def test_a_big_jpeg_is_decoded_at_a_reduced_scale_keeping_its_true_size() -> None:
     """GIVEN a 2400x1800 JPEG and reduce_to_side=1000 WHEN decoded THEN 1/2 scale, the true size reported."""
     big = samples.encode(samples.astronaut().resize((2400, 1800)))
     decoded = decode_image(big, ImageLimits(), reduce_to_side=1000)
-    assert decoded.pixels.size == (1200, 900)
-    assert (decoded.width, decoded.height) == (2400, 1800)
+    assert decoded.image.size == (1200, 900)
+    assert (decoded.original_width, decoded.original_height) == (2400, 1800)
     assert decoded.scale == (2.0, 2.0)
 
 
@@ -143,13 +166,13 @@ def test_reduced_decode_of_a_sideways_jpeg_reports_the_upright_size() -> None:
     exif = Image.Exif()
     exif[0x0112] = 6
     decoded = decode_image(samples.encode(stored, exif=exif.tobytes()), ImageLimits(), reduce_to_side=1000)
-    assert (decoded.width, decoded.height) == (2400, 1800)
-    assert decoded.pixels.size == (1200, 900)
+    assert (decoded.original_width, decoded.original_height) == (2400, 1800)
+    assert decoded.image.size == (1200, 900)
 
 
 def test_images_under_twice_the_side_are_decoded_in_full() -> None:
     decoded = decode_image(JPEG, ImageLimits(), reduce_to_side=33)  # 64 px < 2 x 33
-    assert decoded.pixels.size == (64, 48)
+    assert decoded.image.size == (64, 48)
     assert decoded.scale == (1.0, 1.0)
 
 

@@ -1,0 +1,172 @@
+"""Cold start of both functions as a ratio of `import boto3`, measured side by side in one run.
+
+Absolute import times swing 2x with the load of a shared machine; the ratio to a floor measured in the
+same run, interleaved (boto3, ingest, API, boto3, ...), each in a fresh interpreter with the environment
+Lambda's Python runtime sets, much less so. Times are the import's CPU time (`time.process_time`): on
+a quiet machine that is its wall time, and under load it does not count the waits for a core.
+`import boto3` is the floor: every function that talks to AWS pays it, and the runtime ships it.
+Goals (issue 9): ingest <= 2x, API <= 1.2x.
+Also: what each handler's import loads beyond boto3 (`-X importtime` self time per top-level package),
+so a regression names its cause.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = 9
+GOALS = {"ingest": 2.0, "api": 1.2}
+TOP_PACKAGES = 6
+
+_LAMBDA_ENVIRONMENT = {
+    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+    "POWERTOOLS_METRICS_NAMESPACE": "S3Keypoints",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "RESULTS_TABLE": "results",
+}
+_FUNCTIONS = {
+    "ingest": {
+        "module": "ingest_handler",
+        "LAMBDA_TASK_ROOT": str(ROOT / "functions" / "ingest"),
+        "AWS_LAMBDA_FUNCTION_NAME": "s3kp-ingest",
+        "POWERTOOLS_SERVICE_NAME": "s3kp-ingest",
+        "MODEL_ID": "faces/1",
+        "ROBOFLOW_API_KEY": "bench-key",
+        "IDEMPOTENCY_TABLE": "idempotency",
+    },
+    "api": {
+        "module": "api_handler",
+        "LAMBDA_TASK_ROOT": str(ROOT / "functions" / "api"),
+        "AWS_LAMBDA_FUNCTION_NAME": "s3kp-api",
+        "POWERTOOLS_SERVICE_NAME": "s3kp-api",
+        "CURSOR_SECRET": "bench-cursor-secret-0123456789",
+    },
+}
+# CPU time of the import (what a quiet machine's wall time is; 2-3x steadier than wall time under load).
+_PROBE = "import time; t = time.process_time(); import {module}; print((time.process_time() - t) * 1000)"
+
+
+def environment(function: str) -> dict[str, str]:
+    """A clean environment for `function` ("ingest" or "api") as Lambda starts it."""
+    spec = _FUNCTIONS[function]
+    base = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("POWERTOOLS_", "AWS_", "LAMBDA_", "_X_AMZN", "PYTHON"))
+    }
+    path = os.pathsep.join([spec["LAMBDA_TASK_ROOT"], str(ROOT / "layers" / "shared")])
+    extra = {name: value for name, value in spec.items() if name != "module"}
+    return base | _LAMBDA_ENVIRONMENT | extra | {"PYTHONPATH": path}
+
+
+def _import_ms(module: str, env: dict[str, str]) -> float:
+    completed = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(module=module)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(completed.stdout.strip().splitlines()[-1])
+
+
+def measure(runs: int = RUNS) -> dict[str, list[float]]:
+    """Interleaved fresh-interpreter import times (ms): boto3 (the floor), then each handler."""
+    samples: dict[str, list[float]] = {"boto3": [], "ingest": [], "api": []}
+    for _ in range(runs):
+        samples["boto3"].append(_import_ms("boto3", environment("ingest")))
+        for function, spec in _FUNCTIONS.items():
+            samples[function].append(_import_ms(spec["module"], environment(function)))
+    return samples
+
+
+def importtime_by_package(function: str) -> dict[str, float]:
+    """`-X importtime` self time (ms) per top-level package of what the handler imports."""
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {_FUNCTIONS[function]['module']}"],
+        env=environment(function),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    spent: dict[str, float] = {}
+    started = False
+    for line in completed.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = line.removeprefix("import time:").split("|")
+        top = name.strip().split(".")[0]
+        started = started or top not in ("site", "encodings", "_distutils_hack")
+        if started:
+            spent[top] = spent.get(top, 0.0) + int(self_us) / 1000
+    return spent
+
+
+def run() -> str:
+    samples = measure()
+    floor = statistics.median(samples["boto3"])
+    ratios = {
+        function: statistics.median(t / b for t, b in zip(samples[function], samples["boto3"], strict=True))
+        for function in _FUNCTIONS
+    }
+    lines = [
+        "### Cold start: each function's import as a multiple of `import boto3`",
+        "",
+        f"Fresh interpreters with Lambda's environment, interleaved, {RUNS} rounds; CPU time of the import; "
+        "ratio = median of the per-round ratios (absolute times drift with the machine's load, the ratio "
+        f"much less). Load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
+        "",
+        "| import | ratio to `import boto3` | goal | median CPU ms |",
+        "|---|---:|---:|---:|",
+        f"| `import boto3` (the floor) | 1.00× | | {floor:.0f} |",
+    ]
+    for function, spec in _FUNCTIONS.items():
+        verdict = "meets" if ratios[function] <= GOALS[function] else "misses"
+        lines.append(
+            f"| `import {spec['module']}` | **{ratios[function]:.2f}×** | ≤ {GOALS[function]}× ({verdict}) "
+            f"| {statistics.median(samples[function]):.0f} |"
+        )
+    lines += [
+        "",
+        "Beyond boto3 (`-X importtime` self wall time per top-level package, one run: noisy under load):",
+        "",
+    ]
+    boto3_packages = set(importtime_by_package_of_boto3())
+    for function in _FUNCTIONS:
+        extra = {
+            package: ms
+            for package, ms in importtime_by_package(function).items()
+            if package not in boto3_packages
+        }
+        top = sorted(extra.items(), key=lambda item: -item[1])[:TOP_PACKAGES]
+        lines.append(f"- {function}: " + ", ".join(f"{package} {ms:.0f} ms" for package, ms in top))
+    return "\n".join(lines)
+
+
+def importtime_by_package_of_boto3() -> dict[str, float]:
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import boto3"],
+        env=environment("ingest"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {
+        line.split("|")[2].strip().split(".")[0]: 0.0
+        for line in completed.stderr.splitlines()
+        if line.startswith("import time:") and "self [us]" not in line
+    }
