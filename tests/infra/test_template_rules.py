@@ -58,9 +58,31 @@ def test_function_statements_name_exact_resources_and_actions(template: dict[str
                 # The one bucket-level grant: it turns "missing key" into 404 instead of 403.
                 assert resource == {"Fn::GetAtt": ["UploadBucket", "Arn"]}, f"{function}: {resource}"
                 continue
+            if actions == ["events:PutEvents"]:
+                assert resource == {"Fn::GetAtt": ["ResultsEventBus", "Arn"]}, f"{function}: {resource}"
+                continue
             # Object ARNs are scoped to one prefix of the upload bucket, never the whole bucket.
             assert resource["Fn::Sub"].startswith("${UploadBucket.Arn}/")
             assert resource["Fn::Sub"].endswith("/*")
+
+
+def test_only_the_ingest_function_puts_events_and_only_on_the_stacks_results_bus(
+    template: dict[str, Any],
+) -> None:
+    grants = [
+        (function, statement["Resource"])
+        for function, statement in _inline_statements(template)
+        if "events:PutEvents" in _as_list(statement["Action"])
+    ]
+    assert grants == [("IngestFunction", {"Fn::GetAtt": ["ResultsEventBus", "Arn"]})]
+    bus = template["Resources"]["ResultsEventBus"]
+    assert bus["Type"] == "AWS::Events::EventBus"
+    assert bus["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-results"}
+    ingest_environment = template["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    assert ingest_environment["RESULTS_EVENT_BUS"] == {"Ref": "ResultsEventBus"}
+    outputs = template["Outputs"]
+    assert outputs["ResultsEventBusName"]["Value"] == {"Ref": "ResultsEventBus"}
+    assert outputs["ResultsEventBusArn"]["Value"] == {"Fn::GetAtt": ["ResultsEventBus", "Arn"]}
 
 
 def test_sam_policy_templates_are_scoped_to_the_stacks_own_resources(template: dict[str, Any]) -> None:
