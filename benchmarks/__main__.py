@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ORDER = ["models", "model_server", "ingest", "api"]
+ORDER = ["models", "model_server", "ingest", "api", "backfill"]
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
