@@ -214,5 +214,7 @@ class EventBridgePublisher:
             return f"{type(error).__name__}: {error}"
         if not response.get("FailedEntryCount"):
             return ""
-        failed = next((result for result in response.get("Entries", []) if "ErrorCode" in result), {})
+        failed: dict[str, Any] = next(
+            (result for result in response.get("Entries", []) if "ErrorCode" in result), {}
+        )
         return f"{failed.get('ErrorCode', 'FailedEntry')}: {failed.get('ErrorMessage', '')}"
