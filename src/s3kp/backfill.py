@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,7 @@ REPLAY_CONFIGURATION_ID = "s3kp-backfill"
 SEND_BATCH = 10  # SQS SendMessageBatch's maximum
 LOOKUP_BATCH = 100  # DynamoDB BatchGetItem's maximum
 SEND_ATTEMPTS = 5
+SEND_CONCURRENCY = 8  # SendMessageBatch calls in flight
 
 # Why an object is not sent (the summary counts them by these).
 NOT_MATCHED = "not matched by the bucket notification (prefix/suffix)"
@@ -278,7 +281,12 @@ def results_lookup(
 
 
 class Sender:
-    """SendMessageBatch in tens, failed entries retried, paced to `max_rate` messages per second."""
+    """SendMessageBatch in tens, failed entries retried, paced to `max_rate` messages per second.
+
+    Up to `concurrency` batches are in flight at once (boto3 clients are thread-safe): one SendMessageBatch
+    is a round trip, and a single thread would spend its time waiting on it. `send` returns once the batch
+    is handed over; `wait` blocks until every batch is acknowledged and raises the first failure.
+    """
 
     def __init__(
         self,
@@ -286,6 +294,7 @@ class Sender:
         queue_url: str,
         *,
         max_rate: float | None = None,
+        concurrency: int = SEND_CONCURRENCY,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -295,17 +304,52 @@ class Sender:
         self._clock = clock
         self._sleep = sleep
         self._started: float | None = None
-        self.sent = 0
+        self._handed_over = 0
+        self._concurrency = max(1, concurrency)
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: deque[Future[None]] = deque()
+        self._lock = threading.Lock()
+        self.sent = 0  # acknowledged by SQS
 
     def send(self, bodies: Sequence[str]) -> None:
         if self._started is None:
             self._started = self._clock()
         if self._max_rate:
             # Never ahead of the rate: the batch may start once the previous messages' time has passed.
-            due = self._started + self.sent / self._max_rate
+            due = self._started + self._handed_over / self._max_rate
             wait = due - self._clock()
             if wait > 0:
                 self._sleep(wait)
+        self._handed_over += len(bodies)
+        if self._concurrency == 1:
+            self._send_now(list(bodies))
+            return
+        while len(self._in_flight) >= self._concurrency:
+            self._in_flight.popleft().result()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="backfill-send")
+        self._in_flight.append(self._pool.submit(self._send_now, list(bodies)))
+
+    def wait(self) -> None:
+        """Every batch handed over is acknowledged (or the first failure is raised)."""
+        try:
+            while self._in_flight:
+                self._in_flight.popleft().result()
+        finally:
+            if self._pool is not None and not self._in_flight:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    def close(self) -> None:
+        """Stop without waiting for what is not yet sent (Ctrl-C)."""
+        for future in self._in_flight:
+            future.cancel()
+        self._in_flight.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _send_now(self, bodies: list[str]) -> None:
         entries = [{"Id": str(index), "MessageBody": body} for index, body in enumerate(bodies)]
         for attempt in range(SEND_ATTEMPTS):
             response = self._sqs.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
@@ -319,7 +363,8 @@ class Sender:
             raise BackfillError(
                 f"SQS refused {len(entries)} messages after {SEND_ATTEMPTS} attempts: {reasons}"
             )
-        self.sent += len(bodies)
+        with self._lock:
+            self.sent += len(bodies)
 
 
 # ------------------------------------------------------------------------------------------ the command
@@ -416,6 +461,7 @@ def run_backfill(
     dry_run: bool = False,
     max_rate: float | None = None,
     progress_stream: TextIO | None = None,
+    concurrency: int = SEND_CONCURRENCY,
 ) -> Summary:
     """List, decide and send; returns the summary (also on Ctrl-C, via the exception's `summary`)."""
     summary = Summary(bucket=bucket, prefix=prefix, queue_url=queue_url, dry_run=dry_run)
@@ -427,14 +473,17 @@ def run_backfill(
         lookup = results_lookup(dynamodb, results_table, bucket)
     stream = progress_stream or sys.stderr
     progress = Progress(stream, enabled=stream.isatty())
-    sender = Sender(sqs, queue_url, max_rate=max_rate)
+    sender = Sender(sqs, queue_url, max_rate=max_rate, concurrency=concurrency)
     started = time.monotonic()
     batch: list[str] = []
 
     def flush() -> None:
         if batch and not dry_run:
             sender.send(batch)
-        summary.sent += len(batch)
+        if dry_run:
+            summary.sent += len(batch)
+        else:
+            summary.sent = sender.sent
         batch.clear()
 
     def counted(objects: Iterable[ListedObject]) -> Iterator[ListedObject]:
@@ -454,7 +503,11 @@ def run_backfill(
                     flush()
             progress.update(summary, started)
         flush()
+        sender.wait()
+        if not dry_run:
+            summary.sent = sender.sent
     finally:
+        sender.close()
         summary.seconds = time.monotonic() - started
         progress.update(summary, started, force=True)
         progress.close()

@@ -164,7 +164,7 @@ class FakeSqs:
 
 def test_failed_entries_of_a_batch_are_sent_again_alone() -> None:
     sqs = FakeSqs(failures=[{"3", "7"}])
-    sender = Sender(sqs, "q", sleep=lambda s: None)
+    sender = Sender(sqs, "q", concurrency=1, sleep=lambda s: None)
 
     sender.send([f"m{i}" for i in range(10)])
 
@@ -181,7 +181,7 @@ def test_max_rate_paces_the_batches() -> None:
         sleeps.append(seconds)
         now[0] += seconds
 
-    sender = Sender(FakeSqs(), "q", max_rate=20, clock=lambda: now[0], sleep=sleep)
+    sender = Sender(FakeSqs(), "q", max_rate=20, concurrency=1, clock=lambda: now[0], sleep=sleep)
     for _ in range(4):
         sender.send(["m"] * 10)
 
@@ -199,3 +199,16 @@ def test_urls_and_dates_are_read_strictly() -> None:
     assert parse_since("2026-11-01T01:00:00+01:00") == T0
     with pytest.raises(ValueError, match="--since"):
         parse_since("yesterday")
+
+
+def test_batches_in_flight_together_are_all_acknowledged_before_the_end() -> None:
+    sqs = FakeSqs(failures=[{"0"}])
+    sender = Sender(sqs, "q", concurrency=4, sleep=lambda s: None)
+    for index in range(12):
+        sender.send([f"m{index}-{n}" for n in range(10)])
+    sender.wait()
+
+    assert sender.sent == 120
+    bodies = sorted(e["MessageBody"] for batch in sqs.batches for e in batch)
+    assert len(bodies) == 121  # one entry sent twice after its failure
+    assert len(set(bodies)) == 120
