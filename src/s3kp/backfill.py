@@ -198,7 +198,8 @@ def notification_body(bucket: str, obj: ListedObject, region: str) -> str:
         "eventName": "ObjectCreated:Put",
         "userIdentity": {"principalId": "s3kp-backfill"},
         "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-        "responseElements": {},
+        # S3 puts its request ids here; there was no S3 request, so these name the sender instead.
+        "responseElements": {"x-amz-request-id": "S3KPBACKFILL0000", "x-amz-id-2": "s3kp-backfill"},
         "s3": {
             "s3SchemaVersion": "1.0",
             "configurationId": REPLAY_CONFIGURATION_ID,

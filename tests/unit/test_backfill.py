@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.parser.models import S3Model
 from s3_events import parse_json_notification
 
 from s3kp import backfill
@@ -145,6 +146,7 @@ def test_the_message_is_an_s3_notification_the_ingest_function_reads_back_exactl
     record = json.loads(body)["Records"][0]
     assert (record["eventSource"], record["awsRegion"]) == ("aws:s3", "eu-west-1")
     assert backfill.REPLAY_CONFIGURATION_ID == "s3kp-backfill"
+    S3Model.model_validate(json.loads(body))  # the shape AWS S3 sends (Powertools' strict model)
 
 
 class FakeSqs:
