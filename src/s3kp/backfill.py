@@ -137,7 +137,8 @@ def decide(
 
     def settle(batch: list[Decision]) -> Iterator[Decision]:
         nonlocal to_send
-        stored = lookup([d.obj for d in batch]) if (plan.needs_results and lookup and batch) else {}
+        candidates = [d.obj for d in batch if d.skip_reason is None]
+        stored = lookup(candidates) if (plan.needs_results and lookup and candidates) else {}
         for decision in batch:
             if decision.skip_reason is None:
                 decision.skip_reason = _result_reason(decision.obj, stored.get(decision.obj.key), plan)

@@ -69,7 +69,8 @@ def test_only_matching_objects_modified_since_the_date_are_sent() -> None:
 
 
 def test_only_missing_skips_objects_whose_current_version_has_a_result() -> None:
-    objects = [obj("incoming/done.jpg"), obj("incoming/replaced.jpg", etag="e2"), obj("incoming/never.jpg")]
+    objects = [obj("incoming/done.jpg"), obj("incoming/replaced.jpg", etag="e2"), obj("incoming/never.jpg"),
+               obj("incoming/notes.txt")]  # fmt: skip
     stored = {
         "incoming/done.jpg": StoredResult(etag="e1", version_id=None, fingerprint="fp"),
         "incoming/replaced.jpg": StoredResult(etag="e1", version_id=None, fingerprint="fp"),
@@ -83,8 +84,8 @@ def test_only_missing_skips_objects_whose_current_version_has_a_result() -> None
     sent, skipped = sent_and_skipped(decide(objects, Plan(TEMPLATE_FILTER, only_missing=True), lookup))
 
     assert sent == ["incoming/replaced.jpg", "incoming/never.jpg"]
-    assert skipped == {"incoming/done.jpg": HAS_RESULT}
-    assert looked_up == [[o.key for o in objects]]  # one BatchGetItem for the chunk
+    assert skipped == {"incoming/done.jpg": HAS_RESULT, "incoming/notes.txt": NOT_MATCHED}
+    assert looked_up == [[o.key for o in objects[:3]]]  # one BatchGetItem for the chunk, filtered first
 
 
 def test_versions_are_compared_by_version_id_when_both_sides_have_one() -> None:
