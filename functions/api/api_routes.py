@@ -72,8 +72,14 @@ def list_results(
     ] = None,
     since: Annotated[IsoDateTime, Query(description="ISO-8601, updated at or after")] = None,
     until: Annotated[IsoDateTime, Query(description="ISO-8601, updated before")] = None,
+    model_id: Annotated[
+        str | None,
+        Query(min_length=3, max_length=128, description="made by this model (project/version)"),
+    ] = None,
 ) -> ResultPage:
-    filters = ListFilters(status=status, class_name=class_name, prefix=prefix, since=since, until=until)
+    filters = ListFilters(
+        status=status, class_name=class_name, prefix=prefix, since=since, until=until, model_id=model_id
+    )
     if since is not None and until is not None and _utc(since) >= _utc(until):
         raise BadRequestError("since must be earlier than until")
     page = reader.list_results(filters, limit, cursor)

@@ -17,6 +17,7 @@ from ingest_settings import IngestSettings
 from s3kp_core.inference import InferenceClient, InferenceSettings
 from s3kp_core.objects import S3ObjectStore
 from s3kp_core.processing import Collaborators, ProcessingSettings
+from s3kp_core.result_events import EventBridgePublisher
 from s3kp_core.results_store import DynamoDBResultsStore
 
 
@@ -59,11 +60,20 @@ def inference_client(settings: IngestSettings, api_key: str) -> InferenceClient:
     )
 
 
+@lru_cache(maxsize=1)
+def event_publisher(settings: IngestSettings) -> EventBridgePublisher | None:
+    """Built on first use (not at import): the events client costs nothing until a result is recorded."""
+    if not settings.results_event_bus:
+        return None
+    return EventBridgePublisher(aws_session().client("events"), settings.results_event_bus)
+
+
 def collaborators(settings: IngestSettings, api_key: str) -> Collaborators:
     return Collaborators(
         objects=S3ObjectStore(s3_client()),
         predictor=inference_client(settings, api_key),
         results=results_store(settings),
+        events=event_publisher(settings),
     )
 
 
@@ -71,6 +81,7 @@ def collaborators(settings: IngestSettings, api_key: str) -> Collaborators:
 def processing_settings(settings: IngestSettings) -> ProcessingSettings:
     return ProcessingSettings(
         model_id=settings.model_id,
+        fingerprint=settings.fingerprint,
         input_prefix=settings.input_prefix,
         output_prefix=settings.output_prefix,
         predictions_prefix=settings.predictions_prefix,

@@ -18,6 +18,7 @@ from s3kp_core import cold_start  # first: it makes the imports below cheaper
 # isort: split
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -133,7 +134,11 @@ def _process_notification(notification: Notification, context: LambdaContext, *,
         logger.set_correlation_id(created.key)
         logger.append_keys(bucket=created.bucket, object_key=created.key, event_name=created.event_name)
         try:
-            process_once(created=created, context=context, final_attempt=final_attempt)
+            process_once(
+                created=replace(created, fingerprint=settings.fingerprint),
+                context=context,
+                final_attempt=final_attempt,
+            )
         except NotRemembered as outcome:
             logger.info(
                 "failure recorded; not remembered as processed, so a re-sent event runs again",
@@ -155,7 +160,10 @@ def process_once(*, created: ObjectCreated, context: LambdaContext, final_attemp
     deps = collaborators(settings, resolve_api_key(settings))
     deadline = deps.clock() + context.get_remaining_time_in_millis() / 1000 - RESERVED_SECONDS
     event = ObjectEvent(
-        source=_source_of(created), event_time=created.event_time, final_attempt=final_attempt
+        source=_source_of(created),
+        event_time=created.event_time,
+        final_attempt=final_attempt,
+        replay=created.replay,
     )
     outcome = _traced_process(event, deps, deadline)
     _emit(outcome)
@@ -211,6 +219,8 @@ def _emit(outcome: Outcome) -> None:
     ) as metric:
         metric.add_dimension(name="status", value=record.status.value)
     metrics.add_metric(name="Detections", unit=MetricUnit.Count, value=record.detections)
+    if outcome.event_published:
+        metrics.add_metric(name="ResultEventsPublished", unit=MetricUnit.Count, value=1)
     if outcome.inference_ms is not None:
         metrics.add_metric(name="InferenceLatency", unit=MetricUnit.Milliseconds, value=outcome.inference_ms)
         metrics.add_metric(name="BytesSent", unit=MetricUnit.Bytes, value=outcome.bytes_sent)

@@ -46,6 +46,21 @@ class IngestSettings(BaseModel):
     idempotency_table: Annotated[str, env("IDEMPOTENCY_TABLE"), Field(min_length=1)]
     idempotency_ttl_seconds: Annotated[int, env("IDEMPOTENCY_TTL_SECONDS"), Field(ge=60)] = 86_400
     max_receive_count: Annotated[int, env("MAX_RECEIVE_COUNT"), Field(ge=1)] = 3
+    # The EventBridge bus (name or ARN) result events go to; unset: no events.
+    results_event_bus: Annotated[str | None, env("RESULTS_EVENT_BUS")] = None
+
+    @property
+    def fingerprint(self) -> str:
+        """The model and the inference settings that change predictions (recorded on every result)."""
+        from s3kp_core.fingerprint import inference_fingerprint
+
+        return inference_fingerprint(
+            self.model_id,
+            confidence=self.confidence,
+            overlap=self.overlap,
+            classes=self.classes,
+            max_side_for_inference=self.max_side_for_inference,
+        )
 
     @field_validator("inference_url")
     @classmethod

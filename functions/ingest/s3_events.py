@@ -25,8 +25,11 @@ from urllib.parse import unquote_plus
 
 OBJECT_CREATED_PREFIX = "ObjectCreated:"
 TEST_EVENT = "s3:TestEvent"
-# One object version is one unit of work (Powertools Idempotency key over an ObjectCreated's fields).
-IDEMPOTENCY_KEY_JMESPATH = "[bucket, key, version_id, etag]"
+# One object version under one fingerprint (model + inference settings) is one unit of work (Powertools
+# Idempotency key over an ObjectCreated's fields): a new model processes the same version again.
+IDEMPOTENCY_KEY_JMESPATH = "[bucket, key, version_id, etag, fingerprint]"
+# `s3.configurationId` of the notifications `s3kp backfill` sends (S3 puts its notification's id there).
+REPLAY_CONFIGURATION_ID = "s3kp-backfill"
 
 
 class MalformedNotification(ValueError):
@@ -45,6 +48,10 @@ class ObjectCreated:
     sequencer: str | None
     event_time: datetime | None
     event_name: str
+    # Sent by `s3kp backfill` (not S3): the object's current version, with no S3 sequencer.
+    replay: bool = False
+    # What will process it (set by the handler): part of the idempotency key.
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,7 @@ def _object_created(record: Mapping[str, Any], event_name: str) -> ObjectCreated
         sequencer=obj.get("sequencer") or None,
         event_time=_parse_time(record.get("eventTime")),
         event_name=event_name,
+        replay=s3.get("configurationId") == REPLAY_CONFIGURATION_ID,
     )
 
 

@@ -96,6 +96,86 @@ def _down(args: argparse.Namespace) -> int:
     return run_down(args)
 
 
+def _events(args: argparse.Namespace) -> int:
+    from s3kp.events_follow import run_from_args
+
+    return run_from_args(args)
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from s3kp.backfill import run_from_args
+
+    return run_from_args(args)
+
+
+def _add_local_target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="the local stack's AWS endpoint (default: $AWS_ENDPOINT_URL, else http://127.0.0.1:4566)",
+    )
+    parser.add_argument("--name-prefix", default="s3kp-local", help="the local stack's --name-prefix")
+
+
+def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    events = sub.add_parser(
+        "events",
+        help="print the result events of the stack's EventBridge bus as they arrive (Ctrl-C stops)",
+        description="Adds a rule and a temporary queue of its own on the results bus, prints each "
+        "Keypoint Result event, and removes both on exit.",
+    )
+    events.add_argument(
+        "--bus", default=None, help="an event bus in AWS (default: the running local stack's)"
+    )
+    _add_local_target_options(events)
+    events.add_argument("--json", action="store_true", help="print each whole event as one JSON line")
+    events.add_argument("--count", type=int, default=None, help="stop after this many events")
+    events.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    events.set_defaults(func=_events)
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="send the objects already in a bucket to the ingest queue, as S3 notifications",
+        description="Lists s3://BUCKET/PREFIX (keys the bucket notification would match) and sends one "
+        "S3 ObjectCreated notification per object to the ingest queue, in batches of 10 (docs/backfill.md).",
+    )
+    backfill.add_argument("url", metavar="s3://BUCKET/PREFIX")
+    backfill.add_argument(
+        "--queue-url", default=None, help="the ingest queue (default: the running local stack's)"
+    )
+    backfill.add_argument(
+        "--results-table",
+        default=None,
+        help="the results table, for --only-missing/--reprocess (default: the local stack's)",
+    )
+    _add_local_target_options(backfill)
+    backfill.add_argument("--dry-run", action="store_true", help="list and decide, send nothing")
+    backfill.add_argument(
+        "--only-missing", action="store_true", help="skip objects whose current version has a result"
+    )
+    backfill.add_argument(
+        "--reprocess",
+        action="store_true",
+        help="send only objects without a result of the current fingerprint "
+        "(needs --model-id or --fingerprint)",
+    )
+    backfill.add_argument("--model-id", default=None, help="the model the stack runs now (for --reprocess)")
+    backfill.add_argument("--confidence", type=float, default=None, help="the stack's Confidence, if changed")
+    backfill.add_argument("--overlap", type=float, default=None, help="the stack's Overlap, if changed")
+    backfill.add_argument("--classes", default=None, help="the stack's Classes, if changed")
+    backfill.add_argument(
+        "--max-side-for-inference", type=int, default=None, help="the stack's MaxSideForInference, if changed"
+    )
+    backfill.add_argument("--fingerprint", default=None, help="the current fingerprint itself")
+    backfill.add_argument(
+        "--since", default=None, help="only objects modified at or after this ISO-8601 date"
+    )
+    backfill.add_argument("--max-rate", type=float, default=None, help="at most this many objects per second")
+    backfill.add_argument("--limit", type=int, default=None, help="send at most this many objects")
+    backfill.add_argument("--json", action="store_true", help="print the summary as JSON")
+    backfill.set_defaults(func=_backfill)
+
+
 def _add_stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
     parser.add_argument("--aws-port", type=int, default=4566, help="local AWS endpoint (moto server)")
@@ -230,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--pid", type=int, default=None, help="only the stack whose `s3kp` process has this PID"
     )
     down.set_defaults(func=_down)
+
+    _add_events_commands(sub)
     return parser
 
 

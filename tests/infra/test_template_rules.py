@@ -84,6 +84,8 @@ def test_function_statements_name_exact_resources_and_actions(template: dict[str
                 assert table["Type"] == "AWS::DynamoDB::Table", f"{function}: {resource}"
                 indexes = {i["IndexName"] for i in table["Properties"].get("GlobalSecondaryIndexes", [])}
                 assert path == "" or path.removeprefix("index/") in indexes, f"{function}: {resource}"
+            elif any(action.startswith("events:") for action in actions):
+                assert (logical_id, path) == ("ResultsEventBus", ""), f"{function}: {resource}"
 
 
 def test_no_function_uses_a_dynamodb_policy_template(template: dict[str, Any]) -> None:
@@ -92,6 +94,25 @@ def test_no_function_uses_a_dynamodb_policy_template(template: dict[str, Any]) -
     for name, function in resources_of_type(template, "AWS::Serverless::Function").items():
         for policy in function["Properties"].get("Policies", []):
             assert not any(key.startswith("DynamoDB") for key in policy), f"{name}: {policy}"
+
+
+def test_only_the_ingest_function_puts_events_and_only_on_the_stacks_results_bus(
+    template: dict[str, Any],
+) -> None:
+    grants = [
+        (function, statement["Resource"])
+        for function, statement in _inline_statements(template)
+        if "events:PutEvents" in _as_list(statement["Action"])
+    ]
+    assert grants == [("IngestFunction", {"Fn::GetAtt": ["ResultsEventBus", "Arn"]})]
+    bus = template["Resources"]["ResultsEventBus"]
+    assert bus["Type"] == "AWS::Events::EventBus"
+    assert bus["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-results"}
+    ingest_environment = template["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    assert ingest_environment["RESULTS_EVENT_BUS"] == {"Ref": "ResultsEventBus"}
+    outputs = template["Outputs"]
+    assert outputs["ResultsEventBusName"]["Value"] == {"Ref": "ResultsEventBus"}
+    assert outputs["ResultsEventBusArn"]["Value"] == {"Fn::GetAtt": ["ResultsEventBus", "Arn"]}
 
 
 def test_sam_policy_templates_are_scoped_to_the_stacks_own_resources(template: dict[str, Any]) -> None:

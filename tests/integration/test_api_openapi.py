@@ -144,6 +144,7 @@ def test_the_openapi_document_describes_every_route_and_error_shape(openapi_docu
         "prefix",
         "since",
         "until",
+        "model_id",
     }
     assert "400" in listing["responses"]
     assert "302" in paths["/results/{result_id}/annotated"]["get"]["responses"]

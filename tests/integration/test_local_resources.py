@@ -200,3 +200,18 @@ def test_a_shorter_visibility_timeout_can_be_asked_for_by_tests_that_wait_for_re
 
     assert resources.visibility_timeout == int(attributes["VisibilityTimeout"]) == 2
     assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == resources.max_receive_count
+
+
+def test_the_results_event_bus_is_the_templates_and_the_ingest_function_gets_its_name(
+    resources: LocalResources,
+) -> None:
+    """`${AWS::StackName}-results` with the local stack's name; creating again reuses it."""
+    events = _client("events", resources)
+    assert resources.event_bus_name == "s3kp-local-results"
+    assert events.describe_event_bus(Name=resources.event_bus_name)["Arn"] == resources.event_bus_arn
+    environment = ingest_environment(resources, inference_url="http://127.0.0.1:1", model_id="faces/1")
+    assert environment["RESULTS_EVENT_BUS"] == resources.event_bus_name
+
+    again = create_resources(resources.endpoint_url)
+
+    assert (again.event_bus_name, again.event_bus_arn) == (resources.event_bus_name, resources.event_bus_arn)

@@ -31,6 +31,9 @@ OBJECT_READ_FAILED: Final = "object_read_failed"
 """Reading the object failed for a passing reason (throttling, 5xx, network): retried."""
 OUTPUT_WRITE_FAILED: Final = "output_write_failed"
 """Writing the annotated copy or the predictions document failed for a passing reason: retried."""
+EVENT_PUBLISH_FAILED: Final = "event_publish_failed"
+"""The result is recorded but its EventBridge event could not be put after several attempts: the message is
+retried (the recorded result stays as it is; the event goes out on a later delivery). Never a result state."""
 
 # --- the image ------------------------------------------------------------------------------------
 IMAGE_UNDECODABLE: Final = "image_undecodable"

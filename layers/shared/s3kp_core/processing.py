@@ -7,6 +7,10 @@ pass small fakes. Every object ends in exactly one recorded state:
   delivery the queue allows (`final_attempt`): then `failed` is recorded with the transient reason
   (e.g. `inference_unavailable`) *and* the error is re-raised, so the message still reaches the
   dead-letter queue; a redrive that later succeeds overwrites the record (same event order).
+
+Once a state is recorded, its result event is published (`deps.events`) when the write changed the state
+or an earlier delivery still owes it; a publisher that keeps failing raises TransientError, which leaves
+the recorded result as it is and gets the message retried.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from s3kp_core.imaging import encode_jpeg, prepare_for_inference
 from s3kp_core.inference import InferenceResult, rescale
 from s3kp_core.objects import ObjectStore
 from s3kp_core.redact import redact
+from s3kp_core.result_events import EventPublisher, result_event_detail
 from s3kp_core.results import (
     ImageSize,
     ObjectRef,
@@ -39,7 +44,7 @@ from s3kp_core.results import (
     summarize,
     utc_now,
 )
-from s3kp_core.results_store import ResultsStore, event_order
+from s3kp_core.results_store import ResultsStore, Write, event_order
 
 ANNOTATED_CONTENT_TYPE = "image/jpeg"
 ANNOTATED_JPEG_QUALITY = 88
@@ -55,6 +60,7 @@ class Predictor(Protocol):
 @dataclass(frozen=True)
 class ProcessingSettings:
     model_id: str
+    fingerprint: str | None = None  # s3kp_core.fingerprint of the model and its inference settings
     input_prefix: str = "incoming/"
     output_prefix: str = "annotated/"
     predictions_prefix: str = "predictions/"
@@ -75,6 +81,7 @@ class Collaborators:
     results: ResultsStore
     clock: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = utc_now
+    events: EventPublisher | None = None  # None: no result events
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,8 @@ class ObjectEvent:
     source: SourceObject
     event_time: datetime | None = None
     final_attempt: bool = False
+    # Sent by `s3kp backfill` about the object's current version, without an S3 sequencer of its own.
+    replay: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ class Outcome:
     inference_ms: float | None = None
     inference_attempts: int = 0
     write_ms: float = 0.0
+    event_published: bool = False
 
 
 @dataclass
@@ -124,6 +134,11 @@ def process_object(
     result_id = result_id_for(source.bucket, source.key)
     order = event_order(source.sequencer, event.event_time, deps.now())
     stored = deps.results.stored_state(result_id)
+    if event.replay and stored is not None and stored.event_order is not None:
+        # A replay describes the object as it is now, which is at least as new as what is stored: it takes
+        # the stored token, so it replaces that result, while a newer upload's result, written meanwhile
+        # with a larger token, makes this write stale (S3 sequencers belong to S3; we cannot mint one).
+        order = stored.event_order
     if stored is not None and stored.event_order is not None and stored.event_order > order:
         return Outcome(record=None, stale=True)  # cheap early exit; `save` re-checks atomically
     created_at = stored.created_at if stored is not None and stored.created_at else deps.now()
@@ -143,6 +158,7 @@ def process_object(
             reason=reason,
             source=source,
             model_id=settings.model_id,
+            fingerprint=settings.fingerprint,
             image=progress.image,
             predictions=predictions,
             counts=counts,
@@ -158,11 +174,14 @@ def process_object(
         predictions, annotated = _detect(event, result_id, progress, settings, deps, deadline)
         record = record_of(Status.SUCCEEDED, None, predictions, annotated)
     except (errors.PermanentError, errors.Skipped) as error:
+        if event.replay and stored is not None and error.code == errors.OBJECT_MISSING:
+            # Replaced or deleted since the listing: the replay has nothing to say about the stored result.
+            return Outcome(record=None, stale=True)
         record = record_of(error.status, error.reason(), None, None)
     except errors.TransientError as error:
         if event.final_attempt:
             reason = Reason(code=error.code, message=f"gave up after the last delivery: {error.message}")
-            deps.results.save(record_of(Status.FAILED, reason, None, None), order=order)
+            _record(record_of(Status.FAILED, reason, None, None), order, deps)
         raise
     except Exception as error:
         # A bug or an unforeseen library error: let the queue retry, but leave a state on the last try.
@@ -170,20 +189,35 @@ def process_object(
             reason = Reason(
                 code=errors.INTERNAL_ERROR, message=redact(f"{type(error).__name__}: {error}")[:500]
             )
-            deps.results.save(record_of(Status.FAILED, reason, None, None), order=order)
+            _record(record_of(Status.FAILED, reason, None, None), order, deps)
         raise
 
     write_started = deps.clock()
-    written = deps.results.save(record, order=order)
+    write, published = _record(record, order, deps)
     inference = progress.inference
     return Outcome(
-        record=record if written else None,
-        stale=not written,
+        record=record if write.written else None,
+        stale=not write.written,
         bytes_sent=inference.bytes_sent if inference else 0,
         inference_ms=inference.elapsed_ms if inference else None,
         inference_attempts=inference.attempts if inference else 0,
         write_ms=_ms(deps.clock() - write_started),
+        event_published=published,
     )
+
+
+def _record(record: ResultRecord, order: str, deps: Collaborators) -> tuple[Write, bool]:
+    """Write the state, then publish its event if one is owed; True when an event went out.
+
+    The publisher raises TransientError when it keeps failing: the result stays recorded and still marked
+    as owing its event, so the redelivered message publishes it (even though nothing else changed).
+    """
+    write = deps.results.write(record, order=order, track_event=deps.events is not None)
+    if not (write.written and write.event_owed and deps.events is not None):
+        return write, False
+    deps.events.publish(result_event_detail(write.record))
+    deps.results.settle(write)
+    return write, True
 
 
 def _detect(

@@ -81,6 +81,11 @@ class ResultSummary(BaseModel):
     reason: Reason | None = None
     source: SourceObject
     model_id: str
+    fingerprint: str | None = Field(
+        default=None,
+        description="digest of the model and the inference settings that produced the result "
+        "(s3kp_core.fingerprint); absent on results recorded before fingerprints existed",
+    )
     image: ImageSize | None = Field(default=None, description="original size after EXIF orientation")
     counts: dict[str, int] = Field(default_factory=dict, description="detections per class")
     detections: int = 0

@@ -71,23 +71,24 @@ class ListFilters:
     prefix: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    model_id: str | None = None
 
     def fingerprint(self) -> str:
         """A short digest of the filters: a cursor made under one set of filters is refused under another."""
-        canonical = json.dumps(
-            [
-                self.status.value if self.status else None,
-                self.class_name,
-                self.prefix,
-                _bound(self.since),
-                _bound(self.until),
-            ],
-            separators=(",", ":"),
-        )
+        parts: list[str | None] = [
+            self.status.value if self.status else None,
+            self.class_name,
+            self.prefix,
+            _bound(self.since),
+            _bound(self.until),
+        ]
+        if self.model_id is not None:  # appended only when set: cursors issued before it stay valid
+            parts.append(self.model_id)
+        canonical = json.dumps(parts, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def uses_filter_expression(self) -> bool:
-        return self.class_name is not None or self.prefix is not None
+        return self.class_name is not None or self.prefix is not None or self.model_id is not None
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,10 @@ def shard_query(
         names["#source"], names["#key"] = "source", "key"
         values[":prefix"] = filters.prefix
         filter_parts.append("begins_with(#source.#key, :prefix)")
+    if filters.model_id is not None:
+        names["#model"] = "model_id"
+        values[":model"] = filters.model_id
+        filter_parts.append("#model = :model")
 
     projection = []
     for number, attribute in enumerate(SUMMARY_ATTRIBUTES):

@@ -6,6 +6,11 @@ Two guarantees beyond a plain PutItem:
   in length; moto sends none, so then the event time). A write is conditional on the stored token being
   absent or not newer, so a stale event never overwrites a newer result. Equal tokens may overwrite: a
   redelivery of the same event (e.g. a DLQ redrive after a recorded `failed`) must be able to succeed.
+- Events owed. Each write records `event_state`, a digest of the state a result event describes
+  (status, reason code, object version, fingerprint, counts), and, when the caller publishes events,
+  `event_pending` until `settle` removes it after the event went out. The PutItem returns the old item,
+  so `write` tells whether this is a state change (another `event_state`) or an event is still owed
+  from an earlier delivery (`event_pending` was there); a redelivery that changes nothing owes nothing.
 - Size. An item never exceeds DynamoDB's 400 KB: its size is measured with DynamoDB's sizing rules and,
   when too large, the predictions go to an S3 JSON document and the item keeps `predictions_ref`. A
   reason message is cut to `MAX_REASON_CHARS`. A result over 400 KB even without its predictions (only
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -28,6 +34,8 @@ from s3kp_core.results import ObjectRef, Reason, ResultRecord, Status
 from s3kp_core.results_schema import PARTITION_KEY, format_timestamp, to_item
 
 ORDER_ATTRIBUTE = "event_order"
+EVENT_STATE_ATTRIBUTE = "event_state"
+EVENT_PENDING_ATTRIBUTE = "event_pending"
 DYNAMODB_ITEM_LIMIT = 400 * 1024
 # The size estimate follows AWS's published rules; the margin covers rounding in number sizes.
 DEFAULT_ITEM_BUDGET = 350 * 1024
@@ -56,6 +64,36 @@ class StoredState:
     created_at: datetime | None
 
 
+@dataclass(frozen=True)
+class Write:
+    """What a write did: `record` is the result as stored (predictions moved out of line, a too-large
+    result turned into a failure); `event_owed` when its event must be published (then `settle`)."""
+
+    written: bool
+    record: ResultRecord
+    order: str
+    event_owed: bool = False
+
+
+def event_state(record: ResultRecord) -> str:
+    """A digest of what a result event says: equal digests mean no state change worth an event."""
+    source = record.source
+    state = [
+        record.status.value,
+        record.reason.code if record.reason else None,
+        source.bucket,
+        source.key,
+        source.version_id,
+        source.etag,
+        record.model_id,
+        record.fingerprint,
+        record.detections,
+        record.keypoints,
+        sorted(record.counts.items()),
+    ]
+    return hashlib.sha256(json.dumps(state, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
 class ResultsStore(ABC):
     @abstractmethod
     def stored_state(self, result_id: str) -> StoredState | None:
@@ -64,6 +102,14 @@ class ResultsStore(ABC):
     @abstractmethod
     def save(self, record: ResultRecord, *, order: str) -> bool:
         """Write the record unless a newer one is stored; True when written, False when stale."""
+
+    def write(self, record: ResultRecord, *, order: str, track_event: bool = False) -> Write:
+        """`save`, telling whether the result's event is owed. Stores that cannot tell owe one per write."""
+        written = self.save(record, order=order)
+        return Write(written=written, record=record, order=order, event_owed=written and track_event)
+
+    def settle(self, write: Write) -> None:  # noqa: B027 - optional: stores that track nothing keep it
+        """The event owed by `write` went out (or none was): forget that it is owed."""
 
 
 def item_size(item: dict[str, Any]) -> int:
@@ -131,33 +177,65 @@ class DynamoDBResultsStore(ResultsStore):
         )
 
     def save(self, record: ResultRecord, *, order: str) -> bool:
+        return self.write(record, order=order).written
+
+    def write(self, record: ResultRecord, *, order: str, track_event: bool = False) -> Write:
         record = _with_bounded_reason(record)
-        item = to_item(record) | {ORDER_ATTRIBUTE: order}
         spilled: ObjectRef | None = None
+        item = self._item(record, order, track_event)
         if record.predictions and item_size(item) > self._item_budget:
             spilled = self._spill_predictions(record, order)
             record = record.model_copy(update={"predictions": None, "predictions_ref": spilled})
-            item = to_item(record) | {ORDER_ATTRIBUTE: order}
+            item = self._item(record, order, track_event)
         if item_size(item) > DYNAMODB_ITEM_LIMIT:
             if spilled is not None:  # the failed record will not point at it
                 self._s3.delete_object(Bucket=spilled.bucket, Key=spilled.key)
                 spilled = None
             record = _too_large(record, item_size(item))
-            item = to_item(record) | {ORDER_ATTRIBUTE: order}
+            item = self._item(record, order, track_event)
         if item_size(item) > DYNAMODB_ITEM_LIMIT:  # cannot happen: every remaining field is bounded
             raise ValueError(f"result {record.result_id} is {item_size(item)} bytes even as a failure")
         try:
-            self._table.put_item(
+            response = self._table.put_item(
                 Item=item,
                 ConditionExpression=_NOT_NEWER_STORED,
                 ExpressionAttributeNames={"#pk": PARTITION_KEY, "#order": ORDER_ATTRIBUTE},
                 ExpressionAttributeValues={":order": order},
+                # The item this write replaced: tells a state change from a redelivery that changes nothing.
+                ReturnValues="ALL_OLD" if track_event else "NONE",
             )
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
             if spilled is not None:  # nothing points at it: do not leave an orphan behind
                 self._s3.delete_object(Bucket=spilled.bucket, Key=spilled.key)
-            return False
-        return True
+            return Write(written=False, record=record, order=order)
+        written = Write(written=True, record=record, order=order)
+        if not track_event:
+            return written
+        old = response.get("Attributes") or {}
+        owed = old.get(EVENT_STATE_ATTRIBUTE) != item[EVENT_STATE_ATTRIBUTE] or EVENT_PENDING_ATTRIBUTE in old
+        written = Write(written=True, record=record, order=order, event_owed=owed)
+        if not owed:
+            self.settle(written)  # this write marked an event as owed; the state had no change
+        return written
+
+    def settle(self, write: Write) -> None:
+        """Remove `event_pending` unless a newer write (another order or state) has replaced the item."""
+        with suppress(self._table.meta.client.exceptions.ConditionalCheckFailedException):
+            # Fails when a newer write owns the marker now: then there is nothing to do.
+            self._table.update_item(
+                Key={PARTITION_KEY: write.record.result_id},
+                UpdateExpression="REMOVE #pending",
+                ConditionExpression="#order = :order AND #pending = :state",
+                ExpressionAttributeNames={"#order": ORDER_ATTRIBUTE, "#pending": EVENT_PENDING_ATTRIBUTE},
+                ExpressionAttributeValues={":order": write.order, ":state": event_state(write.record)},
+            )
+
+    def _item(self, record: ResultRecord, order: str, track_event: bool) -> dict[str, Any]:
+        item = to_item(record) | {ORDER_ATTRIBUTE: order}
+        if track_event:
+            state = event_state(record)
+            item |= {EVENT_STATE_ATTRIBUTE: state, EVENT_PENDING_ATTRIBUTE: state}
+        return item
 
     def _spill_predictions(self, record: ResultRecord, order: str) -> ObjectRef:
         # One document per event, so a stale write can never clobber the newer result's document.

@@ -28,6 +28,7 @@ RESULTS_TABLE = "ResultsTable"
 IDEMPOTENCY_TABLE = "IdempotencyTable"
 API_KEY_SECRET = "RoboflowApiKeySecret"  # noqa: S105 - a logical id, not a secret
 CURSOR_SECRET = "CursorSecret"  # noqa: S105 - a logical id, not a secret
+EVENT_BUS = "ResultsEventBus"
 INGEST_FUNCTION = "IngestFunction"
 API_FUNCTION = "ApiFunction"
 
@@ -58,6 +59,8 @@ class LocalResources:
     idempotency_table: str
     api_key_secret_arn: str
     cursor_secret_arn: str
+    event_bus_name: str = ""
+    event_bus_arn: str = ""
     # The template the resources were created from (so environments resolve against the same file).
     template_path: Path | None = None
 
@@ -108,6 +111,9 @@ def create_resources(
         clients.secrets, f"{name_prefix}/cursor-secret", secrets.token_urlsafe(48), replace=False
     )
 
+    event_bus_name = str(resolver.resolve(_properties(document, EVENT_BUS)["Name"]))
+    event_bus_arn = _ensure_event_bus(clients.events, event_bus_name)
+
     _ensure_bucket(clients.s3, bucket_name, region)
     _ensure_notification(clients, bucket_name, queue_url, _notification(document, queue_arn))
 
@@ -129,6 +135,8 @@ def create_resources(
         idempotency_table=idempotency_table,
         api_key_secret_arn=api_key_secret_arn,
         cursor_secret_arn=cursor_secret_arn,
+        event_bus_name=event_bus_name,
+        event_bus_arn=event_bus_arn,
         template_path=template,
     )
 
@@ -161,6 +169,7 @@ class _Clients:
         self.sqs = session.client("sqs", endpoint_url=endpoint_url)
         self.dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
         self.secrets = session.client("secretsmanager", endpoint_url=endpoint_url)
+        self.events = session.client("events", endpoint_url=endpoint_url)
 
 
 def _properties(document: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
@@ -251,6 +260,16 @@ def _ensure_secret(client: Any, name: str, value: str, *, replace: bool) -> str:
     if replace:
         client.put_secret_value(SecretId=name, SecretString=value)
     return str(client.describe_secret(SecretId=name)["ARN"])
+
+
+def _ensure_event_bus(events: Any, name: str) -> str:
+    """The custom bus result events go to (its rules, e.g. `s3kp events`' own, are left alone)."""
+    try:
+        return str(events.create_event_bus(Name=name)["EventBusArn"])
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+    return str(events.describe_event_bus(Name=name)["Arn"])
 
 
 def _ensure_bucket(s3: Any, name: str, region: str) -> None:
@@ -344,6 +363,8 @@ def _function_environment(
             IDEMPOTENCY_TABLE: resources.idempotency_table,
             API_KEY_SECRET: resources.api_key_secret_arn,
             CURSOR_SECRET: resources.cursor_secret_arn,
+            EVENT_BUS: resources.event_bus_name,
+            f"{EVENT_BUS}.Arn": resources.event_bus_arn,
         },
         parameters=parameters,
         region=resources.region,

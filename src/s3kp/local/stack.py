@@ -428,6 +428,7 @@ class LocalStack:
             f"  HTTP API         {self.api_url}   (GET /results, /results/{{id}}, /results/{{id}}/annotated)",
             f"  bucket           {bucket}",
             f"  results table    {self.resources.results_table}",
+            f"  result events    {self.resources.event_bus_name}   (EventBridge; `s3kp events` follows it)",
             f"  logs             {self.options.log_dir if not self.options.verbose else 'this terminal'}",
             "",
             "In another shell:",

@@ -88,6 +88,12 @@ def test_list_passes_filters_and_returns_a_page(unit_api: Any, record_factory: A
     assert filters.since.year == 2026
 
 
+def test_list_filters_by_model_id(unit_api: Any) -> None:
+    assert unit_api.get("/results", "model_id=faces%2F2").status == 200
+    assert unit_api.reader.listings[-1][0].model_id == "faces/2"
+    assert unit_api.get("/results", "model_id=x").status == 400
+
+
 def test_list_defaults_to_twenty(unit_api: Any) -> None:
     assert unit_api.get("/results").status == 200
     assert unit_api.reader.listings[-1][1] == 20

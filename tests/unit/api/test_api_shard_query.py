@@ -99,6 +99,20 @@ def test_class_and_prefix_combine_with_and() -> None:
     )
 
 
+def test_model_id_filter_is_equality_on_the_model_and_combines_with_the_others() -> None:
+    query = shard_query(ListFilters(prefix="x/", model_id="faces/2"), 0, None, 100, TABLE).request
+    assert query["FilterExpression"] == "begins_with(#source.#key, :prefix) AND #model = :model"
+    assert query["ExpressionAttributeNames"]["#model"] == "model_id"
+    assert query["ExpressionAttributeValues"][":model"] == "faces/2"
+    assert ListFilters(model_id="faces/2").uses_filter_expression()
+
+
+def test_cursors_issued_without_a_model_filter_keep_their_fingerprint() -> None:
+    """The model filter joins the digest only when set: cursors handed out before it existed stay valid."""
+    assert ListFilters(prefix="a").fingerprint() == "adbd27039477e41f"  # its value before model_id existed
+    assert ListFilters(prefix="a").fingerprint() != ListFilters(prefix="a", model_id="m/1").fingerprint()
+
+
 def test_projection_reads_the_summary_fields_and_the_sort_key_only() -> None:
     query = shard_query(ListFilters(), 0, None, 10, TABLE).request
     names = query["ExpressionAttributeNames"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from datetime import UTC, datetime
 
@@ -305,3 +306,90 @@ def test_reprocessing_keeps_the_first_creation_time() -> None:
 
     record = pipeline.results.only()
     assert (record.created_at, record.updated_at) == (created, fixed_now())
+
+
+# --- result events ---------------------------------------------------------------------------------
+
+
+class RecordingPublisher:
+    def __init__(self, failure: Exception | None = None) -> None:
+        self.details: list = []
+        self.failure = failure
+
+    def publish(self, detail) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.details.append(detail)
+
+
+def with_events(pipeline: Pipeline, publisher: RecordingPublisher) -> Pipeline:
+    pipeline.deps = dataclasses.replace(pipeline.deps, events=publisher)
+    return pipeline
+
+
+def test_the_event_is_published_after_the_result_is_recorded_with_the_fingerprint() -> None:
+    publisher = RecordingPublisher()
+    pipeline = with_events(Pipeline(), publisher)
+
+    outcome = pipeline.run(settings=dataclasses.replace(SETTINGS, fingerprint="fp-1"))
+
+    (detail,) = publisher.details
+    assert outcome.event_published
+    assert pipeline.results.only().fingerprint == "fp-1"
+    assert (detail.status, detail.fingerprint, detail.detections) == (Status.SUCCEEDED, "fp-1", 1)
+    assert detail.result_id == pipeline.results.only().result_id
+
+
+def test_a_publisher_that_keeps_failing_leaves_the_result_recorded_and_raises_transient() -> None:
+    failure = errors.TransientError(errors.EVENT_PUBLISH_FAILED, "bus unavailable")
+    pipeline = with_events(Pipeline(), RecordingPublisher(failure))
+
+    with pytest.raises(errors.TransientError) as raised:
+        pipeline.run()
+
+    assert raised.value.code == errors.EVENT_PUBLISH_FAILED
+    assert pipeline.results.only().status is Status.SUCCEEDED  # never rolled back
+
+
+def test_the_failure_recorded_on_the_last_delivery_is_published_too() -> None:
+    publisher = RecordingPublisher()
+    pipeline = with_events(
+        Pipeline(behaviour=raise_(errors.TransientError(errors.INFERENCE_UNAVAILABLE, "503"))), publisher
+    )
+
+    with pytest.raises(errors.TransientError):
+        pipeline.run(final_attempt=True)
+
+    (detail,) = publisher.details
+    assert (detail.status, detail.reason.code) == (Status.FAILED, "inference_unavailable")
+
+
+def test_a_replay_takes_the_stored_order_so_it_replaces_the_result_of_an_older_event() -> None:
+    """Backfill/reprocess: the stored result came from an S3 event with a sequencer; the replay has none.
+    It must still replace that result (e.g. under a new model), not be refused as stale."""
+    pipeline = Pipeline()
+    pipeline.run(sequencer="00FF")
+    source = SourceObject(bucket=BUCKET, key=KEY, etag="etag-1")
+
+    outcome = process_object(
+        ObjectEvent(source=source, event_time=datetime(2020, 1, 1, tzinfo=UTC), replay=True),
+        settings=dataclasses.replace(SETTINGS, model_id="faces/2", fingerprint="new"),
+        deps=pipeline.deps,
+    )
+
+    assert not outcome.stale
+    assert (pipeline.results.only().model_id, pipeline.results.only().fingerprint) == ("faces/2", "new")
+    assert pipeline.results.items[result_id_for(BUCKET, KEY)][1] == event_order("00FF", None, fixed_now())
+
+
+def test_a_replay_of_an_object_replaced_since_the_listing_records_nothing() -> None:
+    pipeline = Pipeline()
+    pipeline.run(sequencer="00FF")
+    before = pipeline.results.only()
+    replaced = SourceObject(bucket=BUCKET, key=KEY, etag="an-etag-the-object-no-longer-has")
+    pipeline.objects.objects.clear()  # gone (or replaced: the store answers both as object_missing)
+
+    outcome = process_object(ObjectEvent(source=replaced, replay=True), settings=SETTINGS, deps=pipeline.deps)
+
+    assert outcome.stale
+    assert pipeline.results.only() == before

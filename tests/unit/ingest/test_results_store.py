@@ -275,3 +275,85 @@ def test_a_spilled_result_over_a_tiny_budget_but_under_400_kb_stays_succeeded(aw
     item = aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
     assert item_size(item) > 300
     assert (item["status"], "predictions_ref" in item) == ("succeeded", True)
+
+
+# --- which writes owe a result event --------------------------------------------------------------
+
+
+def test_the_first_write_of_a_result_owes_its_event_and_settling_clears_the_marker(aws) -> None:
+    store = store_for(aws)
+    order = event_order("00AA", None, T0)
+
+    write = store.write(record(), order=order, track_event=True)
+
+    assert write.written
+    assert write.event_owed
+    key = {"result_id": result_id_for(BUCKET, KEY)}
+    assert "event_pending" in aws["table"].get_item(Key=key)["Item"]
+    store.settle(write)
+    assert "event_pending" not in aws["table"].get_item(Key=key)["Item"]
+
+
+def test_a_redelivery_that_changes_nothing_owes_no_event(aws) -> None:
+    store = store_for(aws)
+    order = event_order("00AA", None, T0)
+    store.settle(store.write(record(), order=order, track_event=True))
+
+    again = store.write(record(), order=order, track_event=True)
+
+    assert again.written
+    assert not again.event_owed
+    assert "event_pending" not in aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
+
+
+def test_an_event_not_yet_published_is_still_owed_by_the_next_delivery(aws) -> None:
+    """GIVEN a write whose event never went out (PutEvents kept failing, or the Lambda died) WHEN the
+    message is redelivered and writes the very same state THEN the event is owed again."""
+    store = store_for(aws)
+    order = event_order("00AA", None, T0)
+    store.write(record(), order=order, track_event=True)  # not settled
+
+    assert store.write(record(), order=order, track_event=True).event_owed
+
+
+def test_failed_then_succeeded_owes_a_second_event(aws) -> None:
+    store = store_for(aws)
+    order = event_order("00AA", None, T0)
+    store.settle(store.write(record(status=Status.FAILED), order=order, track_event=True))
+
+    assert store.write(record(status=Status.SUCCEEDED), order=order, track_event=True).event_owed
+
+
+def test_a_result_of_another_fingerprint_owes_an_event(aws) -> None:
+    store = store_for(aws)
+    order = event_order("00AA", None, T0)
+    store.settle(
+        store.write(record().model_copy(update={"fingerprint": "old"}), order=order, track_event=True)
+    )
+
+    assert store.write(
+        record().model_copy(update={"fingerprint": "new"}), order=order, track_event=True
+    ).event_owed
+
+
+def test_a_stale_write_owes_nothing_and_settling_an_outdated_write_leaves_the_newer_marker(aws) -> None:
+    store = store_for(aws)
+    older = store.write(record(etag="old"), order=event_order("00AA", None, T0), track_event=True)
+    newer = store.write(record(etag="new"), order=event_order("00AB", None, T0), track_event=True)
+
+    stale = store.write(record(etag="old"), order=event_order("00AA", None, T0), track_event=True)
+    store.settle(older)
+
+    assert newer.event_owed
+    assert not stale.written
+    assert not stale.event_owed
+    assert "event_pending" in aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
+
+
+def test_a_spilled_result_is_returned_as_stored_so_its_event_can_point_at_the_document(aws) -> None:
+    store = store_for(aws, item_budget=2_000)
+    write = store.write(record(tuple(prediction(i) for i in range(20))), order="t#x", track_event=True)
+
+    assert write.record.predictions is None
+    assert write.record.predictions_ref is not None
+    assert write.record.predictions_ref.key.startswith("predictions/")

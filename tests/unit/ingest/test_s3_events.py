@@ -11,6 +11,7 @@ import jmespath
 import pytest
 from s3_events import (
     IDEMPOTENCY_KEY_JMESPATH,
+    REPLAY_CONFIGURATION_ID,
     MalformedNotification,
     decode_key,
     parse_json_notification,
@@ -122,7 +123,33 @@ def test_multipart_duplicate_events_share_one_idempotency_key() -> None:
     def key_of(created: object) -> object:
         return jmespath.search(IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(created))  # type: ignore[call-overload]
 
-    assert key_of(put) == key_of(complete) == ["uploads", "incoming/big.jpg", None, "f00-2"]
+    assert key_of(put) == key_of(complete) == ["uploads", "incoming/big.jpg", None, "f00-2", None]
+
+
+def test_the_same_version_under_another_fingerprint_is_a_different_work_unit() -> None:
+    """Reprocessing: a new model (or settings that change predictions) processes the version again."""
+    (created,) = parse_notification({"Records": [moto_record("incoming/x.jpg", etag="v1")]}).objects
+    old, new = (dataclasses.replace(created, fingerprint=fp) for fp in ("aaaa", "bbbb"))
+
+    def key_of(created: object) -> object:
+        return jmespath.search(IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(created))  # type: ignore[call-overload]
+
+    assert key_of(old) != key_of(new)
+    assert key_of(old) == key_of(dataclasses.replace(created, fingerprint="aaaa"))
+
+
+def test_a_backfill_notification_is_a_replay_with_the_same_work_unit_as_s3s() -> None:
+    """`s3kp backfill` marks its records with `s3.configurationId`; the work unit is the object version."""
+    s3_record = moto_record("incoming/x.jpg", etag="v1")
+    backfill_record = json.loads(json.dumps(s3_record))
+    backfill_record["s3"]["configurationId"] = REPLAY_CONFIGURATION_ID
+    (real,) = parse_notification({"Records": [s3_record]}).objects
+    (replayed,) = parse_notification({"Records": [backfill_record]}).objects
+
+    assert (real.replay, replayed.replay) == (False, True)
+    assert jmespath.search(IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(real)) == jmespath.search(
+        IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(replayed)
+    )
 
 
 def test_a_new_upload_of_the_same_key_is_a_different_work_unit() -> None:

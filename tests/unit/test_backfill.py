@@ -1,0 +1,217 @@
+"""`s3kp backfill` planning and messages, without AWS: what is sent, what is skipped and why."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.parser.models import S3Model
+from s3_events import parse_json_notification
+
+from s3kp import backfill
+from s3kp.backfill import (
+    HAS_RESULT,
+    NOT_MATCHED,
+    OVER_LIMIT,
+    TOO_OLD,
+    UP_TO_DATE,
+    KeyFilter,
+    ListedObject,
+    Plan,
+    Sender,
+    StoredResult,
+    decide,
+    notification_body,
+    parse_s3_url,
+    parse_since,
+)
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+TEMPLATE_FILTER = KeyFilter.from_template()
+
+
+def obj(key: str, *, etag: str = "e1", age_days: int = 0, version_id: str | None = None) -> ListedObject:
+    return ListedObject(key=key, size=100, etag=etag, last_modified=T0 - timedelta(days=age_days),
+                        version_id=version_id)  # fmt: skip
+
+
+def sent_and_skipped(decisions) -> tuple[list[str], dict[str, str]]:
+    decisions = list(decisions)
+    return (
+        [d.obj.key for d in decisions if d.skip_reason is None],
+        {d.obj.key: d.skip_reason for d in decisions if d.skip_reason is not None},
+    )
+
+
+def test_the_key_filter_is_the_bucket_notifications_own() -> None:
+    """Same prefix and suffixes as template.yaml's notification, case-sensitive like S3's."""
+    for key in (
+        "incoming/a.jpg",
+        "incoming/b/c.JPEG",
+        "incoming/d.png",
+        "incoming/e.TIFF",
+        "incoming/f.webp",
+    ):
+        assert TEMPLATE_FILTER.matches(key), key
+    for key in ("annotated/a.jpg", "incoming/notes.txt", "incoming/a.Jpg", "other/incoming/a.jpg", "a.jpg"):
+        assert not TEMPLATE_FILTER.matches(key), key
+
+
+def test_only_matching_objects_modified_since_the_date_are_sent() -> None:
+    objects = [obj("incoming/new.jpg"), obj("incoming/old.jpg", age_days=10), obj("incoming/doc.pdf")]
+
+    sent, skipped = sent_and_skipped(decide(objects, Plan(TEMPLATE_FILTER, since=T0 - timedelta(days=1))))
+
+    assert sent == ["incoming/new.jpg"]
+    assert skipped == {"incoming/old.jpg": TOO_OLD, "incoming/doc.pdf": NOT_MATCHED}
+
+
+def test_only_missing_skips_objects_whose_current_version_has_a_result() -> None:
+    objects = [obj("incoming/done.jpg"), obj("incoming/replaced.jpg", etag="e2"), obj("incoming/never.jpg"),
+               obj("incoming/notes.txt")]  # fmt: skip
+    stored = {
+        "incoming/done.jpg": StoredResult(etag="e1", version_id=None, fingerprint="fp"),
+        "incoming/replaced.jpg": StoredResult(etag="e1", version_id=None, fingerprint="fp"),
+    }
+    looked_up: list[list[str]] = []
+
+    def lookup(batch: list[ListedObject]) -> dict[str, StoredResult]:
+        looked_up.append([o.key for o in batch])
+        return {o.key: stored[o.key] for o in batch if o.key in stored}
+
+    sent, skipped = sent_and_skipped(decide(objects, Plan(TEMPLATE_FILTER, only_missing=True), lookup))
+
+    assert sent == ["incoming/replaced.jpg", "incoming/never.jpg"]
+    assert skipped == {"incoming/done.jpg": HAS_RESULT, "incoming/notes.txt": NOT_MATCHED}
+    assert looked_up == [[o.key for o in objects[:3]]]  # one BatchGetItem for the chunk, filtered first
+
+
+def test_versions_are_compared_by_version_id_when_both_sides_have_one() -> None:
+    stored = {"incoming/v.jpg": StoredResult(etag="e1", version_id="v1", fingerprint="fp")}
+    plan = Plan(TEMPLATE_FILTER, only_missing=True)
+
+    same, _ = sent_and_skipped(decide([obj("incoming/v.jpg", version_id="v1")], plan, lambda b: stored))
+    newer, _ = sent_and_skipped(decide([obj("incoming/v.jpg", version_id="v2")], plan, lambda b: stored))
+
+    assert (same, newer) == ([], ["incoming/v.jpg"])
+
+
+def test_reprocess_sends_results_of_another_fingerprint_and_objects_without_one() -> None:
+    objects = [obj("incoming/old-model.jpg"), obj("incoming/current.jpg"), obj("incoming/never.jpg"),
+               obj("incoming/legacy.jpg")]  # fmt: skip
+    stored = {
+        "incoming/old-model.jpg": StoredResult(etag="e1", version_id=None, fingerprint="old"),
+        "incoming/current.jpg": StoredResult(etag="e1", version_id=None, fingerprint="new"),
+        "incoming/legacy.jpg": StoredResult(etag="e1", version_id=None, fingerprint=None),
+    }
+
+    sent, skipped = sent_and_skipped(
+        decide(objects, Plan(TEMPLATE_FILTER, reprocess=True, fingerprint="new"), lambda b: stored)
+    )
+
+    assert sent == ["incoming/old-model.jpg", "incoming/never.jpg", "incoming/legacy.jpg"]
+    assert skipped == {"incoming/current.jpg": UP_TO_DATE}
+
+
+def test_reprocess_without_the_current_fingerprint_is_refused() -> None:
+    with pytest.raises(ValueError, match="fingerprint"):
+        list(decide([obj("incoming/a.jpg")], Plan(TEMPLATE_FILTER, reprocess=True)))
+
+
+def test_the_limit_counts_objects_to_send_not_objects_listed() -> None:
+    objects = [obj("incoming/skip.txt"), *(obj(f"incoming/{i}.jpg") for i in range(5))]
+
+    sent, skipped = sent_and_skipped(decide(objects, Plan(TEMPLATE_FILTER, limit=2), chunk=2))
+
+    assert sent == ["incoming/0.jpg", "incoming/1.jpg"]
+    assert list(skipped.values()).count(OVER_LIMIT) == 3
+
+
+@pytest.mark.parametrize(
+    "key", ["incoming/plain.jpg", "incoming/my photos/été + café 📷 (1).jpg", "incoming/a%2Bb.png"]
+)
+def test_the_message_is_an_s3_notification_the_ingest_function_reads_back_exactly(key: str) -> None:
+    body = notification_body("uploads", obj(key, etag='"abc"', version_id="v7"), "eu-west-1")
+
+    (created,) = parse_json_notification(body).objects
+
+    assert (created.bucket, created.key, created.etag, created.version_id, created.size) == (
+        "uploads", key, "abc", "v7", 100
+    )  # fmt: skip
+    assert created.replay
+    assert created.sequencer is None  # S3's to mint, not ours
+    assert created.event_time == T0
+    assert created.event_name == "ObjectCreated:Put"
+    record = json.loads(body)["Records"][0]
+    assert (record["eventSource"], record["awsRegion"]) == ("aws:s3", "eu-west-1")
+    assert backfill.REPLAY_CONFIGURATION_ID == "s3kp-backfill"
+    S3Model.model_validate(json.loads(body))  # the shape AWS S3 sends (Powertools' strict model)
+
+
+class FakeSqs:
+    def __init__(self, failures: list[set[str]] | None = None) -> None:
+        self.batches: list[list[dict[str, str]]] = []
+        self.failures = failures or []
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        self.batches.append(Entries)
+        failed = self.failures.pop(0) if self.failures else set()
+        return {
+            "Failed": [
+                {"Id": i, "Code": "InternalError"} for i in failed if any(e["Id"] == i for e in Entries)
+            ]
+        }
+
+
+def test_failed_entries_of_a_batch_are_sent_again_alone() -> None:
+    sqs = FakeSqs(failures=[{"3", "7"}])
+    sender = Sender(sqs, "q", concurrency=1, sleep=lambda s: None)
+
+    sender.send([f"m{i}" for i in range(10)])
+
+    assert [len(batch) for batch in sqs.batches] == [10, 2]
+    assert [e["MessageBody"] for e in sqs.batches[1]] == ["m3", "m7"]
+    assert sender.sent == 10
+
+
+def test_max_rate_paces_the_batches() -> None:
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    sender = Sender(FakeSqs(), "q", max_rate=20, concurrency=1, clock=lambda: now[0], sleep=sleep)
+    for _ in range(4):
+        sender.send(["m"] * 10)
+
+    assert now[0] == pytest.approx(1.5)  # 30 messages before the 4th batch at 20/s
+    assert len(sleeps) == 3
+
+
+def test_urls_and_dates_are_read_strictly() -> None:
+    assert parse_s3_url("s3://bucket") == ("bucket", "")
+    assert parse_s3_url("s3://bucket/incoming/x/") == ("bucket", "incoming/x/")
+    for bad in ("bucket/key", "s3://", "s3:///key"):
+        with pytest.raises(ValueError, match="s3://"):
+            parse_s3_url(bad)
+    assert parse_since("2026-11-01") == T0
+    assert parse_since("2026-11-01T01:00:00+01:00") == T0
+    with pytest.raises(ValueError, match="--since"):
+        parse_since("yesterday")
+
+
+def test_batches_in_flight_together_are_all_acknowledged_before_the_end() -> None:
+    sqs = FakeSqs(failures=[{"0"}])
+    sender = Sender(sqs, "q", concurrency=4, sleep=lambda s: None)
+    for index in range(12):
+        sender.send([f"m{index}-{n}" for n in range(10)])
+    sender.wait()
+
+    assert sender.sent == 120
+    bodies = sorted(e["MessageBody"] for batch in sqs.batches for e in batch)
+    assert len(bodies) == 121  # one entry sent twice after its failure
+    assert len(set(bodies)) == 120

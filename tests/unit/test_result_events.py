@@ -1,0 +1,229 @@
+"""Result events: the detail built from a recorded result, its committed JSON Schema, the publisher."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from botocore.exceptions import ClientError
+from s3kp_core import errors
+from s3kp_core.result_events import (
+    DETAIL_TYPE,
+    EVENT_SOURCE,
+    EventBridgePublisher,
+    detail_json,
+    detail_json_schema,
+    result_event_detail,
+)
+from s3kp_core.results import (
+    ImageSize,
+    Keypoint,
+    ObjectRef,
+    Prediction,
+    Reason,
+    ResultRecord,
+    SourceObject,
+    Status,
+    result_id_for,
+)
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "keypoint-result-detail.schema.json"
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+SOURCE = SourceObject(
+    bucket="uploads", key="incoming/party photo.jpg", version_id="v2", etag="e1", size=1234, sequencer="00AB"
+)
+FACE = Prediction(
+    x=10,
+    y=20,
+    width=30,
+    height=40,
+    confidence=0.9,
+    class_name="face",
+    class_id=0,
+    keypoints=(Keypoint(x=11, y=21, confidence=0.8, class_id=0, name="right_eye"),),
+)
+
+
+def succeeded(**changes: Any) -> ResultRecord:
+    record = ResultRecord(
+        result_id=result_id_for(SOURCE.bucket, SOURCE.key),
+        status=Status.SUCCEEDED,
+        source=SOURCE,
+        model_id="faces/2",
+        fingerprint="0123456789abcdef",
+        image=ImageSize(width=800, height=600),
+        predictions=(FACE, FACE),
+        counts={"face": 2},
+        detections=2,
+        keypoints=2,
+        timings_ms={"total": 12.5},
+        annotated=ObjectRef(bucket="uploads", key="annotated/party photo.jpg"),
+        created_at=T0,
+        updated_at=T0,
+    )
+    return record.model_copy(update=changes)
+
+
+def committed_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+# --- the detail -----------------------------------------------------------------------------------
+
+
+def test_a_succeeded_result_becomes_its_summary_with_locations_and_api_path() -> None:
+    detail = json.loads(detail_json(result_event_detail(succeeded())))
+
+    assert detail == {
+        "schema_version": "1",
+        "result_id": result_id_for("uploads", "incoming/party photo.jpg"),
+        "status": "succeeded",
+        "reason": None,
+        "source": {"bucket": "uploads", "key": "incoming/party photo.jpg", "version_id": "v2", "etag": "e1",
+                   "size": 1234},
+        "model_id": "faces/2",
+        "fingerprint": "0123456789abcdef",
+        "detections": 2,
+        "keypoints": 2,
+        "counts": {"face": 2},
+        "image": {"width": 800, "height": 600},
+        "annotated": {"bucket": "uploads", "key": "annotated/party photo.jpg"},
+        "predictions": None,
+        "created_at": "2026-11-27T09:00:00Z",
+        "updated_at": "2026-11-27T09:00:00Z",
+        "api_path": f"/results/{result_id_for('uploads', 'incoming/party photo.jpg')}",
+    }  # fmt: skip
+
+
+def test_the_detail_never_carries_predictions_timings_or_the_sequencer_but_points_at_spilled_ones() -> None:
+    spilled = ObjectRef(bucket="uploads", key="predictions/abc/0011.json")
+    text = detail_json(result_event_detail(succeeded(predictions=None, predictions_ref=spilled)))
+
+    assert json.loads(text)["predictions"] == {"bucket": "uploads", "key": "predictions/abc/0011.json"}
+    for absent in ("right_eye", "timings_ms", "00AB", "sequencer", "confidence"):
+        assert absent not in text
+
+
+def test_a_failed_result_carries_its_reason_and_no_image_or_annotated_copy() -> None:
+    record = succeeded(
+        status=Status.FAILED,
+        reason=Reason(code=errors.IMAGE_UNDECODABLE, message="not an image"),
+        image=None,
+        predictions=None,
+        counts={},
+        detections=0,
+        keypoints=0,
+        annotated=None,
+    )
+    detail = json.loads(detail_json(result_event_detail(record)))
+
+    assert detail["reason"] == {"code": "image_undecodable", "message": "not an image"}
+    assert (detail["image"], detail["annotated"], detail["detections"]) == (None, None, 0)
+
+
+def test_a_detail_over_the_entry_limit_drops_its_counts_but_keeps_the_totals() -> None:
+    counts = {f"class-{index:06d}-{'x' * 20}": 1 for index in range(12_000)}
+    text = detail_json(result_event_detail(succeeded(counts=counts, detections=12_000)))
+
+    assert len(text.encode()) < 256 * 1024
+    assert json.loads(text)["counts"] == {}
+    assert json.loads(text)["detections"] == 12_000
+
+
+# --- the schema -----------------------------------------------------------------------------------
+
+
+def test_the_committed_json_schema_is_the_one_the_code_describes() -> None:
+    assert committed_schema() == detail_json_schema(), (
+        "docs/schemas/keypoint-result-detail.schema.json is out of date; regenerate it with\n"
+        "  .venv/bin/python -c 'import json; from s3kp_core.result_events import detail_json_schema; "
+        "print(json.dumps(detail_json_schema(), indent=2, ensure_ascii=False))' "
+        "> docs/schemas/keypoint-result-detail.schema.json"
+    )
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        succeeded(),
+        succeeded(status=Status.SKIPPED, reason=Reason(code="output_prefix", message="ours"), annotated=None),
+        succeeded(fingerprint=None, source=SourceObject(bucket="b", key="k")),
+    ],
+    ids=["succeeded", "skipped", "minimal"],
+)
+def test_every_detail_validates_against_the_committed_schema(record: ResultRecord) -> None:
+    jsonschema.validate(json.loads(detail_json(result_event_detail(record))), committed_schema())
+
+
+def test_the_schema_rejects_what_a_consumer_must_not_receive() -> None:
+    detail = json.loads(detail_json(result_event_detail(succeeded())))
+    for broken in (
+        {**detail, "predictions_inline": []},
+        {**detail, "status": "done"},
+        {**detail, "result_id": "x"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, committed_schema())
+
+
+# --- the publisher --------------------------------------------------------------------------------
+
+
+class FakeEvents:
+    """PutEvents answering from a script: a dict response or an exception per call."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers = list(answers)
+        self.calls: list[list[dict[str, str]]] = []
+
+    def put_events(self, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        self.calls.append(Entries)
+        answer = self.answers.pop(0) if self.answers else ACCEPTED
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+ACCEPTED = {"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]}
+THROTTLED = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "slow"}]}
+
+
+def publisher(client: FakeEvents, sleeps: list[float]) -> EventBridgePublisher:
+    return EventBridgePublisher(client, "stack-results", max_attempts=3, sleep=sleeps.append)
+
+
+def test_one_entry_goes_to_the_bus_with_source_detail_type_and_the_detail() -> None:
+    client, sleeps = FakeEvents(), []
+    publisher(client, sleeps).publish(result_event_detail(succeeded()))
+
+    ((entry,),) = client.calls
+    assert entry["Source"] == EVENT_SOURCE == "s3-keypoints"
+    assert entry["DetailType"] == DETAIL_TYPE == "Keypoint Result"
+    assert entry["EventBusName"] == "stack-results"
+    assert json.loads(entry["Detail"])["status"] == "succeeded"
+    assert sleeps == []
+
+
+def test_a_failed_entry_is_retried_with_backoff_until_accepted() -> None:
+    client, sleeps = FakeEvents(THROTTLED, THROTTLED, ACCEPTED), []
+    publisher(client, sleeps).publish(result_event_detail(succeeded()))
+
+    assert len(client.calls) == 3
+    assert len(sleeps) == 2
+    assert all(0 <= pause <= 0.2 for pause in sleeps)
+
+
+def test_a_put_that_keeps_failing_raises_a_transient_error_naming_the_cause() -> None:
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutEvents")
+    client, sleeps = FakeEvents(THROTTLED, denied, THROTTLED), []
+
+    with pytest.raises(errors.TransientError) as raised:
+        publisher(client, sleeps).publish(result_event_detail(succeeded()))
+
+    assert raised.value.code == errors.EVENT_PUBLISH_FAILED
+    assert "ThrottlingException" in raised.value.message
+    assert len(client.calls) == 3
