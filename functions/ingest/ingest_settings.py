@@ -47,6 +47,9 @@ class IngestSettings(BaseModel):
     idempotency_table: Annotated[str, env("IDEMPOTENCY_TABLE"), Field(min_length=1)]
     idempotency_ttl_seconds: Annotated[int, env("IDEMPOTENCY_TTL_SECONDS"), Field(ge=60)] = 86_400
     max_receive_count: Annotated[int, env("MAX_RECEIVE_COUNT"), Field(ge=1)] = 3
+    # A failed message comes back after half to all of base × 2^(receive − 1) seconds, at most max.
+    retry_base_delay_seconds: Annotated[float, env("RETRY_BASE_DELAY_SECONDS"), Field(ge=0, le=3600)] = 15
+    retry_max_delay_seconds: Annotated[float, env("RETRY_MAX_DELAY_SECONDS"), Field(ge=1, le=43_200)] = 300
 
     @field_validator("inference_url")
     @classmethod

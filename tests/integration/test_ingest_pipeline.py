@@ -31,7 +31,7 @@ from tests.conftest import MODEL_SERVER_API_KEY
 
 MODEL_ID = "faces/1"
 FULL_RANGE_FACES = "faces/2"
-HANDLER_MODULES = ("ingest_handler", "ingest_dependencies", "ingest_settings", "s3_events")
+HANDLER_MODULES = ("ingest_handler", "ingest_dependencies", "ingest_settings", "s3_events", "sqs_retries")
 
 
 # --- a proxy in front of the inference server: counts requests, injects faults -----------------------
