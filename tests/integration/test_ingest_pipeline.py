@@ -260,7 +260,7 @@ def test_sample_images_get_results_and_annotated_copies_with_the_right_keypoints
     assert response["ContentType"] == "image/jpeg"
     assert response["Metadata"]["source-key"] == "incoming/big/astronaut%202000.jpg"  # URL-safe
     assert response["Metadata"]["result-id"] == big["result_id"]
-    assert big["annotated"]["key"] == "annotated/big/astronaut 2000.jpg"
+    assert big["annotated"]["key"].startswith("annotated/big/astronaut 2000.jpg.")
     assert body[:2] == b"\xff\xd8"
     assert {"download", "decode", "resize", "encode", "inference", "annotate", "put", "total"} <= set(
         big["timings_ms"]

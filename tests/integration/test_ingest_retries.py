@@ -129,3 +129,35 @@ def test_a_duplicate_of_an_object_in_progress_is_deferred_not_failed(ingest_stac
     assert stack.invoke([deferred]) == set()
     assert stack.proxy.inference_calls() == 1
     assert stack.results_count() == 1
+
+
+def test_look_alike_keys_keep_their_own_drawings_and_a_stale_event_never_replaces_a_newer_one(
+    ingest_stack: StackFactory,
+) -> None:
+    """GIVEN `x.png` and `x.jpg`, `a//x.jpg` and `a/./x.jpg` (one drawing key each under the old scheme)
+    THEN four results pointing at four drawings. GIVEN an older event of one key processed after a newer
+    one (its notification delivered late) THEN the result and the drawing stay the newer event's."""
+    stack = ingest_stack()
+    names = ["x.png", "x.jpg", "a//x.jpg", "a/./x.jpg"]
+    keys = [stack.upload(name, samples.sample_jpeg("astronaut")) for name in names]
+    assert stack.invoke(stack.receive(len(names))) == set()
+    drawings = {stack.result(key)["annotated"]["key"] for key in keys}
+    assert len(drawings) == len(names)
+    assert "annotated/x.png" in {d.rsplit(".", 2)[0] for d in drawings}
+    for key in keys:  # each drawing exists and names its own source
+        _, response = stack.annotated(stack.result(key))
+        assert response["Metadata"]["source-key"] == key.replace(" ", "%20")
+
+    stack.upload("late.jpg", samples.sample_jpeg("astronaut"))
+    (first,) = stack.receive(1)
+    stack.upload("late.jpg", samples.sample_jpeg("faces_2x2"))
+    (second,) = stack.receive(1)
+    assert stack.invoke([second]) == set()
+    newer = stack.result(stack.key_for("late.jpg"))
+    assert stack.invoke([first]) == set()  # the older event, delivered late
+
+    assert stack.result(stack.key_for("late.jpg")) == newer
+    body, _ = stack.annotated(newer)
+    assert body[:2] == b"\xff\xd8"
+    listed = stack.s3.list_objects_v2(Bucket=stack.resources.bucket, Prefix="annotated/late.jpg")
+    assert [item["Key"] for item in listed["Contents"]] == [newer["annotated"]["key"]]
