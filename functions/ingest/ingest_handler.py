@@ -109,7 +109,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str
 
 def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
     visibility = MessageVisibility(
-        sqs_client(), base_delay=settings.retry_base_delay_seconds, max_delay=settings.retry_max_delay_seconds
+        sqs_client(),
+        base_delay=settings.retry_base_delay_seconds,
+        max_delay=settings.retry_max_delay_seconds,
+        log=logger,
     )
     messages = [SQSRecord(raw) for raw in event["Records"]]
     # If this invocation crashes, its messages come back once it would have timed out, not after 750 s.
@@ -146,6 +149,7 @@ def handle_sqs_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
             sqs_client(),
             base_delay=settings.retry_base_delay_seconds,
             max_delay=settings.retry_max_delay_seconds,
+            log=logger,
         )
         if not visibility.defer(record, seconds + 1):
             raise  # a batch item failure: the message comes back after its backoff

@@ -26,10 +26,9 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from s3kp_core.observability import logger
 
 LEASE_MARGIN_SECONDS = 10  # covers the event source mapping deleting the messages after the invocation
 SQS_MAX_DELAY_SECONDS = 900  # SendMessage's DelaySeconds limit
@@ -57,14 +56,23 @@ def backoff_seconds(
     return min(SQS_MAX_VISIBILITY_SECONDS, max(1, math.ceil(uniform(ceiling / 2, ceiling))))
 
 
+class StructuredLog(Protocol):
+    """What this module needs of a logger: Powertools' `Logger` (the function's, passed in, so importing
+    this module creates no Powertools objects)."""
+
+    def info(self, msg: str, **fields: Any) -> None: ...
+    def warning(self, msg: str, **fields: Any) -> None: ...
+
+
 class MessageVisibility:
     """Moves the visibility of one SQS batch's messages; every call is best effort (logged, never raised):
     if SQS refuses, the queue's own visibility timeout still brings the message back."""
 
-    def __init__(self, sqs_client: Any, *, base_delay: float, max_delay: float) -> None:
+    def __init__(self, sqs_client: Any, *, base_delay: float, max_delay: float, log: StructuredLog) -> None:
         self._sqs = sqs_client
         self._base_delay = base_delay
         self._max_delay = max_delay
+        self._log = log
 
     def lease(self, records: Iterable[SQSRecord], seconds: float) -> None:
         """Make in-flight messages reappear `seconds` from now unless deleted (the crash backstop)."""
@@ -83,14 +91,14 @@ class MessageVisibility:
         by_id = {record.message_id: record for record in records if record.message_id in delays}
         self._change(((by_id[i], delay) for i, delay in delays.items()), purpose="backoff")
         if delays:
-            logger.info("failed messages will be retried after a backoff", retry_in_seconds=delays)
+            self._log.info("failed messages will be retried after a backoff", retry_in_seconds=delays)
         return delays
 
     def defer(self, record: SQSRecord, seconds: float) -> bool:
         """Send the message again, delayed by `seconds`; False when it could not (then fail it instead)."""
         deferrals = _deferrals(record)
         if deferrals >= MAX_DEFERRALS:
-            logger.warning("a duplicate was deferred too often; failing it instead", deferrals=deferrals)
+            self._log.warning("a duplicate was deferred too often; failing it instead", deferrals=deferrals)
             return False
         delay = min(SQS_MAX_DELAY_SECONDS, max(1, math.ceil(seconds)))
         try:
@@ -103,9 +111,9 @@ class MessageVisibility:
                 },
             )
         except Exception as error:  # any refusal: the caller falls back to failing the message
-            logger.warning("could not defer a duplicate message", error=f"{type(error).__name__}: {error}")
+            self._log.warning("could not defer a duplicate message", error=f"{type(error).__name__}: {error}")
             return False
-        logger.info(
+        self._log.info(
             "duplicate deferred until the first copy's in-progress record expires",
             message_id=record.message_id,
             delay_seconds=delay,
@@ -133,14 +141,14 @@ class MessageVisibility:
                         ],
                     )
                 except Exception as error:
-                    logger.warning(
+                    self._log.warning(
                         "could not change message visibility; the queue's timeout applies",
                         purpose=purpose,
                         error=f"{type(error).__name__}: {error}",
                     )
                     continue
                 for failure in response.get("Failed", []):
-                    logger.warning(
+                    self._log.warning(
                         "could not change a message's visibility; the queue's timeout applies",
                         purpose=purpose,
                         code=failure.get("Code"),

@@ -388,7 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         drain_timeout=args.drain_timeout,
     )
     print("s3kp soak: the offline stack behind a fault-injecting proxy", flush=True)
-    report = run_soak(options, echo=lambda line: print(line, flush=True))
+    try:
+        report = run_soak(options, echo=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:  # everything started was stopped on the way out
+        print("s3kp soak: interrupted", file=sys.stderr)
+        return 130
     print()
     for line in report.lines(options.latency_target):
         print(line)

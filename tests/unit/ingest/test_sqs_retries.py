@@ -19,6 +19,21 @@ ARN = "arn:aws:sqs:eu-west-1:123456789012:s3kp-ingest"
 URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/s3kp-ingest"
 
 
+class RecordingLog:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def info(self, msg: str, **fields: Any) -> None:
+        self.lines.append(("info", msg, fields))
+
+    def warning(self, msg: str, **fields: Any) -> None:
+        self.lines.append(("warning", msg, fields))
+
+
+def visibility_for(sqs: Any, log: RecordingLog | None = None) -> MessageVisibility:
+    return MessageVisibility(sqs, base_delay=15, max_delay=300, log=log or RecordingLog())
+
+
 class RecordingSqs:
     def __init__(self, refuse: bool = False) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -78,7 +93,7 @@ def test_backoff_doubles_per_receive_with_equal_jitter_up_to_the_cap(
 
 def test_failed_messages_get_their_backoff_and_the_others_are_left_alone() -> None:
     sqs = RecordingSqs()
-    visibility = MessageVisibility(sqs, base_delay=15, max_delay=300)
+    visibility = visibility_for(sqs)
     records = [record("a", 1), record("b", 3), record("c", 1)]
 
     delays = visibility.back_off(records, {"a", "b"})
@@ -94,23 +109,25 @@ def test_failed_messages_get_their_backoff_and_the_others_are_left_alone() -> No
 
 def test_the_lease_covers_every_message_in_batches_of_ten() -> None:
     sqs = RecordingSqs()
-    MessageVisibility(sqs, base_delay=15, max_delay=300).lease([record(str(n)) for n in range(12)], 129.2)
+    visibility_for(sqs).lease([record(str(n)) for n in range(12)], 129.2)
 
     assert [len(call["Entries"]) for _, call in sqs.calls] == [10, 2]
     assert {e["VisibilityTimeout"] for _, call in sqs.calls for e in call["Entries"]} == {130}
 
 
 def test_a_refused_visibility_change_is_logged_not_raised() -> None:
-    visibility = MessageVisibility(RecordingSqs(refuse=True), base_delay=15, max_delay=300)
+    log = RecordingLog()
+    visibility = visibility_for(RecordingSqs(refuse=True), log)
 
     visibility.lease([record("a")], 60)
     assert visibility.back_off([record("a")], {"a"})  # the queue's own timeout still brings it back
+    assert [level for level, _, _ in log.lines].count("warning") == 2
 
 
 def test_a_deferred_duplicate_is_sent_again_with_the_delay_and_a_deferral_count() -> None:
     sqs = RecordingSqs()
 
-    assert MessageVisibility(sqs, base_delay=15, max_delay=300).defer(record("a", deferrals=2), 41.3)
+    assert visibility_for(sqs).defer(record("a", deferrals=2), 41.3)
 
     ((name, call),) = sqs.calls
     assert name == "send_message"
@@ -122,10 +139,6 @@ def test_a_deferred_duplicate_is_sent_again_with_the_delay_and_a_deferral_count(
 
 def test_a_duplicate_is_not_deferred_forever_or_when_sqs_refuses() -> None:
     sqs = RecordingSqs()
-    assert not MessageVisibility(sqs, base_delay=15, max_delay=300).defer(
-        record("a", deferrals=MAX_DEFERRALS), 10
-    )
+    assert not visibility_for(sqs).defer(record("a", deferrals=MAX_DEFERRALS), 10)
     assert sqs.calls == []
-    assert not MessageVisibility(RecordingSqs(refuse=True), base_delay=15, max_delay=300).defer(
-        record("a"), 10
-    )
+    assert not visibility_for(RecordingSqs(refuse=True)).defer(record("a"), 10)
