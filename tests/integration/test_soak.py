@@ -7,6 +7,8 @@ The function timeout is shortened to 20 s (so the killed batch's lease runs out 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from s3kp.local.soak import SoakOptions, run_soak
@@ -29,7 +31,11 @@ def test_under_a_flaky_endpoint_and_a_killed_worker_nothing_is_lost_or_wrong() -
         latency_target=90,
     )
 
+    environment = dict(os.environ)
+
     report = run_soak(options, echo=lambda line: None)
+
+    assert dict(os.environ) == environment  # later tests must not talk to the soak's (stopped) moto
 
     summary = "\n".join(report.lines(options.latency_target))
     assert report.problems(options.latency_target) == [], summary
