@@ -4,7 +4,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-unit test-integration test-contract test-infra bench lint up \
+.PHONY: help setup demo test test-unit test-integration test-contract test-infra bench lint up soak \
         model-server reference build validate clean
 
 help:  ## list the targets
@@ -56,3 +56,6 @@ validate: setup  ## sam validate --lint
 
 clean:  ## remove environments, caches and build output
 	rm -rf $(VENV) .venv-tools .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+soak: setup  ## fault and soak run: the offline stack behind a flaky endpoint, a killed worker (~10 min)
+	$(BIN)/python -m s3kp.local.soak --write-docs $(SOAK_ARGS)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 ORDER = ["models", "model_server", "imaging", "ingest", "api", "cold_start", "viewer_export", "backfill"]
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+SOAK_BEGIN = "<!-- soak: written by make soak -->"
 
 
 def _cpu_model() -> str:
@@ -46,7 +47,10 @@ def main(argv: list[str]) -> int:
         f"({_cpu_model()}), Python {platform.python_version()}. Regenerate with `make bench`.\n"
     )
     if not argv:  # a partial run does not overwrite the full report
-        OUTPUT.write_text(header + "\n" + "\n\n".join(sections) + "\n")
+        # `make soak` keeps its latest figures in a marked block of the same file: carry it over.
+        previous = OUTPUT.read_text() if OUTPUT.exists() else ""
+        soak = previous[previous.find(SOAK_BEGIN) :] if SOAK_BEGIN in previous else ""
+        OUTPUT.write_text(header + "\n" + "\n\n".join(sections) + "\n" + ("\n" + soak if soak else ""))
         print(f"[bench] wrote {OUTPUT}", file=sys.stderr)
     return 0
 

@@ -32,6 +32,11 @@ def s3_client() -> Any:
 
 
 @lru_cache(maxsize=1)
+def sqs_client() -> Any:
+    return aws_session().client("sqs")
+
+
+@lru_cache(maxsize=1)
 def results_store(settings: IngestSettings) -> DynamoDBResultsStore:
     table = aws_session().resource("dynamodb").Table(settings.results_table)
     return DynamoDBResultsStore(

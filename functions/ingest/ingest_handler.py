@@ -3,7 +3,9 @@
 Two event shapes:
 - SQS (production: S3 -> SQS -> Lambda): Powertools `BatchProcessor` with partial batch failures, so
   one failing message is retried alone. A message may hold several S3 records; a transient failure of
-  any fails the message, and idempotency makes the redelivery skip the records already done.
+  any fails the message, and idempotency makes the redelivery skip the records already done. The
+  messages' visibility is moved by `sqs_retries`: a lease for the invocation (crash backstop), a short
+  exponential backoff for failed ones, and a deferral for duplicates of an object still in progress.
 - A plain S3 notification (`sam local invoke`): records are processed in turn; a transient failure is
   re-raised so Lambda's asynchronous retry runs the event again.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 from s3kp_core import cold_start  # first: it makes the imports below cheaper
 
 # isort: split
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -29,9 +32,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ingest_dependencies import aws_session, collaborators, processing_settings
+from ingest_dependencies import aws_session, collaborators, processing_settings, sqs_client
 from ingest_settings import load_settings, resolve_api_key
 from s3_events import (
     IDEMPOTENCY_KEY_JMESPATH,
@@ -46,9 +50,19 @@ from s3kp_core.errors import CONFIGURATION_CODES, TransientError
 from s3kp_core.observability import logger, metrics, tracer
 from s3kp_core.processing import ObjectEvent, Outcome, process_object
 from s3kp_core.results import SourceObject
+from sqs_retries import LEASE_MARGIN_SECONDS, MessageVisibility
 
 # Time kept back from the inference deadline for annotating, writing the copy and the result.
 RESERVED_SECONDS = 5.0
+
+
+class InProgressElsewhere(Exception):
+    """Another invocation holds this object version's in-progress record for `seconds_left` more seconds
+    (None: unknown); the message is deferred rather than failed (see `sqs_retries`)."""
+
+    def __init__(self, seconds_left: float | None) -> None:
+        super().__init__("this object version is being processed by another invocation")
+        self.seconds_left = seconds_left
 
 
 class NotRemembered(Exception):
@@ -93,10 +107,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str
     idempotency_config.register_lambda_context(context)
     records = event.get("Records") or []
     if records and records[0].get("eventSource") == "aws:sqs":
-        return process_partial_response(
-            event=event, record_handler=handle_sqs_record, processor=batch_processor, context=context
-        )
+        return handle_sqs_batch(event, context)
     return handle_s3_event(event, context)
+
+
+def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
+    visibility = MessageVisibility(
+        sqs_client(),
+        base_delay=settings.retry_base_delay_seconds,
+        max_delay=settings.retry_max_delay_seconds,
+        log=logger,
+    )
+    messages = [SQSRecord(raw) for raw in event["Records"]]
+    # If this invocation crashes, its messages come back once it would have timed out, not after 750 s.
+    visibility.lease(messages, context.get_remaining_time_in_millis() / 1000 + LEASE_MARGIN_SECONDS)
+    response = process_partial_response(
+        event=event, record_handler=handle_sqs_record, processor=batch_processor, context=context
+    )
+    failed = {str(item["itemIdentifier"]) for item in response.get("batchItemFailures", [])}
+    visibility.back_off(messages, failed)
+    return response
 
 
 def handle_sqs_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
@@ -113,7 +143,20 @@ def handle_sqs_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
         return
     receive_count = int(record.attributes.approximate_receive_count or 1)
     final_attempt = receive_count >= settings.max_receive_count
-    _process_notification(notification, lambda_context, final_attempt=final_attempt)
+    try:
+        _process_notification(notification, lambda_context, final_attempt=final_attempt)
+    except InProgressElsewhere as busy:
+        # The record's expiry unknown (it could not be read): wait the longest backoff (300 s by default,
+        # beyond the 120 s function timeout that bounds any in-progress record).
+        seconds = busy.seconds_left if busy.seconds_left is not None else settings.retry_max_delay_seconds
+        visibility = MessageVisibility(
+            sqs_client(),
+            base_delay=settings.retry_base_delay_seconds,
+            max_delay=settings.retry_max_delay_seconds,
+            log=logger,
+        )
+        if not visibility.defer(record, seconds + 1):
+            raise  # a batch item failure: the message comes back after its backoff
 
 
 def handle_s3_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -134,11 +177,16 @@ def _process_notification(notification: Notification, context: LambdaContext, *,
         logger.set_correlation_id(created.key)
         logger.append_keys(bucket=created.bucket, object_key=created.key, event_name=created.event_name)
         try:
-            process_once(
-                created=replace(created, fingerprint=settings.fingerprint),
-                context=context,
-                final_attempt=final_attempt,
+            keyed = replace(created, fingerprint=settings.fingerprint)
+            process_once(created=keyed, context=context, final_attempt=final_attempt)
+        except IdempotencyAlreadyInProgressError:
+            seconds_left = _in_progress_seconds_left(keyed)
+            logger.info(
+                "duplicate event: this object version is in progress in another invocation",
+                in_progress_seconds_left=seconds_left,
             )
+            metrics.add_metric(name="DuplicatesInProgress", unit=MetricUnit.Count, value=1)
+            raise InProgressElsewhere(seconds_left) from None
         except NotRemembered as outcome:
             logger.info(
                 "failure recorded; not remembered as processed, so a re-sent event runs again",
@@ -150,6 +198,17 @@ def _process_notification(notification: Notification, context: LambdaContext, *,
             raise
         finally:
             logger.remove_keys(["bucket", "object_key", "event_name"])
+
+
+def _in_progress_seconds_left(created: ObjectCreated) -> float | None:
+    """How long the other invocation's in-progress record can still last (its Lambda deadline)."""
+    try:
+        # The same data `process_once` is keyed on (Powertools turns a dataclass argument into a dict).
+        record = persistence_layer.get_record(data=dataclasses.asdict(created))
+    except Exception:  # gone in the meantime, or the table cannot be read: the caller uses a bound
+        return None
+    expiry = record.in_progress_expiry_timestamp if record is not None else None
+    return None if expiry is None else max(0.0, float(expiry) / 1000 - time.time())  # a Decimal
 
 
 @idempotent_function(  # type: ignore[untyped-decorator]

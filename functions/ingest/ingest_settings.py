@@ -62,6 +62,10 @@ class IngestSettings(BaseModel):
             max_side_for_inference=self.max_side_for_inference,
         )
 
+    # A failed message comes back after half to all of base × 2^(receive − 1) seconds, at most max.
+    retry_base_delay_seconds: Annotated[float, env("RETRY_BASE_DELAY_SECONDS"), Field(ge=0, le=3600)] = 15
+    retry_max_delay_seconds: Annotated[float, env("RETRY_MAX_DELAY_SECONDS"), Field(ge=1, le=43_200)] = 300
+
     @field_validator("inference_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

@@ -86,6 +86,9 @@ def test_function_statements_name_exact_resources_and_actions(template: dict[str
                 assert path == "" or path.removeprefix("index/") in indexes, f"{function}: {resource}"
             elif any(action.startswith("events:") for action in actions):
                 assert (logical_id, path) == ("ResultsEventBus", ""), f"{function}: {resource}"
+            elif any(action.startswith("sqs:") for action in actions):
+                # Retry timing (functions/ingest/sqs_retries.py): the ingest queue only.
+                assert (logical_id, path) == ("IngestQueue", ""), f"{function}: {resource}"
 
 
 def test_no_function_uses_a_dynamodb_policy_template(template: dict[str, Any]) -> None:

@@ -172,3 +172,29 @@ def test_pollers_run_in_threads_and_stop_when_asked(sqs: Any, queues: tuple[str,
 
     assert [len(outcome.deleted) for outcome in outcomes] == [1]
     assert not runner.running
+
+
+def test_a_handler_that_changes_the_visibility_of_its_failed_message_is_honoured(sqs: Any) -> None:
+    """GIVEN a queue with a long visibility timeout WHEN the handler reports a message failed after moving
+    its visibility to 1 s (as the ingest handler's backoff does) THEN the runner leaves it alone and it is
+    received again ~1 s later, not after the queue's timeout."""
+    queue_url = sqs.create_queue(QueueName="long-timeout", Attributes={"VisibilityTimeout": "600"})[
+        "QueueUrl"
+    ]
+    send(sqs, queue_url, "again")
+    receives: list[float] = []
+
+    def back_off_and_fail(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        receives.append(time.monotonic())
+        record = event["Records"][0]
+        sqs.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=1
+        )
+        return {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+
+    runner = make_runner(sqs, queue_url, back_off_and_fail, wait_seconds=5)
+    runner.poll_once(back_off_and_fail)
+    runner.poll_once(back_off_and_fail)
+
+    assert len(receives) == 2
+    assert receives[1] - receives[0] < 5

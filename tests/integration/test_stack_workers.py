@@ -6,7 +6,10 @@ behaviour (environment, cold start, errors, timeouts, crashes) without the real 
 
 from __future__ import annotations
 
+import os
+import signal
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,6 +129,21 @@ def test_a_crashing_process_is_reported_and_replaced(worker: LambdaWorker) -> No
     with pytest.raises(WorkerCrashed):
         worker.invoke({"action": "crash"}, context())
     assert worker.invoke({}, context())["greeting"] == "hello"
+
+
+def test_a_sandbox_killed_while_idle_is_replaced_before_the_next_invocation(worker: LambdaWorker) -> None:
+    """GIVEN the worker process killed between invocations (SIGKILL, out of memory) WHEN the next batch
+    comes THEN it runs in a fresh sandbox, as in Lambda, instead of failing without running the handler
+    (its messages would then wait out the queue's whole visibility timeout)."""
+    worker.invoke({}, context())
+    first_pid = worker.pid
+    assert first_pid is not None
+    os.kill(first_pid, signal.SIGKILL)
+    time.sleep(0.5)
+
+    assert worker.invoke({}, context())["greeting"] == "hello"
+    assert worker.pid != first_pid
+    assert worker.cold_starts == 2
 
 
 def test_a_handler_that_cannot_be_imported_fails_at_start(code_dir: Path) -> None:

@@ -310,14 +310,32 @@ def test_a_redirect_is_not_followed(mocked: responses.RequestsMock, fake_time: F
     assert len(mocked.calls) == 1
 
 
-def test_a_200_with_the_wrong_shape_is_permanent(mocked: responses.RequestsMock, fake_time: FakeTime) -> None:
-    mocked.post(ENDPOINT, json={"predictions": "none"})
+@pytest.mark.parametrize("body", [{"predictions": "none"}, {"message": "ok"}, []])
+def test_a_200_with_the_wrong_shape_is_retried_then_reported_as_a_bad_response(
+    mocked: responses.RequestsMock, fake_time: FakeTime, body: object
+) -> None:
+    """A gateway's 200 that breaks the contract is the endpoint's fault, not the image's: retried like a
+    5xx, and `inference_bad_response` is a TransientError (recorded only when deliveries run out)."""
+    mocked.post(ENDPOINT, json=body)
 
-    with pytest.raises(PermanentError) as raised:
-        client(fake_time).predict(JPEG)
+    with pytest.raises(TransientError) as raised:
+        client(fake_time, max_attempts=3).predict(JPEG)
 
     assert raised.value.code == errors.INFERENCE_BAD_RESPONSE
-    assert len(mocked.calls) == 1
+    assert "does not follow the contract" in raised.value.message
+    assert len(mocked.calls) == 3
+
+
+def test_a_200_with_the_wrong_shape_then_a_good_answer_succeeds(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.post(ENDPOINT, json={"message": "ok"})
+    mocked.post(ENDPOINT, json=OK_BODY)
+
+    result = client(fake_time).predict(JPEG)
+
+    assert result.attempts == 2
+    assert len(result.predictions) == 1
 
 
 # --- retried failures -------------------------------------------------------------------------------

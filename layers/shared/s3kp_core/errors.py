@@ -50,7 +50,8 @@ INFERENCE_UNAUTHORIZED: Final = "inference_unauthorized"
 INFERENCE_UNAVAILABLE: Final = "inference_unavailable"
 """Timeouts, connection errors, 429 or 5xx on every attempt (or no time left): retried via SQS."""
 INFERENCE_BAD_RESPONSE: Final = "inference_bad_response"
-"""A 200 whose body is not the contract's JSON."""
+"""A 200 whose body is not the contract's JSON: the endpoint's (or a gateway's) fault, so retried like a
+5xx; recorded as `failed` only when the client's attempts and the queue's deliveries are exhausted."""
 
 # --- why an object is skipped ---------------------------------------------------------------------
 OUTPUT_PREFIX: Final = "output_prefix"

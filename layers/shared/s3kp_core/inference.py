@@ -4,11 +4,17 @@
 `POST {base_url}/{model_id}?api_key=…&confidence=…&overlap=…&format=json[&classes=a,b]`, body = the
 base64 of a JPEG, `Content-Type: application/x-www-form-urlencoded` (what roboflow-python sends).
 
-Retry policy: timeouts, connection errors, 408, 429 and 500/502/503/504 are retried with exponential
-backoff and full jitter (429/503 honour `Retry-After`, capped), bounded by `max_attempts` and by the
-caller's deadline; any other 4xx is permanent. Exhausted retries raise `TransientError` so the SQS
-message is retried later (and ends in the DLQ if the endpoint never recovers). No message, log line or
-exception text ever carries the API key: it is registered with `s3kp_core.redact`.
+Retry policy: timeouts, connection errors, 408, 429, 500/502/503/504 and a 200 that breaks the contract
+(not JSON, or JSON without `predictions`: a misbehaving gateway's answer, not the image's fault) are
+retried with exponential backoff and full jitter (429/503 honour `Retry-After`, capped), bounded by
+`max_attempts` and by the caller's deadline; any other 4xx is permanent. Exhausted retries raise
+`TransientError` (code `inference_bad_response` when the last answer broke the contract, else
+`inference_unavailable`) so the SQS message is retried later and ends in the DLQ if it never clears.
+
+The API key never leaves this module in clear: it is registered with `s3kp_core.redact`, and it is added
+to the query string only inside the transport adapter (`_KeyedAdapter`), below `Session.request`, where
+the X-Ray SDK's `requests` patch records the URL and any exception. The adapter also redacts the
+exceptions it raises, so no trace document, log line or error message ever carries the key.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from PIL import Image
@@ -115,6 +122,8 @@ class InferenceClient:
         register_secret(settings.api_key)
         self.settings = settings
         self._session = session or _pooled_session()
+        # Every request to the endpoint goes through the adapter that adds the key at send time.
+        self._session.mount(settings.endpoint, _KeyedAdapter(settings.api_key))
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter or (lambda limit: random.uniform(0, limit))
@@ -185,10 +194,15 @@ class InferenceClient:
             try:
                 payload = response.json()
             except ValueError:
-                # A proxy's HTML page or a cut-off body: worth another try, unlike a wrong JSON shape.
+                # A proxy's HTML page or a cut-off body: the endpoint's fault, worth another try.
                 reason = f"HTTP 200 with a body that is not JSON: {_snippet(response.text)}"
                 return _RetryableFailure(reason, errors.INFERENCE_BAD_RESPONSE)
-            return parse_response(payload)
+            try:
+                return parse_response(payload)
+            except PermanentError as error:
+                # A 200 without the contract's shape comes from the endpoint (or a gateway in front of
+                # it), never from the image: retried like a 5xx, recorded only once retries run out.
+                return _RetryableFailure(f"HTTP 200 {error.message}", errors.INFERENCE_BAD_RESPONSE)
         detail = f"HTTP {status}: {_server_message(response)}"
         endpoint = self.settings.endpoint
         if status in RETRYABLE_STATUSES:
@@ -199,8 +213,8 @@ class InferenceClient:
         raise PermanentError(errors.INFERENCE_REJECTED, f"{endpoint} rejected the request: {detail}")
 
     def _query(self) -> dict[str, str]:
+        """The query string without the key (`_KeyedAdapter` adds it at send time)."""
         query = {
-            "api_key": self.settings.api_key,
             "confidence": _as_threshold(self.settings.confidence),
             "overlap": _as_threshold(self.settings.overlap),
             "format": "json",
@@ -352,6 +366,44 @@ def _pooled_session() -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+class _KeyedAdapter(HTTPAdapter):
+    """Adds `api_key` to the query string of each request as it is sent, and redacts what it raises.
+
+    Why an adapter: the X-Ray SDK patches `Session.request` (it records the URL passed in and the text of
+    any exception raised out of it), and urllib3 puts the full URL, query string included, into its
+    connection errors. Below `Session.request` is the only place where the key can be added without the
+    caller's URL carrying it, and where an exception can be redacted before any recorder sees it.
+    """
+
+    def __init__(self, api_key: str) -> None:
+        super().__init__(pool_connections=1, pool_maxsize=4, max_retries=0)
+        self._api_key = api_key
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        keyed = request.copy()
+        separator = "&" if urlsplit(request.url or "").query else "?"
+        keyed.url = f"{request.url}{separator}{urlencode({'api_key': self._api_key})}"
+        try:
+            response = super().send(keyed, *args, **kwargs)
+        except requests.RequestException as error:
+            raise _redacted(error, request) from None
+        # What callers (and tracers) see of the exchange is the URL without the key.
+        response.url = request.url or ""
+        response.request = request
+        return response
+
+
+def _redacted(
+    error: requests.RequestException, request: requests.PreparedRequest
+) -> requests.RequestException:
+    """The same kind of exception, with the key masked in its text and the key-less request attached."""
+    try:
+        clean = type(error)(redact(str(error)), request=request)
+    except TypeError:  # an exception class with another signature: keep the class's meaning generic
+        clean = requests.ConnectionError(redact(str(error)), request=request)
+    return clean
 
 
 def _as_threshold(fraction: float) -> str:

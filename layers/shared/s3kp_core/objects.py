@@ -44,6 +44,10 @@ class ObjectStore(ABC):
     ) -> None:
         """Write an output object."""
 
+    @abstractmethod
+    def delete(self, bucket: str, key: str) -> None:
+        """Remove an output object this function wrote (a drawing no result points at)."""
+
 
 def url_safe_metadata(value: str) -> str:
     """S3 user metadata travels in HTTP headers (ASCII only): percent-encode everything else."""
@@ -99,6 +103,14 @@ class S3ObjectStore(ObjectStore):
         except Exception as error:
             raise errors.TransientError(
                 errors.OUTPUT_WRITE_FAILED, f"writing s3://{bucket}/{key} failed: {error}"
+            ) from None
+
+    def delete(self, bucket: str, key: str) -> None:
+        try:
+            self._s3.delete_object(Bucket=bucket, Key=key)
+        except Exception as error:
+            raise errors.TransientError(
+                errors.OUTPUT_WRITE_FAILED, f"deleting s3://{bucket}/{key} failed: {error}"
             ) from None
 
 

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import PurePosixPath
 from typing import Protocol
 
 from PIL import Image
@@ -44,7 +43,7 @@ from s3kp_core.results import (
     summarize,
     utc_now,
 )
-from s3kp_core.results_store import ResultsStore, Write, event_order
+from s3kp_core.results_store import ResultsStore, Write, event_order, event_token
 
 ANNOTATED_CONTENT_TYPE = "image/jpeg"
 ANNOTATED_JPEG_QUALITY = 88
@@ -117,12 +116,16 @@ class _Progress:
     inference: InferenceResult | None = None
 
 
-def annotated_key(source_key: str, settings: ProcessingSettings) -> str:
-    """`annotated/<source key without the input prefix, extension replaced by .jpg>`."""
+def annotated_key(source_key: str, settings: ProcessingSettings, token: str) -> str:
+    """`annotated/<source key without the input prefix>.<event token>.jpg`.
+
+    The whole relative key is kept, extension included and never normalised (`x.png` and `x.jpg`, `a//x`
+    and `a/./x` are different objects), so each source key has its own drawings; the event token (see
+    `results_store.event_token`) makes each event's drawing its own object, so a stale event can never
+    replace a newer drawing and a result always points at the drawing made for it.
+    """
     relative = source_key.removeprefix(settings.input_prefix) if settings.input_prefix else source_key
-    path = PurePosixPath(relative)
-    stem = str(path.with_suffix("")) if path.suffix and path.name != path.suffix else relative
-    return f"{settings.output_prefix}{stem}.jpg"
+    return f"{settings.output_prefix}{relative}.{token}.jpg"
 
 
 def process_object(
@@ -171,7 +174,7 @@ def process_object(
         )
 
     try:
-        predictions, annotated = _detect(event, result_id, progress, settings, deps, deadline)
+        predictions, annotated = _detect(event, result_id, order, progress, settings, deps, deadline)
         record = record_of(Status.SUCCEEDED, None, predictions, annotated)
     except (errors.PermanentError, errors.Skipped) as error:
         if event.replay and stored is not None and error.code == errors.OBJECT_MISSING:
@@ -194,6 +197,10 @@ def process_object(
 
     write_started = deps.clock()
     write, published = _record(record, order, deps)
+    if not write.written and record.annotated is not None:
+        # A newer event won the guarded write: its result points at its own drawing, and this event's
+        # drawing (written first, so a result never points at a missing object) would be an orphan.
+        _delete_quietly(deps.objects, record.annotated)
     inference = progress.inference
     return Outcome(
         record=record if write.written else None,
@@ -223,6 +230,7 @@ def _record(record: ResultRecord, order: str, deps: Collaborators) -> tuple[Writ
 def _detect(
     event: ObjectEvent,
     result_id: str,
+    order: str,
     progress: _Progress,
     settings: ProcessingSettings,
     deps: Collaborators,
@@ -253,7 +261,8 @@ def _detect(
     with _timed(progress, "annotate", deps):
         annotated_jpeg = _annotated_jpeg(decoded, predictions, progress.image, settings)
     target = ObjectRef(
-        bucket=settings.output_bucket or source.bucket, key=annotated_key(source.key, settings)
+        bucket=settings.output_bucket or source.bucket,
+        key=annotated_key(source.key, settings, event_token(order, source)),
     )
     with _timed(progress, "put", deps):
         deps.objects.put(
@@ -264,6 +273,12 @@ def _detect(
             metadata={"source-bucket": source.bucket, "source-key": source.key, "result-id": result_id},
         )
     return predictions, target
+
+
+def _delete_quietly(objects: ObjectStore, target: ObjectRef) -> None:
+    # An orphaned drawing costs storage, not correctness: nothing points at it.
+    with suppress(errors.ProcessingError):
+        objects.delete(target.bucket, target.key)
 
 
 def _guard_location(source: SourceObject, settings: ProcessingSettings) -> None:

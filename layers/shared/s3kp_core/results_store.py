@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from s3kp_core.errors import RESULT_TOO_LARGE
-from s3kp_core.results import ObjectRef, Reason, ResultRecord, Status
+from s3kp_core.results import ObjectRef, Reason, ResultRecord, SourceObject, Status
 from s3kp_core.results_schema import PARTITION_KEY, format_timestamp, to_item
 
 ORDER_ATTRIBUTE = "event_order"
@@ -54,6 +54,12 @@ def event_order(sequencer: str | None, event_time: datetime | None, fallback: da
     if sequencer:
         return "s#" + sequencer.strip().upper().rjust(SEQUENCER_WIDTH, "0")
     return "t#" + format_timestamp(event_time or fallback)
+
+
+def event_token(order: str, source: SourceObject) -> str:
+    """16 hex digits naming one event's outputs (its drawing, its spilled predictions): two events of one
+    key never share an output object, so neither can clobber the other's."""
+    return hashlib.sha256(f"{order}|{source.version_id}|{source.etag}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -201,17 +207,18 @@ class DynamoDBResultsStore(ResultsStore):
                 ConditionExpression=_NOT_NEWER_STORED,
                 ExpressionAttributeNames={"#pk": PARTITION_KEY, "#order": ORDER_ATTRIBUTE},
                 ExpressionAttributeValues={":order": order},
-                # The item this write replaced: tells a state change from a redelivery that changes nothing.
-                ReturnValues="ALL_OLD" if track_event else "NONE",
+                # The item this write replaced: tells a state change from a redelivery that changes nothing,
+                # and which of its outputs (drawing, spilled predictions) no result points at any more.
+                ReturnValues="ALL_OLD",
             )
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
             if spilled is not None:  # nothing points at it: do not leave an orphan behind
                 self._s3.delete_object(Bucket=spilled.bucket, Key=spilled.key)
             return Write(written=False, record=record, order=order)
-        written = Write(written=True, record=record, order=order)
-        if not track_event:
-            return written
         old = response.get("Attributes") or {}
+        self._delete_superseded(old, item)
+        if not track_event:
+            return Write(written=True, record=record, order=order)
         owed = old.get(EVENT_STATE_ATTRIBUTE) != item[EVENT_STATE_ATTRIBUTE] or EVENT_PENDING_ATTRIBUTE in old
         written = Write(written=True, record=record, order=order, event_owed=owed)
         if not owed:
@@ -237,13 +244,20 @@ class DynamoDBResultsStore(ResultsStore):
             item |= {EVENT_STATE_ATTRIBUTE: state, EVENT_PENDING_ATTRIBUTE: state}
         return item
 
+    def _delete_superseded(self, replaced: dict[str, Any], item: dict[str, Any]) -> None:
+        """Remove the outputs only the replaced item pointed at (an older event's drawing and spilled
+        predictions: each event has its own, see `event_token`). Best effort: an orphan costs storage."""
+        for name in ("annotated", "predictions_ref"):
+            old = replaced.get(name)
+            if not isinstance(old, dict) or old == item.get(name):
+                continue
+            with suppress(Exception):  # nothing to undo: the new result is already stored
+                self._s3.delete_object(Bucket=str(old["bucket"]), Key=str(old["key"]))
+
     def _spill_predictions(self, record: ResultRecord, order: str) -> ObjectRef:
         # One document per event, so a stale write can never clobber the newer result's document.
-        token = hashlib.sha256(
-            f"{order}|{record.source.version_id}|{record.source.etag}".encode()
-        ).hexdigest()
         bucket = self._predictions_bucket or record.source.bucket
-        key = f"{self._predictions_prefix}{record.result_id}/{token[:16]}.json"
+        key = f"{self._predictions_prefix}{record.result_id}/{event_token(order, record.source)}.json"
         self._s3.put_object(
             Bucket=bucket, Key=key, Body=predictions_document(record), ContentType="application/json"
         )

@@ -6,8 +6,10 @@ Faithful to the mapping with `ReportBatchItemFailures`:
   the function timeout;
 - on success deletes every message except those listed in `batchItemFailures`; those, like the whole
   batch when the handler raises, times out or returns an invalid failure list, stay on the queue and
-  reappear after the visibility timeout — the queue's redrive policy then moves a message that keeps
-  failing to the DLQ (moto applies `maxReceiveCount` on receive, as SQS does);
+  reappear when their visibility expires (moto's real SQS visibility: a handler that moves it with
+  `ChangeMessageVisibility`, as the ingest handler's lease and backoff do, is honoured as in AWS) — the
+  queue's redrive policy then moves a message that keeps failing to the DLQ (moto applies
+  `maxReceiveCount` on receive, as SQS does);
 - runs at most `concurrency` batches at once (the mapping's `MaximumConcurrency`), one poller each.
 """
 

@@ -83,6 +83,8 @@ class StackOptions:
     bucket: str | None = None
     name_prefix: str = "s3kp-local"
     concurrency: int | None = None  # ingest pollers; default: the template's MaximumConcurrency
+    ingest_timeout_seconds: float | None = None  # default: the template's (fault drills shorten it)
+    ingest_overrides: tuple[tuple[str, str], ...] = ()  # extra ingest environment (e.g. retry delays)
     allow_remote: bool = False
     verbose: bool = False
     log_dir: Path = field(default_factory=lambda: cache_dir() / "logs")
@@ -229,6 +231,11 @@ class LocalStack:
             self._record.delete()
             self._record = None
 
+    @property
+    def ingest_workers(self) -> tuple[LambdaWorker, ...]:
+        """The ingest sandboxes, one per poller (fault drills kill one mid-batch)."""
+        return tuple(self._ingest_workers)
+
     # ------------------------------------------------------------------ pieces
     def aws_environment(self) -> dict[str, str]:
         """What a shell (or boto3) needs to talk to the local AWS endpoint."""
@@ -304,9 +311,12 @@ class LocalStack:
                 code_dir=self._root / ingest.code_uri,
                 handler=ingest.handler,
                 environment=ingest_environment(
-                    self.resources, inference_url=self.inference_url, model_id=self.model_id
+                    self.resources,
+                    inference_url=self.inference_url,
+                    model_id=self.model_id,
+                    **dict(self.options.ingest_overrides),
                 ),
-                timeout_seconds=ingest.timeout_seconds,
+                timeout_seconds=self.options.ingest_timeout_seconds or ingest.timeout_seconds,
                 memory_mb=ingest.memory_mb,
             ),
             api=FunctionConfig(

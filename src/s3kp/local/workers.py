@@ -101,6 +101,11 @@ class LambdaWorker:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    @property
+    def busy(self) -> bool:
+        """An invocation is running (or the sandbox is starting)."""
+        return self._lock.locked()
+
     def start(self) -> None:
         """Spawn the sandbox and import the handler (the cold start); raise if the import fails."""
         if self._closed:  # closed by a stop while this start was still queued
@@ -134,6 +139,8 @@ class LambdaWorker:
         with self._lock:
             if self._closed:
                 raise WorkerCrashed(f"{self.function.name}: the worker was shut down")
+            if self._process is not None and not self._process.is_alive():
+                self.stop()  # died while idle (killed, out of memory): Lambda would use a new sandbox
             if self._connection is None:
                 self.start()
             connection = self._connection  # `stop()` from another thread may clear the attribute

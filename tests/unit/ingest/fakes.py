@@ -25,6 +25,7 @@ class FakeObjectStore(ObjectStore):
         self.objects = dict(objects or {})
         self.puts: dict[tuple[str, str], PutObject] = {}
         self.gets: list[tuple[str, str, str | None, str | None]] = []
+        self.deleted: list[tuple[str, str]] = []
 
     def head(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectInfo:
         data = self._find(bucket, key)
@@ -40,6 +41,10 @@ class FakeObjectStore(ObjectStore):
         self, bucket: str, key: str, body: bytes, *, content_type: str, metadata: Mapping[str, str]
     ) -> None:
         self.puts[(bucket, key)] = PutObject(body, content_type, dict(metadata))
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.deleted.append((bucket, key))
+        self.puts.pop((bucket, key), None)
 
     def _find(self, bucket: str, key: str) -> bytes:
         try:

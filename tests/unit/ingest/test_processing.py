@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -96,7 +97,8 @@ def test_success_records_predictions_in_original_pixels_and_writes_the_annotated
     assert [(k.x, k.y) for k in face.keypoints] == [(180, 90), (220, 90)]
     assert (record.counts, record.detections, record.keypoints) == ({"face": 1}, 1, 2)
     assert record.annotated is not None
-    assert (record.annotated.bucket, record.annotated.key) == (BUCKET, "annotated/people/party photo.jpg")
+    assert record.annotated.bucket == BUCKET
+    assert re.fullmatch(r"annotated/people/party photo\.png\.[0-9a-f]{16}\.jpg", record.annotated.key)
     assert pipeline.predictor.calls[0][1] == 1234.5  # the deadline reaches the client
     assert outcome.bytes_sent == len(pipeline.predictor.calls[0][0]) > 0
     for stage in ("download", "decode", "resize", "encode", "inference", "parse", "annotate", "put", "total"):
@@ -114,7 +116,7 @@ def test_annotated_copy_is_a_jpeg_at_the_annotated_size_linking_back_to_its_sour
     pipeline = Pipeline()
     pipeline.run()
 
-    put = pipeline.objects.puts[(BUCKET, "annotated/people/party photo.jpg")]
+    put = pipeline.objects.puts[(BUCKET, pipeline.results.only().annotated.key)]
     assert put.content_type == "image/jpeg"
     assert put.metadata == {
         "source-bucket": BUCKET,
@@ -132,22 +134,74 @@ def test_annotated_copy_goes_to_the_output_bucket_when_one_is_configured() -> No
     pipeline = Pipeline()
     settings = ProcessingSettings(model_id="faces/1", output_bucket="results-bucket")
     pipeline.run(settings=settings)
-    assert pipeline.results.only().annotated.bucket == "results-bucket"
-    assert ("results-bucket", "annotated/people/party photo.jpg") in pipeline.objects.puts
+    annotated = pipeline.results.only().annotated
+    assert annotated.bucket == "results-bucket"
+    assert ("results-bucket", annotated.key) in pipeline.objects.puts
 
 
 @pytest.mark.parametrize(
     ("source_key", "expected"),
     [
-        ("incoming/a.png", "annotated/a.jpg"),
-        ("incoming/deep/dir/b.JPEG", "annotated/deep/dir/b.jpg"),
-        ("incoming/no-extension", "annotated/no-extension.jpg"),
-        ("incoming/.hidden", "annotated/.hidden.jpg"),
-        ("incoming/été 📷.webp", "annotated/été 📷.jpg"),
+        ("incoming/a.png", "annotated/a.png.T.jpg"),
+        ("incoming/deep/dir/b.JPEG", "annotated/deep/dir/b.JPEG.T.jpg"),
+        ("incoming/no-extension", "annotated/no-extension.T.jpg"),
+        ("incoming/.hidden", "annotated/.hidden.T.jpg"),
+        ("incoming/été 📷.webp", "annotated/été 📷.webp.T.jpg"),
+        ("incoming/a//x.jpg", "annotated/a//x.jpg.T.jpg"),
+        ("incoming/a/./x.jpg", "annotated/a/./x.jpg.T.jpg"),
     ],
 )
-def test_annotated_key_mirrors_the_source_key(source_key: str, expected: str) -> None:
-    assert annotated_key(source_key, SETTINGS) == expected
+def test_annotated_key_keeps_the_whole_relative_key_and_the_event_token(
+    source_key: str, expected: str
+) -> None:
+    assert annotated_key(source_key, SETTINGS, "T") == expected
+
+
+def test_look_alike_source_keys_get_distinct_drawings() -> None:
+    """`x.png` and `x.jpg` (same stem), `a//x.jpg`, `a/./x.jpg` and `a/x.jpg` (same path once normalised)
+    are five objects: five drawings, none overwriting another."""
+    keys = ["incoming/x.png", "incoming/x.jpg", "incoming/a//x.jpg", "incoming/a/./x.jpg", "incoming/a/x.jpg"]
+    drawings = set()
+    for key in keys:
+        pipeline = Pipeline(key=key)
+        pipeline.run(sequencer="00A1")
+        drawings.add(pipeline.results.only().annotated.key)
+    assert len(drawings) == len(keys)
+
+
+class RacingResultsStore(InMemoryResultsStore):
+    """The early stale check sees nothing (a newer event is still in flight), the guarded write decides."""
+
+    def stored_state(self, result_id: str) -> None:
+        return None
+
+
+def test_a_stale_event_that_loses_the_guarded_write_removes_its_drawing_and_leaves_the_newer_one() -> None:
+    pipeline = Pipeline()
+    pipeline.results = RacingResultsStore()
+    pipeline.deps = dataclasses.replace(pipeline.deps, results=pipeline.results)
+    pipeline.run(sequencer="00B2")
+    newer = pipeline.results.only()
+
+    outcome = pipeline.run(sequencer="00B1")  # older, but it gets as far as drawing
+
+    assert outcome.stale
+    assert len(pipeline.predictor.calls) == 2
+    assert pipeline.results.only() == newer
+    (deleted,) = pipeline.objects.deleted
+    assert deleted != (newer.annotated.bucket, newer.annotated.key)
+    assert list(pipeline.objects.puts) == [(newer.annotated.bucket, newer.annotated.key)]
+
+
+def test_each_event_of_a_key_has_its_own_drawing_and_its_result_points_at_it() -> None:
+    pipeline = Pipeline()
+    pipeline.run(sequencer="00C1")
+    first = pipeline.results.only().annotated.key
+    pipeline.run(sequencer="00C2")
+    second = pipeline.results.only().annotated.key
+
+    assert first != second
+    assert (BUCKET, second) in pipeline.objects.puts
 
 
 @pytest.mark.parametrize(

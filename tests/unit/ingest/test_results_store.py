@@ -13,6 +13,7 @@ from moto import mock_aws
 from s3kp_core.errors import RESULT_TOO_LARGE
 from s3kp_core.results import (
     Keypoint,
+    ObjectRef,
     Prediction,
     Reason,
     ResultRecord,
@@ -134,6 +135,31 @@ def test_a_newer_event_replaces_the_older_result(aws) -> None:
     state = store.stored_state(result_id_for(BUCKET, KEY))
     assert state is not None
     assert state.event_order == event_order(None, T0 + timedelta(seconds=1), T0)
+
+
+def test_a_newer_result_removes_the_drawing_only_the_replaced_result_pointed_at(aws) -> None:
+    """Each event has its own drawing: once a newer result is stored, the older drawing is unreachable and
+    is deleted; a stale write deletes nothing; the same event rewriting its result keeps its drawing."""
+    store = store_for(aws)
+
+    def drawn(name: str, etag: str) -> ResultRecord:
+        aws["s3"].put_object(Bucket=BUCKET, Key=f"annotated/{name}", Body=b"jpeg")
+        return record(etag=etag).model_copy(
+            update={"annotated": ObjectRef(bucket=BUCKET, key=f"annotated/{name}")}
+        )
+
+    def drawings() -> list[str]:
+        listed = aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix="annotated/").get("Contents", [])
+        return sorted(item["Key"] for item in listed)
+
+    assert store.save(drawn("crowd.jpg.old.jpg", "old"), order=event_order("00A1", None, T0))
+    assert store.save(drawn("crowd.jpg.new.jpg", "new"), order=event_order("00A2", None, T0))
+    assert drawings() == ["annotated/crowd.jpg.new.jpg"]
+
+    assert not store.save(drawn("crowd.jpg.stale.jpg", "stale"), order=event_order("00A0", None, T0))
+    assert "annotated/crowd.jpg.new.jpg" in drawings()
+    assert store.save(drawn("crowd.jpg.new.jpg", "new"), order=event_order("00A2", None, T0))
+    assert "annotated/crowd.jpg.new.jpg" in drawings()
 
 
 def test_the_same_event_may_rewrite_its_result(aws) -> None:

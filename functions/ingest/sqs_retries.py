@@ -1,0 +1,171 @@
+"""When a message comes back: a short lease while it runs, exponential backoff after a failure, and a
+deferral (not a failure) for a duplicate whose first copy is still in progress.
+
+The queue's 750 s visibility timeout is sized for the worst case (Lambda's rule of thumb: six times the
+function timeout, for the event source mapping's own retries before the handler runs). Left alone it is
+also how long a failed message, or one in flight when an invocation crashes, waits before its next try.
+So the handler moves each message's visibility itself (`sqs:ChangeMessageVisibility` on the ingest queue):
+
+- on arrival, to the invocation's remaining time plus `LEASE_MARGIN_SECONDS`: a crashed or killed
+  invocation's messages come back soon after it would have timed out, not 12 minutes later (the 750 s
+  stays the backstop for the time before the handler runs, and for when this call fails);
+- after a batch item failure, to `backoff_seconds(receive count)`: RETRY_BASE_DELAY_SECONDS × 2^(n−1),
+  capped at RETRY_MAX_DELAY_SECONDS, with "equal jitter" (between half and all of that), so a flaky
+  endpoint is retried in seconds rather than minutes and a burst of failures does not come back at once.
+
+A duplicate that finds the object version in progress (Powertools' IdempotencyAlreadyInProgressError:
+the same S3 event twice, or a redelivery while the first copy runs) is not a failure: failing it would
+spend one of the queue's receives, and enough of them would send it to the DLQ while the object is fine.
+It is sent again (`sqs:SendMessage`) with a delay that ends when the in-progress record expires, and the
+original is reported as done. When the delayed copy arrives, either the first copy finished (it is
+answered from the idempotency table) or it died and its record expired (the copy processes the object).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+LEASE_MARGIN_SECONDS = 10  # covers the event source mapping deleting the messages after the invocation
+SQS_MAX_DELAY_SECONDS = 900  # SendMessage's DelaySeconds limit
+SQS_MAX_VISIBILITY_SECONDS = 43_200
+REQUEUE_ATTRIBUTE = "s3kp-deferrals"  # how many times a duplicate was deferred (a bound on loops)
+MAX_DEFERRALS = 20
+_BATCH_LIMIT = 10
+
+
+def queue_url_from_arn(arn: str) -> str:
+    """`arn:aws:sqs:us-east-1:123456789012:name` -> `https://sqs.us-east-1.amazonaws.com/123456789012/name`."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        raise ValueError(f"not an SQS queue ARN: {arn!r}")
+    _, partition, _, region, account, name = parts
+    domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://sqs.{region}.{domain}/{account}/{name}"
+
+
+def backoff_seconds(
+    receive_count: int, *, base: float, cap: float, uniform: Callable[[float, float], float] = random.uniform
+) -> int:
+    """Seconds before try `receive_count + 1`: half to all of min(cap, base × 2^(receive_count − 1))."""
+    ceiling = min(cap, base * 2.0 ** max(0, receive_count - 1))
+    return min(SQS_MAX_VISIBILITY_SECONDS, max(1, math.ceil(uniform(ceiling / 2, ceiling))))
+
+
+class StructuredLog(Protocol):
+    """What this module needs of a logger: Powertools' `Logger` (the function's, passed in, so importing
+    this module creates no Powertools objects)."""
+
+    def info(self, msg: str, **fields: Any) -> None: ...
+    def warning(self, msg: str, **fields: Any) -> None: ...
+
+
+class MessageVisibility:
+    """Moves the visibility of one SQS batch's messages; every call is best effort (logged, never raised):
+    if SQS refuses, the queue's own visibility timeout still brings the message back."""
+
+    def __init__(self, sqs_client: Any, *, base_delay: float, max_delay: float, log: StructuredLog) -> None:
+        self._sqs = sqs_client
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._log = log
+
+    def lease(self, records: Iterable[SQSRecord], seconds: float) -> None:
+        """Make in-flight messages reappear `seconds` from now unless deleted (the crash backstop)."""
+        timeout = min(SQS_MAX_VISIBILITY_SECONDS, max(1, math.ceil(seconds)))
+        self._change(((record, timeout) for record in records), purpose="lease")
+
+    def back_off(self, records: Iterable[SQSRecord], failed_ids: set[str]) -> dict[str, int]:
+        """Give each failed message its backoff delay; returns the delays by message id."""
+        delays = {
+            record.message_id: backoff_seconds(
+                _receive_count(record), base=self._base_delay, cap=self._max_delay
+            )
+            for record in records
+            if record.message_id in failed_ids
+        }
+        by_id = {record.message_id: record for record in records if record.message_id in delays}
+        self._change(((by_id[i], delay) for i, delay in delays.items()), purpose="backoff")
+        if delays:
+            self._log.info("failed messages will be retried after a backoff", retry_in_seconds=delays)
+        return delays
+
+    def defer(self, record: SQSRecord, seconds: float) -> bool:
+        """Send the message again, delayed by `seconds`; False when it could not (then fail it instead)."""
+        deferrals = _deferrals(record)
+        if deferrals >= MAX_DEFERRALS:
+            self._log.warning("a duplicate was deferred too often; failing it instead", deferrals=deferrals)
+            return False
+        delay = min(SQS_MAX_DELAY_SECONDS, max(1, math.ceil(seconds)))
+        try:
+            self._sqs.send_message(
+                QueueUrl=queue_url_from_arn(record.event_source_arn),
+                MessageBody=record.body,
+                DelaySeconds=delay,
+                MessageAttributes={
+                    REQUEUE_ATTRIBUTE: {"DataType": "Number", "StringValue": str(deferrals + 1)}
+                },
+            )
+        except Exception as error:  # any refusal: the caller falls back to failing the message
+            self._log.warning("could not defer a duplicate message", error=f"{type(error).__name__}: {error}")
+            return False
+        self._log.info(
+            "duplicate deferred until the first copy's in-progress record expires",
+            message_id=record.message_id,
+            delay_seconds=delay,
+            deferrals=deferrals + 1,
+        )
+        return True
+
+    def _change(self, entries: Iterable[tuple[SQSRecord, int]], *, purpose: str) -> None:
+        by_queue: dict[str, list[tuple[SQSRecord, int]]] = {}
+        for record, timeout in entries:
+            by_queue.setdefault(record.event_source_arn, []).append((record, timeout))
+        for arn, items in by_queue.items():
+            for start in range(0, len(items), _BATCH_LIMIT):
+                chunk = items[start : start + _BATCH_LIMIT]
+                try:
+                    response = self._sqs.change_message_visibility_batch(
+                        QueueUrl=queue_url_from_arn(arn),
+                        Entries=[
+                            {
+                                "Id": str(n),
+                                "ReceiptHandle": record.receipt_handle,
+                                "VisibilityTimeout": timeout,
+                            }
+                            for n, (record, timeout) in enumerate(chunk)
+                        ],
+                    )
+                except Exception as error:
+                    self._log.warning(
+                        "could not change message visibility; the queue's timeout applies",
+                        purpose=purpose,
+                        error=f"{type(error).__name__}: {error}",
+                    )
+                    continue
+                for failure in response.get("Failed", []):
+                    self._log.warning(
+                        "could not change a message's visibility; the queue's timeout applies",
+                        purpose=purpose,
+                        code=failure.get("Code"),
+                        message=failure.get("Message"),
+                    )
+
+
+def _receive_count(record: SQSRecord) -> int:
+    try:
+        return max(1, int(record.attributes.approximate_receive_count or 1))
+    except ValueError:
+        return 1
+
+
+def _deferrals(record: SQSRecord) -> int:
+    attribute = (record.raw_event.get("messageAttributes") or {}).get(REQUEUE_ATTRIBUTE) or {}
+    try:
+        return int(attribute.get("stringValue") or 0)
+    except ValueError:
+        return 0

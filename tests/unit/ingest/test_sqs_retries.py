@@ -1,0 +1,144 @@
+"""When a message comes back: the backoff schedule, the queue URL of an event's ARN, and the SQS calls the
+handler makes for a lease, a backoff and a deferred duplicate (against a recording fake client)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from sqs_retries import (
+    MAX_DEFERRALS,
+    REQUEUE_ATTRIBUTE,
+    MessageVisibility,
+    backoff_seconds,
+    queue_url_from_arn,
+)
+
+ARN = "arn:aws:sqs:eu-west-1:123456789012:s3kp-ingest"
+URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/s3kp-ingest"
+
+
+class RecordingLog:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def info(self, msg: str, **fields: Any) -> None:
+        self.lines.append(("info", msg, fields))
+
+    def warning(self, msg: str, **fields: Any) -> None:
+        self.lines.append(("warning", msg, fields))
+
+
+def visibility_for(sqs: Any, log: RecordingLog | None = None) -> MessageVisibility:
+    return MessageVisibility(sqs, base_delay=15, max_delay=300, log=log or RecordingLog())
+
+
+class RecordingSqs:
+    def __init__(self, refuse: bool = False) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.refuse = refuse
+
+    def change_message_visibility_batch(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("change_message_visibility_batch", kwargs))
+        if self.refuse:
+            raise RuntimeError("AccessDenied")
+        return {"Successful": [{"Id": e["Id"]} for e in kwargs["Entries"]], "Failed": []}
+
+    def send_message(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("send_message", kwargs))
+        if self.refuse:
+            raise RuntimeError("AccessDenied")
+        return {"MessageId": "new"}
+
+
+def record(message_id: str, receive_count: int = 1, deferrals: int | None = None) -> SQSRecord:
+    attributes = (
+        {REQUEUE_ATTRIBUTE: {"stringValue": str(deferrals), "dataType": "Number"}} if deferrals else {}
+    )
+    return SQSRecord(
+        {
+            "messageId": message_id,
+            "receiptHandle": f"handle-{message_id}",
+            "body": '{"Records": []}',
+            "attributes": {"ApproximateReceiveCount": str(receive_count)},
+            "messageAttributes": attributes,
+            "eventSource": "aws:sqs",
+            "eventSourceARN": ARN,
+        }
+    )
+
+
+def test_the_queue_url_is_derived_from_the_event_source_arn() -> None:
+    assert queue_url_from_arn(ARN) == URL
+    assert (
+        queue_url_from_arn("arn:aws-cn:sqs:cn-north-1:1:q") == "https://sqs.cn-north-1.amazonaws.com.cn/1/q"
+    )
+    with pytest.raises(ValueError, match="not an SQS queue ARN"):
+        queue_url_from_arn("arn:aws:sns:us-east-1:1:topic")
+
+
+@pytest.mark.parametrize(
+    ("receive_count", "low", "high"), [(1, 8, 15), (2, 15, 30), (3, 30, 60), (5, 120, 240), (9, 150, 300)]
+)
+def test_backoff_doubles_per_receive_with_equal_jitter_up_to_the_cap(
+    receive_count: int, low: int, high: int
+) -> None:
+    delays = {backoff_seconds(receive_count, base=15, cap=300) for _ in range(200)}
+
+    assert low <= min(delays)
+    assert max(delays) <= high
+    assert len(delays) > 3  # jittered, so a burst of failures does not come back at once
+
+
+def test_failed_messages_get_their_backoff_and_the_others_are_left_alone() -> None:
+    sqs = RecordingSqs()
+    visibility = visibility_for(sqs)
+    records = [record("a", 1), record("b", 3), record("c", 1)]
+
+    delays = visibility.back_off(records, {"a", "b"})
+
+    ((name, call),) = sqs.calls
+    assert name == "change_message_visibility_batch"
+    assert call["QueueUrl"] == URL
+    entries = {e["ReceiptHandle"]: e["VisibilityTimeout"] for e in call["Entries"]}
+    assert entries == {"handle-a": delays["a"], "handle-b": delays["b"]}
+    assert 8 <= delays["a"] <= 15
+    assert 30 <= delays["b"] <= 60
+
+
+def test_the_lease_covers_every_message_in_batches_of_ten() -> None:
+    sqs = RecordingSqs()
+    visibility_for(sqs).lease([record(str(n)) for n in range(12)], 129.2)
+
+    assert [len(call["Entries"]) for _, call in sqs.calls] == [10, 2]
+    assert {e["VisibilityTimeout"] for _, call in sqs.calls for e in call["Entries"]} == {130}
+
+
+def test_a_refused_visibility_change_is_logged_not_raised() -> None:
+    log = RecordingLog()
+    visibility = visibility_for(RecordingSqs(refuse=True), log)
+
+    visibility.lease([record("a")], 60)
+    assert visibility.back_off([record("a")], {"a"})  # the queue's own timeout still brings it back
+    assert [level for level, _, _ in log.lines].count("warning") == 2
+
+
+def test_a_deferred_duplicate_is_sent_again_with_the_delay_and_a_deferral_count() -> None:
+    sqs = RecordingSqs()
+
+    assert visibility_for(sqs).defer(record("a", deferrals=2), 41.3)
+
+    ((name, call),) = sqs.calls
+    assert name == "send_message"
+    assert call["QueueUrl"] == URL
+    assert call["DelaySeconds"] == 42
+    assert call["MessageBody"] == '{"Records": []}'
+    assert call["MessageAttributes"][REQUEUE_ATTRIBUTE]["StringValue"] == "3"
+
+
+def test_a_duplicate_is_not_deferred_forever_or_when_sqs_refuses() -> None:
+    sqs = RecordingSqs()
+    assert not visibility_for(sqs).defer(record("a", deferrals=MAX_DEFERRALS), 10)
+    assert sqs.calls == []
+    assert not visibility_for(RecordingSqs(refuse=True)).defer(record("a"), 10)
