@@ -17,8 +17,9 @@ from s3kp_core import cold_start  # first: it makes the imports below cheaper
 
 # isort: split
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from functools import lru_cache, wraps
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -46,6 +47,7 @@ from s3kp_core.observability import logger, metrics, tracer
 from s3kp_core.processing import ObjectEvent, Outcome, process_object
 from s3kp_core.results import SourceObject
 
+T = TypeVar("T")
 # Time kept back from the inference deadline for annotating, writing the copy and the result.
 RESERVED_SECONDS = 5.0
 
@@ -75,10 +77,34 @@ idempotency_config = IdempotencyConfig(
     raise_on_no_idempotency_key=True,
     expires_after_seconds=settings.idempotency_ttl_seconds,
 )
-# Built at cold start (Lambda's init phase runs at full CPU), from the session every other client shares.
-persistence_layer = DynamoDBPersistenceLayer(
-    table_name=settings.idempotency_table, boto3_session=aws_session()
-)
+
+
+@lru_cache(maxsize=1)
+def persistence_layer() -> DynamoDBPersistenceLayer:
+    """Built by the first event, not at import: its DynamoDB client (~60 ms of CPU, a fifth of the import)
+    comes from the session every other client shares, like the S3 and results clients the first event
+    builds too; the import only loads what every event needs (docs/ingest.md#cold-start)."""
+    return DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_session=aws_session())
+
+
+def idempotent_on_first_use(function: Callable[..., T]) -> Callable[..., T]:
+    """Powertools' `idempotent_function` applied to `function` at its first call (see `persistence_layer`);
+    the idempotency key still names `function` itself."""
+
+    @lru_cache(maxsize=1)
+    def applied() -> Callable[..., T]:
+        decorate = idempotent_function(
+            data_keyword_argument="created", persistence_store=persistence_layer(), config=idempotency_config
+        )
+        return decorate(function)  # type: ignore[no-any-return]
+
+    @wraps(function)
+    def call(**kwargs: Any) -> T:
+        return applied()(**kwargs)
+
+    return call
+
+
 # A batch whose messages all failed is reported like any other (every id listed) rather than raised:
 # SQS retries the same messages either way, and the invocation error metric keeps meaning "crashed".
 batch_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -147,9 +173,7 @@ def _process_notification(notification: Notification, context: LambdaContext, *,
             logger.remove_keys(["bucket", "object_key", "event_name"])
 
 
-@idempotent_function(  # type: ignore[untyped-decorator]
-    data_keyword_argument="created", persistence_store=persistence_layer, config=idempotency_config
-)
+@idempotent_on_first_use
 def process_once(*, created: ObjectCreated, context: LambdaContext, final_attempt: bool) -> dict[str, Any]:
     """Runs once per object version; a duplicate gets this dict back from the idempotency table."""
     deps = collaborators(settings, resolve_api_key(settings))

@@ -53,8 +53,8 @@ def fresh_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
 def test_the_idempotency_layer_and_the_first_invocations_clients_share_one_botocore_loader(
     fresh_handler: ModuleType,
 ) -> None:
-    """GIVEN the handler imported at a cold start (which builds the idempotency DynamoDB client)
-    WHEN the first invocation builds its collaborators (S3 client, results table)
+    """GIVEN the handler imported at a cold start
+    WHEN the first invocation builds the idempotency layer and its collaborators (S3 client, results table)
     THEN every client was built by the same botocore loader, so no service model is read twice."""
     import ingest_dependencies
     from ingest_settings import resolve_api_key
@@ -62,7 +62,15 @@ def test_the_idempotency_layer_and_the_first_invocations_clients_share_one_botoc
     settings = fresh_handler.settings
     ingest_dependencies.collaborators(settings, resolve_api_key(settings))
 
-    idempotency_client = fresh_handler.persistence_layer.client
+    idempotency_client = fresh_handler.persistence_layer().client
     s3_client = ingest_dependencies.s3_client()
     results_table_client = ingest_dependencies.results_store(settings)._table.meta.client
     assert idempotency_client._loader is s3_client._loader is results_table_client._loader
+
+
+def test_the_import_builds_no_aws_client(fresh_handler: ModuleType) -> None:
+    """The idempotency layer's DynamoDB client is the first event's to build, like every other client."""
+    import ingest_dependencies
+
+    assert fresh_handler.persistence_layer.cache_info().currsize == 0
+    assert ingest_dependencies.aws_session.cache_info().currsize == 0
