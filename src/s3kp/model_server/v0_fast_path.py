@@ -1,14 +1,14 @@
 """The hot route, `POST /{project}/{version}`, answered before FastAPI's routing.
 
-At 640 px the faces model takes ~1.5 ms and the whole image ~5 ms, while FastAPI's routing, dependency
-solving and query validation cost ~0.7 ms a request: a sixth of a round trip spent on reading a handful
-of query parameters. This pure ASGI middleware answers the requests whose reading is certain: a served
-model's path, a body that is not multipart, and query parameters in a plain form that FastAPI reads to
-the same values (digits for numbers, `true`/`false`/`1`/`0`, a format's exact name). It runs the very
-code of the FastAPI route (`answers.answer_v0`: key, model, image, worker thread, response) and answers
-errors with the same handler. Everything else — GET, multipart, any parameter in another spelling, an
-invalid one (FastAPI's 422 with its detail), every other path — goes on to FastAPI unchanged, which also
-still describes the route in OpenAPI.
+At 640 px the faces model takes ~1.5-2 ms and the whole image ~4-5 ms, while FastAPI's routing,
+dependency solving and query validation cost ~0.5-0.7 ms a request (profiled): about as much as the
+model, spent on reading a handful of query parameters. This pure ASGI middleware answers the requests
+whose reading is certain: a served model's path, a body that is not multipart, and query parameters in
+a plain form that FastAPI reads to the same values (digits for numbers, `true`/`false`/`1`/`0`, a
+format's exact name). It runs the very code of the FastAPI route (`answers.answer_v0`: key, model,
+image, worker thread, response) and answers errors with the same handler. Everything else (GET,
+multipart, a parameter in another spelling, an invalid one, which gets FastAPI's 422 with its detail,
+every other path) goes on to FastAPI unchanged, which also still describes the route in OpenAPI.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def _fraction_or_percent(value: str | None) -> float | None:
     return float(value)  # digits only, so >= 0 as the route requires
 
 
-def _integer(value: str | None, default: int | None, maximum: int) -> int | None:
+def _integer(value: str | None, maximum: int) -> int | None:
     if value is None:
-        return default
+        return None
     if not _PLAIN_INTEGER.fullmatch(value) or int(value) > maximum:
         raise _NotPlain
     return int(value)  # >= 1: no leading zero, no sign
@@ -86,11 +86,10 @@ def read_query(query_string: bytes) -> tuple[rf.InferenceParams, str | None, str
             overlap=_fraction_or_percent(get("overlap")),
             classes=get("classes"),
             keypoint_confidence=_fraction_or_percent(get("keypoint_confidence")),
-            max_detections=_integer(get("max_detections"), rf.DEFAULT_MAX_DETECTIONS, _MAX_DETECTIONS)
-            or rf.DEFAULT_MAX_DETECTIONS,
+            max_detections=_integer(get("max_detections"), _MAX_DETECTIONS) or rf.DEFAULT_MAX_DETECTIONS,
             output=_output(get("format")),
             labels=_boolean(get("labels")),
-            stroke=_integer(get("stroke"), None, _MAX_STROKE),
+            stroke=_integer(get("stroke"), _MAX_STROKE),
         )
     except _NotPlain:
         return None
