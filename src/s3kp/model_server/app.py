@@ -230,11 +230,9 @@ async def infer_v0(
     stroke: Annotated[int | None, Query(ge=1, le=50, description="line width, px")] = None,
     image: Annotated[str | None, Query(description="URL of an image to fetch instead of a body")] = None,
 ) -> Response:
-    """Roboflow's hosted route: `api_key` in the query (or a Bearer header), the image as the body.
-
-    Most POSTs never get here: `V0FastPath` answers them before FastAPI's routing with the same
-    `answer_v0`; this route serves GET, multipart bodies and parameters it leaves to FastAPI, and
-    describes the route in OpenAPI."""
+    """Roboflow's hosted route: `api_key` in the query (or a Bearer header), the image as the body."""
+    # Most POSTs never get here: `V0FastPath` answers them before FastAPI's routing with the same
+    # `answer_v0`. This route serves GET, multipart bodies and the parameters it leaves to FastAPI.
     params = v0_params(
         confidence=confidence,
         overlap=overlap,
