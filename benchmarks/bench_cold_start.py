@@ -7,7 +7,9 @@ a quiet machine that is its wall time, and under load it does not count the wait
 `import boto3` is the floor: every function that talks to AWS pays it, and the runtime ships it.
 Goals (issue 9): ingest <= 2x, API <= 1.2x.
 Also: what each handler's import loads beyond boto3 (`-X importtime` self time per top-level package),
-so a regression names its cause.
+so a regression names its cause; and, for the ingest function, the import plus what its first event
+builds before any I/O (its S3 and results clients and the inference client): work moved from the
+import to the first event would show there, not as a saving.
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ _FUNCTIONS = {
 }
 # CPU time of the import (what a quiet machine's wall time is; 2-3x steadier than wall time under load).
 _PROBE = "import time; t = time.process_time(); import {module}; print((time.process_time() - t) * 1000)"
+# The import, then the first event's setup before any I/O (no network: the clients are only built).
+_INGEST_READY_PROBE = (
+    "import time; t = time.process_time(); import ingest_handler; "
+    "from ingest_dependencies import collaborators; from ingest_settings import resolve_api_key; "
+    "collaborators(ingest_handler.settings, resolve_api_key(ingest_handler.settings)); "
+    "print((time.process_time() - t) * 1000)"
+)
 
 
 def environment(function: str) -> dict[str, str]:
@@ -70,9 +79,9 @@ def environment(function: str) -> dict[str, str]:
     return base | _LAMBDA_ENVIRONMENT | extra | {"PYTHONPATH": path}
 
 
-def _import_ms(module: str, env: dict[str, str]) -> float:
+def _import_ms(module: str, env: dict[str, str], probe: str = _PROBE) -> float:
     completed = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(module=module)],
+        [sys.executable, "-c", probe.format(module=module)],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -84,11 +93,12 @@ def _import_ms(module: str, env: dict[str, str]) -> float:
 
 def measure(runs: int = RUNS) -> dict[str, list[float]]:
     """Interleaved fresh-interpreter import times (ms): boto3 (the floor), then each handler."""
-    samples: dict[str, list[float]] = {"boto3": [], "ingest": [], "api": []}
+    samples: dict[str, list[float]] = {"boto3": [], "ingest": [], "api": [], "ingest_ready": []}
     for _ in range(runs):
         samples["boto3"].append(_import_ms("boto3", environment("ingest")))
         for function, spec in _FUNCTIONS.items():
             samples[function].append(_import_ms(spec["module"], environment(function)))
+        samples["ingest_ready"].append(_import_ms("", environment("ingest"), _INGEST_READY_PROBE))
     return samples
 
 
@@ -120,7 +130,7 @@ def run() -> str:
     floor = statistics.median(samples["boto3"])
     ratios = {
         function: statistics.median(t / b for t, b in zip(samples[function], samples["boto3"], strict=True))
-        for function in _FUNCTIONS
+        for function in (*_FUNCTIONS, "ingest_ready")
     }
     lines = [
         "### Cold start: each function's import as a multiple of `import boto3`",
@@ -139,6 +149,10 @@ def run() -> str:
             f"| `import {spec['module']}` | **{ratios[function]:.2f}×** | ≤ {GOALS[function]}× ({verdict}) "
             f"| {statistics.median(samples[function]):.0f} |"
         )
+    lines.append(
+        f"| `import ingest_handler` + its first event's setup (every client built, no I/O) "
+        f"| {ratios['ingest_ready']:.2f}× | (no goal) | {statistics.median(samples['ingest_ready']):.0f} |"
+    )
     lines += [
         "",
         "Beyond boto3 (`-X importtime` self wall time per top-level package, one run: noisy under load):",

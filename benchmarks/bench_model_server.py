@@ -10,19 +10,25 @@ What the server measures itself, per request (its `Server-Timing` header):
 Server overhead = HTTP latency - `time`: the HTTP round trip (client included), request parsing and
 validation, the hop to a worker thread, JSON encoding. HTTP latency - model is shown too: everything
 but the model.
+
+The floor, measured in the same run: a bare ASGI app on the same uvicorn (httptools, uvloop), posted
+the same body by the same client, that reads it, holds a worker thread busy for faces/1's median `time`
+and answers a JSON of the same size. Its overhead is what the client, the HTTP stack and one thread hop
+cost on this machine with no server code at all: the part of the overhead no server change can remove.
 """
 
 from __future__ import annotations
 
 import base64
 import statistics
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
 
-from benchmarks.servers import model_server
+from benchmarks.servers import model_server, subprocess_server
 from s3kp import samples
 
 API_KEY = "bench-key"
@@ -32,6 +38,38 @@ IMAGES = (("640 px", 640, 40), ("12 MP", 3464, 9))
 CONCURRENT_CLIENTS = 4
 CONCURRENT_REQUESTS = 32
 TIMEOUT = 120
+# argv: port, seconds of work per request, response size in bytes.
+_FLOOR_APP = """
+import json, sys, time
+import anyio, uvicorn
+
+PORT, WORK_SECONDS, RESPONSE_BYTES = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+
+
+def work() -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < WORK_SECONDS:
+        pass
+    return time.perf_counter() - started
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    took = 0.0 if scope["path"] == "/health" else await anyio.to_thread.run_sync(work)
+    payload = json.dumps({"time": round(took, 5), "pad": ""}).encode()
+    payload = payload[:-2] + b"x" * max(0, RESPONSE_BYTES - len(payload)) + payload[-2:]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+uvicorn.run(app, host="127.0.0.1", port=PORT, log_level="warning", server_header=False)
+"""
 
 
 def run() -> str:
@@ -46,7 +84,9 @@ def run() -> str:
             throughput = [_throughput_row(server.url, model, bodies["640 px"]) for model in MODELS]
         assert server.pid is not None
         peak_rss_mib = _peak_rss_mib(server.pid)
-    return _markdown(rows, throughput, peak_rss_mib)
+    faces = rows[0]
+    floor = _floor_row(bodies["640 px"], faces["time_ms"], faces["response_bytes"], IMAGES[0][2])
+    return _markdown(rows, throughput, peak_rss_mib, floor)
 
 
 def _latency_row(
@@ -55,10 +95,12 @@ def _latency_row(
     for _ in range(2):  # warm-up: first calls allocate buffers
         _post(session, url, model, body)
     http_ms, time_ms, decode_ms, model_ms = [], [], [], []
+    response_bytes = 0
     for _ in range(repeats):
         started = time.perf_counter()
         response = _post(session, url, model, body)
         http_ms.append((time.perf_counter() - started) * 1000)
+        response_bytes = len(response.content)
         time_ms.append(float(response.json()["time"]) * 1000)
         timing = _server_timing(response.headers["Server-Timing"])
         decode_ms.append(timing["decode"])
@@ -76,7 +118,27 @@ def _latency_row(
         "overhead_ms": total - in_server,
         "overhead_pct": 100 * (total - in_server) / total,
         "not_model_pct": 100 * (total - in_model) / total,
+        "response_bytes": response_bytes,
     }
+
+
+def _floor_row(body: bytes, work_ms: float, response_bytes: int, repeats: int) -> dict[str, float]:
+    """The bare ASGI app (see the module's docstring), measured exactly as the model server."""
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-c", _FLOOR_APP, str(port), str(work_ms / 1000), str(response_bytes)]
+
+    with subprocess_server("floor-asgi", command, "/health") as server, requests.Session() as session:
+        for _ in range(2):
+            _post(session, server.url, "faces/1", body)
+        http_ms, time_ms = [], []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            response = _post(session, server.url, "faces/1", body)
+            http_ms.append((time.perf_counter() - started) * 1000)
+            time_ms.append(float(response.json()["time"]) * 1000)
+    total, in_server = statistics.median(http_ms), statistics.median(time_ms)
+    return {"http_ms": total, "time_ms": in_server, "overhead_ms": total - in_server}
 
 
 def _server_timing(header: str) -> dict[str, float]:
@@ -121,7 +183,12 @@ def _post(session: requests.Session, url: str, model: str, body: bytes) -> reque
     return response
 
 
-def _markdown(rows: list[dict[str, object]], throughput: list[dict[str, object]], peak_rss_mib: float) -> str:
+def _markdown(
+    rows: list[dict[str, object]],
+    throughput: list[dict[str, object]],
+    peak_rss_mib: float,
+    floor: dict[str, float],
+) -> str:
     lines = [
         "### Inference server over HTTP",
         "",
@@ -141,6 +208,16 @@ def _markdown(rows: list[dict[str, object]], throughput: list[dict[str, object]]
         f"| {r['decode_ms']:.1f} | {r['model_ms']:.1f} | {r['overhead_ms']:.1f} | {r['overhead_pct']:.0f} % "
         f"| {r['not_model_pct']:.0f} % |"
         for r in rows
+    ]
+    faces = rows[0]
+    ours_ms = float(str(faces["overhead_ms"]))
+    lines += [
+        "",
+        "The floor of that overhead, same run: a bare ASGI app on the same uvicorn and client that holds a "
+        f"worker thread for faces/1's `time` ({floor['time_ms']:.1f} ms) and answers as many bytes: HTTP "
+        f"latency {floor['http_ms']:.1f} ms, overhead **{floor['overhead_ms']:.1f} ms "
+        f"({100 * floor['overhead_ms'] / floor['http_ms']:.0f} % of its HTTP latency)**, against "
+        f"{ours_ms:.1f} ms for the model server: our code adds {ours_ms - floor['overhead_ms']:.1f} ms.",
     ]
     lines += [
         "",

@@ -285,6 +285,11 @@ def test_one_message_delivered_three_times_runs_inference_once(ingest_stack: Sta
     assert stack.proxy.inference_calls() == 1
     assert stack.results_count() == 1
     assert stack.result(key) == first
+    # The idempotency decorator is applied at the first call, to the function itself: its records keep
+    # the name they had when it decorated the function at import (a deploy does not orphan them).
+    idempotency = boto3.resource("dynamodb").Table(stack.resources.idempotency_table)
+    (record,) = idempotency.scan()["Items"]
+    assert ".ingest_handler.process_once#" in str(record["id"])  # {function name}.{module}.{function}#
 
 
 def test_a_duplicate_s3_event_for_the_same_version_does_no_second_inference(

@@ -1,31 +1,38 @@
 """The HTTP API: Roboflow's v0 route, inference-sdk's v1 routes, a model catalogue and a health check.
 
 `create_app` takes already-loaded pipelines, so tests inject fakes and the server loads models once.
-Inference runs in worker threads bounded by a CapacityLimiter (`threads`): the event loop keeps
-accepting requests while the CPU works, and no more than `threads` images are decoded at once.
-The inference routes answer with a plain `Response` of pydantic-core's JSON encoder (no response-model
-validation on the hot path) and a `Server-Timing` header; the schemas still document them in OpenAPI.
+Inference runs in worker threads bounded by a CapacityLimiter (`threads`, see `context`): the event
+loop keeps accepting requests while the CPU works, and no more than `threads` images are decoded at once.
+The inference routes answer through `answers` (plain JSON, no response-model validation on the hot path);
+the schemas still document them in OpenAPI. The hot route, `POST /{project}/{version}`, is mostly
+answered by `V0FastPath` before FastAPI's routing (see `v0_fast_path`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Annotated, Any, TypeVar
+from dataclasses import replace
+from typing import Annotated, Any
 
-import anyio
-import pydantic_core
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
+from starlette.routing import Match
 
 from s3kp.model_server import params as rf
+from s3kp.model_server.answers import (
+    MISSING_CONTENT_TYPE,
+    answer_v0,
+    image_in_body,
+    json_response,
+    v0_params,
+)
 from s3kp.model_server.auth import KeyCheck, supplied_key
 from s3kp.model_server.body_limit import BodySizeLimit, read_body
-from s3kp.model_server.decoding import ImageLimits, decode_base64_body, is_raw_image_content_type
-from s3kp.model_server.errors import BadRequest, ModelNotFound, install_error_handlers
-from s3kp.model_server.inference import InferenceOutcome, Timings, run_inference
+from s3kp.model_server.context import ServerContext
+from s3kp.model_server.decoding import ImageLimits, decode_base64_body
+from s3kp.model_server.errors import BadRequest, install_error_handlers
 from s3kp.model_server.pipelines.base import KeypointPipeline
 from s3kp.model_server.schemas import (
     ErrorMessage,
@@ -39,41 +46,10 @@ from s3kp.model_server.schemas import (
     ModelRegistry,
     RegisteredModel,
 )
-from s3kp.model_server.url_fetch import FetchLimits, fetch_image
+from s3kp.model_server.url_fetch import FetchLimits
+from s3kp.model_server.v0_fast_path import V0FastPath
 
-T = TypeVar("T")
 V1_BATCH_SIZE = 8  # images per v1 request the registry advertises
-
-
-@dataclass
-class ServerContext:
-    pipelines: Mapping[str, KeypointPipeline]
-    keys: KeyCheck
-    threads: int
-    image_limits: ImageLimits
-    fetch_limits: FetchLimits
-    limiter: anyio.CapacityLimiter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.limiter = anyio.CapacityLimiter(self.threads)
-
-    def pipeline(self, model_id: str) -> KeypointPipeline:
-        try:
-            return self.pipelines[model_id]
-        except KeyError:
-            raise ModelNotFound(model_id) from None
-
-    async def in_worker(self, work: Callable[[], T]) -> T:
-        return await anyio.to_thread.run_sync(work, limiter=self.limiter)
-
-    async def fetch(self, url: str) -> bytes:
-        # Its own (default) thread pool: a slow remote host must not hold an inference slot.
-        return await anyio.to_thread.run_sync(fetch_image, url, self.fetch_limits)
-
-    async def infer(
-        self, pipeline: KeypointPipeline, image: Callable[[], bytes], params: rf.InferenceParams
-    ) -> InferenceOutcome:
-        return await self.in_worker(lambda: run_inference(pipeline, image, params, self.image_limits))
 
 
 async def _context(request: Request) -> ServerContext:  # async: a plain def would cost a thread hop
@@ -114,10 +90,25 @@ def create_app(
         image_limits=image_limits,
         fetch_limits=fetch_limits,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=image_limits.max_body_bytes)
     install_error_handlers(app)
     app.include_router(router)
+    app.add_middleware(V0FastPath, context=app.state.context, model_paths=_v0_model_paths(app))
+    app.add_middleware(BodySizeLimit, max_bytes=image_limits.max_body_bytes)  # outermost: before both paths
     return app
+
+
+def _v0_model_paths(app: FastAPI) -> dict[str, str]:
+    """`/{project}/{version}` -> model id for each served model whose POST our router sends to `infer_v0`
+    (the router's own matching, in its order: a fixed route such as `/model/add` is never taken for a
+    model; FastAPI's own routes are GET only)."""
+    context: ServerContext = app.state.context
+    paths = {}
+    for model_id in context.pipelines:
+        scope = {"type": "http", "method": "POST", "path": f"/{model_id}", "root_path": ""}
+        route = next((r for r in router.routes if r.matches(scope)[0] is Match.FULL), None)
+        if getattr(route, "endpoint", None) is infer_v0:
+            paths[f"/{model_id}"] = model_id
+    return paths
 
 
 # --- catalogue --------------------------------------------------------------------------------------------
@@ -201,7 +192,7 @@ async def infer_v1(request: Request, body: KeypointsDetectionRequest, context: C
         raise BadRequest(f"at most {V1_BATCH_SIZE} images per request (got {len(refs)})")
     outcomes = [await context.infer(pipeline, await _v1_image(context, ref), params) for ref in refs]
     responses = [outcome.response for outcome in outcomes]
-    return _json(responses if isinstance(body.image, list) else responses[0], outcomes)
+    return json_response(responses if isinstance(body.image, list) else responses[0], outcomes)
 
 
 async def _v1_image(context: ServerContext, ref: ImageRef) -> Callable[[], bytes]:
@@ -240,33 +231,25 @@ async def infer_v0(
     image: Annotated[str | None, Query(description="URL of an image to fetch instead of a body")] = None,
 ) -> Response:
     """Roboflow's hosted route: `api_key` in the query (or a Bearer header), the image as the body."""
-    context.keys.verify(supplied_key(request))
-    pipeline = context.pipeline(f"{project}/{version}")
-    params = rf.InferenceParams(
-        confidence=rf.threshold_from_roboflow(confidence, rf.DEFAULT_CONFIDENCE),
-        iou_threshold=rf.threshold_from_roboflow(overlap, rf.DEFAULT_OVERLAP),
-        classes=rf.class_names_from_csv(classes),
-        keypoint_confidence=rf.keypoint_threshold_from_roboflow(keypoint_confidence),
+    # Most POSTs never get here: `V0FastPath` answers them before FastAPI's routing with the same
+    # `answer_v0`. This route serves GET, multipart bodies and the parameters it leaves to FastAPI.
+    params = v0_params(
+        confidence=confidence,
+        overlap=overlap,
+        classes=classes,
+        keypoint_confidence=keypoint_confidence,
         max_detections=max_detections,
         output=output,
         labels=labels,
         stroke=stroke,
     )
-    outcome = await context.infer(pipeline, await _v0_image(request, context, image), params)
-    if output is rf.OutputFormat.IMAGE:
-        return Response(outcome.annotated_jpeg, media_type="image/jpeg", headers=_timing_header([outcome]))
-    return _json(outcome.response, [outcome])
-
-
-def _json(payload: object, outcomes: list[InferenceOutcome]) -> Response:
-    return Response(
-        pydantic_core.to_json(payload), media_type="application/json", headers=_timing_header(outcomes)
+    return await answer_v0(
+        context,
+        f"{project}/{version}",
+        supplied_key(request),
+        params,
+        lambda: _v0_image(request, context, image),
     )
-
-
-def _timing_header(outcomes: list[InferenceOutcome]) -> dict[str, str]:
-    total = sum((o.timings for o in outcomes), Timings(0.0, 0.0, 0.0))
-    return {"Server-Timing": total.header()}
 
 
 async def _v0_image(request: Request, context: ServerContext, url: str | None) -> Callable[[], bytes]:
@@ -276,13 +259,11 @@ async def _v0_image(request: Request, context: ServerContext, url: str | None) -
         return lambda: data
     content_type = request.headers.get("content-type")
     if not content_type:
-        raise BadRequest("Content-Type header is required (or pass image=<url>)")
+        raise BadRequest(MISSING_CONTENT_TYPE)
     body = await read_body(request, context.image_limits.max_body_bytes)
     if content_type.lower().startswith("multipart/form-data"):
         return await _multipart_file(request, body, context.image_limits.max_body_bytes)
-    if is_raw_image_content_type(content_type):
-        return lambda: body
-    return lambda: decode_base64_body(body)
+    return image_in_body(content_type, body)
 
 
 async def _multipart_file(request: Request, body: bytes, max_bytes: int) -> Callable[[], bytes]:

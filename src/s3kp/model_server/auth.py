@@ -17,9 +17,13 @@ _BEARER = "bearer "
 
 def supplied_key(request: Request, body_key: str | None = None) -> str | None:
     """The first non-empty key among the query string, the Authorization header and the JSON body."""
-    authorization = request.headers.get("authorization", "")
+    return first_key(request.query_params.get("api_key"), request.headers.get("authorization", ""), body_key)
+
+
+def first_key(query_key: str | None, authorization: str, body_key: str | None = None) -> str | None:
+    """`supplied_key` from the parts themselves (the v0 fast path reads them from the ASGI scope)."""
     header_key = authorization[len(_BEARER) :].strip() if authorization.lower().startswith(_BEARER) else ""
-    for key in (request.query_params.get("api_key"), header_key, body_key):
+    for key in (query_key, header_key, body_key):
         if key:
             return key
     return None

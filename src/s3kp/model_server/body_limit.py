@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from s3kp.model_server.errors import PayloadTooLarge
@@ -45,3 +45,21 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             raise PayloadTooLarge(_too_large_message(max_bytes))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def receive_body(receive: Receive, max_bytes: int) -> bytes:
+    """`read_body` straight from the ASGI messages (the v0 fast path has no `Request`)."""
+    chunks: list[bytes] = []
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            raise PayloadTooLarge(_too_large_message(max_bytes))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            # One chunk (the usual case: uvicorn hands over what it buffered) is returned as it is.
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -54,9 +54,13 @@ class PayloadTooLarge(ApiError):
     status_code = 413
 
 
+def api_error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse({"message": error.message}, status_code=error.status_code)
+
+
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse({"message": exc.message}, status_code=exc.status_code)
+    return api_error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -17,6 +17,7 @@ from PIL import Image
 from s3kp_core import redact
 
 from s3kp.local.ports import is_loopback
+from s3kp.model_server.allocator import keep_freed_memory
 from s3kp.model_server.app import create_app
 from s3kp.model_server.decoding import MAX_IMAGE_PIXELS
 from s3kp.model_server.model_files import ModelFilesMissing
@@ -46,6 +47,7 @@ def serve(
         )
         return 2
     threads = max(1, workers or os.cpu_count() or 1)
+    keep_freed_memory()  # before the models load: every request reuses what the previous one freed
     try:
         listener = bind(host, port)
     except OSError as error:
@@ -64,6 +66,8 @@ def serve(
         app = create_app(
             pipelines, api_key=api_key, threads=threads, allow_private_image_urls=allow_private_image_urls
         )
+        # loop="auto" and http="auto" (the defaults) pick uvloop and httptools, both installed with the
+        # offline stack: each saves a share of every request's round trip (docs/model-server.md#overhead).
         server = uvicorn.Server(uvicorn.Config(app, log_level="info", server_header=False))
         _redact_logs()
         access = "API key required" if api_key else "any API key accepted"
