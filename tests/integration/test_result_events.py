@@ -11,6 +11,7 @@ bus, targeting its own queue.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -102,7 +103,10 @@ def test_one_event_per_upload_matching_the_documented_pattern_and_none_for_dupli
     assert detail["keypoints"] == 24
     assert detail["model_id"] == FULL_RANGE_FACES
     assert detail["fingerprint"] == stored["fingerprint"]
-    assert detail["annotated"] == {"bucket": stack.resources.bucket, "key": "annotated/events/four faces.jpg"}
+    # The event points at this result's own drawing: `annotated/<relative key>.<event token>.jpg`.
+    assert detail["annotated"] == stored["annotated"]
+    assert detail["annotated"]["bucket"] == stack.resources.bucket
+    assert re.fullmatch(r"annotated/events/four faces\.jpg\.[0-9a-f]{16}\.jpg", detail["annotated"]["key"])
     assert detail["api_path"] == f"/results/{stored['result_id']}"
     assert detail["predictions"] is None  # inline in the item: read them from api_path
     broken = by_key[keys["broken"]]["detail"]
