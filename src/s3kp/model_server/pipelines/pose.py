@@ -13,12 +13,12 @@ from s3kp_core.skeletons import POSE_33
 from s3kp.model_server.pipelines.anchors import SsdAnchorOptions
 from s3kp.model_server.pipelines.base import Detection, ModelInfo, RGBImage
 from s3kp.model_server.pipelines.boxes import person_box
-from s3kp.model_server.pipelines.decoding import sigmoid
 from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector, choose
 from s3kp.model_server.pipelines.interpreter_pool import InterpreterPool
 from s3kp.model_server.pipelines.keypoints import keypoints_from
 from s3kp.model_server.pipelines.landmarks import crop_and_run, refine_with_heatmap
 from s3kp.model_server.pipelines.roi import rect_from_alignment_points, rect_to_image, transform_rect
+from s3kp.model_server.pipelines.tensors_to_detections import sigmoid
 
 POSE_DETECTOR = DetectorSpec(
     SsdAnchorOptions(input_width=224, input_height=224, strides=(8, 16, 32, 32, 32)),

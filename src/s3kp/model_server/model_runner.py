@@ -20,9 +20,9 @@ from PIL import Image
 from s3kp_core import results
 from s3kp_core.annotate import draw_annotations
 
-from s3kp.model_server.decoding import ImageLimits, decode_image
 from s3kp.model_server.params import InferenceParams, OutputFormat
 from s3kp.model_server.pipelines.base import Detection, KeypointPipeline, ModelInfo
+from s3kp.model_server.request_decoding import ImageLimits, decode_image
 
 JPEG_QUALITY = 90
 WireJSON = dict[str, Any]
