@@ -44,7 +44,7 @@ def _env_flag(name: str) -> bool:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from s3kp.local.stack import run_up
+    from s3kp.local.stack_commands import run_up
 
     return run_up(args)
 
@@ -91,7 +91,7 @@ def _add_api_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from s3kp.local.stack import run_down
+    from s3kp.local.stack_commands import run_down
 
     return run_down(args)
 

@@ -13,6 +13,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 from PIL import Image
 
@@ -21,22 +22,23 @@ from PIL import Image
 def astronaut() -> Image.Image:
     from skimage import data
 
-    return Image.fromarray(data.astronaut()).convert("RGB")
+    return Image.fromarray(data.astronaut()).convert("RGB")  # type: ignore[no-untyped-call]  # skimage: no hints
 
 
 @cache
 def camera() -> Image.Image:
     from skimage import data
 
-    return Image.fromarray(data.camera()).convert("L")
+    return Image.fromarray(data.camera()).convert("L")  # type: ignore[no-untyped-call]  # skimage: no hints
 
 
 @cache
 def grace_hopper() -> Image.Image:
     from matplotlib import cbook
 
-    with cbook.get_sample_data("grace_hopper.jpg") as handle:
-        return Image.open(io.BytesIO(handle.read())).convert("RGB")
+    # The path, not the file object: its stub types the file object as `ndarray | IO`.
+    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    return Image.open(io.BytesIO(Path(path).read_bytes())).convert("RGB")
 
 
 @cache

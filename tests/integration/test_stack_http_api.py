@@ -17,6 +17,7 @@ import requests
 
 from s3kp.local.http_api import HttpApiBridge
 from s3kp.local.lambda_runtime import LambdaContext
+from s3kp.local.ports import port_is_free
 from s3kp.local.template_functions import CorsConfiguration, http_api_cors, http_api_routes
 from s3kp.local.workers import HandlerError
 from tests.conftest import free_port
@@ -100,13 +101,26 @@ def test_a_failed_invocation_is_a_500_that_hides_the_error(api: str) -> None:
     assert response.json() == {"message": "Internal Server Error"}
 
 
-def test_stop_frees_the_port(function: RecordingFunction) -> None:
+def test_stop_frees_the_port_for_the_next_bridge(function: RecordingFunction) -> None:
+    """GIVEN a bridge that served a request WHEN it stops THEN nothing answers on its port any more, and a
+    new bridge on the same port (the next `s3kp up`) serves."""
     port = free_port()
+    url = f"http://127.0.0.1:{port}/results"
     bridge = HttpApiBridge("127.0.0.1", port, function, routes=ROUTES)
     bridge.start()
+    assert requests.get(url, timeout=5).status_code == 200
     bridge.stop()
-    again = HttpApiBridge("127.0.0.1", port, function, routes=ROUTES)  # binds, or raises if still held
-    again.stop()
+
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=5)
+    assert port_is_free("127.0.0.1", port)
+    again = HttpApiBridge("127.0.0.1", port, function, routes=ROUTES)
+    again.start()
+    try:
+        assert requests.get(url, timeout=5).json() == {"path": "/results", "query": None}
+    finally:
+        again.stop()
+    assert len(function.events) == 2
 
 
 def test_a_method_the_route_lacks_is_a_405_naming_the_allowed_methods(

@@ -25,7 +25,8 @@ from s3kp_core.results_schema import PARTITION_KEY, from_dynamodb
 from s3kp import samples
 from s3kp.console import Output, format_table, wait_forever
 from s3kp.local.processes import ChildFailed
-from s3kp.local.stack import LocalStack, StackError, StackOptions, configure_logging, stop_with_message
+from s3kp.local.stack import LocalStack, StackError
+from s3kp.local.stack_commands import configure_logging, options_from_args, stop_with_message
 from s3kp.paths import cache_dir
 
 PROGRAM = "s3kp demo"
@@ -76,7 +77,7 @@ def demo_uploads(input_prefix: str) -> list[Upload]:
 def run_demo(args: argparse.Namespace) -> int:
     """Ctrl-C/SIGTERM and a closed stdout reach this as an exception (`s3kp.console`): the `finally`
     stops the stack whatever the demo was doing."""
-    options = StackOptions.from_args(args)
+    options = options_from_args(args)
     configure_logging(options.verbose)
     print(f"{PROGRAM}: starting the offline stack", flush=True)
     stack = LocalStack(options, report_batches=options.verbose, program=PROGRAM)

@@ -245,13 +245,16 @@ def _drive(
     return report
 
 
-def _plan(options: SoakOptions, prefix: str) -> list[tuple[str, str, bytes, str, str | None, bool]]:
+PlannedUpload = tuple[str, str, bytes, str, str | None, bool]
+
+
+def _plan(options: SoakOptions, prefix: str) -> list[PlannedUpload]:
     """What to upload, in order: (key, kind, bytes, expected status, expected code, upload twice)."""
     rng = random.Random(options.seed)
     pictures = {name: samples.sample_jpeg(name) for name in IMAGE_SAMPLES}
     bad = {name: make() for name, (make, _) in BAD_FILES.items()}
     run = time.strftime("%Y%m%dT%H%M%S")
-    plan = []
+    plan: list[PlannedUpload] = []
     for index in range(options.uploads):
         if rng.random() < options.bad_rate:
             name = rng.choice(sorted(bad))

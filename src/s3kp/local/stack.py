@@ -1,6 +1,7 @@
-"""`s3kp up`: the offline stack — AWS (moto server), the inference server, the queue runner, the HTTP API.
+"""The offline stack — AWS (moto server), the inference server, the queue runner, the HTTP API.
 
-    LocalStack(options)  start()/stop() or `with`: used by `s3kp up`, `s3kp demo` and the tests.
+    LocalStack(options)  start()/stop() or `with`: used by `s3kp up` and `s3kp demo` (their commands are in
+                         `stack_commands` and `demo`), the soak run, the tests and the benchmarks.
 
 Start order: checks (setup, ports) before anything runs; then the two child processes (moto server, the
 inference server, whose models load while the rest starts); the resources of template.yaml in moto; one
@@ -10,8 +11,6 @@ reverse, so no handler sees its AWS endpoint vanish before it is stopped itself.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import sys
 import threading
@@ -23,20 +22,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from s3kp.console import wait_forever
 from s3kp.local import preflight
 from s3kp.local.http_api import HttpApiBridge
 from s3kp.local.ports import PortInUseError, is_loopback, url_host
-from s3kp.local.processes import ChildFailed, ChildProcess
+from s3kp.local.processes import ChildProcess
 from s3kp.local.runner import BatchOutcome, QueueRunner, RunnerSettings
-from s3kp.local.stack_record import (
-    RecordedProcess,
-    StackRecord,
-    discard_dead_records,
-    recorded_stacks,
-    records_dir,
-    stop_stack,
-)
+from s3kp.local.stack_record import RecordedProcess, StackRecord, discard_dead_records
 from s3kp.local.template_functions import (
     function_with_handler,
     http_api_cors,
@@ -49,7 +40,8 @@ from s3kp.paths import cache_dir
 if TYPE_CHECKING:
     from s3kp.local.resources import LocalResources
 
-PROGRAM = "s3kp up"
+# The name in the stack's record (`s3kp down` shows it) when no command names it (tests, benchmarks).
+DEFAULT_PROGRAM = "s3kp up"
 REGION = "us-east-1"
 # BlazeFace full range: it also finds the small faces of the composite samples (faces/1 misses them).
 DEFAULT_MODEL_ID = "faces/2"
@@ -89,11 +81,6 @@ class StackOptions:
     verbose: bool = False
     log_dir: Path = field(default_factory=lambda: cache_dir() / "logs")
 
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> StackOptions:
-        known = {name for name in cls.__dataclass_fields__ if hasattr(args, name)}
-        return cls(**{name: getattr(args, name) for name in known if getattr(args, name) is not None})
-
 
 @dataclass(frozen=True)
 class FunctionsPlan:
@@ -115,7 +102,7 @@ class LocalStack:
         echo: Print | None = None,
         interrupted: threading.Event | None = None,
         report_batches: bool = True,
-        program: str = PROGRAM,
+        program: str = DEFAULT_PROGRAM,
     ) -> None:
         """`echo` prints progress lines (and one per batch with `report_batches`); setting `interrupted`
         abandons a start-up still waiting (the `s3kp` commands rely on `s3kp.console` instead, which
@@ -466,60 +453,3 @@ def _without_query(url: str) -> str:
 
 def _print_flush(line: str) -> None:
     print(line, flush=True)
-
-
-# ---------------------------------------------------------------------- `s3kp up`, `s3kp down`
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="  [%(name)s] %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("botocore", "boto3", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def run_up(args: argparse.Namespace) -> int:
-    """Start the stack and keep it until Ctrl-C/SIGTERM, which `s3kp.console` turns into an exception
-    here (exit 130/143 after the stop)."""
-    options = StackOptions.from_args(args)
-    configure_logging(options.verbose)
-    print(f"{PROGRAM}: starting the offline stack", flush=True)
-    stack = LocalStack(options)
-    try:
-        stack.start()
-        print(stack.summary(), flush=True)
-        wait_forever()  # until a signal (or a closed stdout) raises
-    except (StackError, ChildFailed) as error:
-        print(f"{PROGRAM}: {error}", file=sys.stderr, flush=True)
-        return 1
-    finally:
-        stop_with_message(stack, PROGRAM)
-    return 0  # not reached: only a signal ends the wait
-
-
-def stop_with_message(stack: LocalStack, program: str) -> None:
-    """Stop the stack, saying so; the stop runs even if the saying fails or is interrupted."""
-    try:
-        print(f"{program}: stopping", flush=True)
-    finally:
-        stack.stop()
-    print(f"{program}: stopped", flush=True)
-
-
-def run_down(args: argparse.Namespace) -> int:
-    """`s3kp down`: stop the stacks recorded by this checkout (or the one of `--pid`) by their PIDs."""
-    stacks = [record for record in recorded_stacks() if args.pid in (None, record.owner.pid)]
-    if not stacks:
-        where = f" with pid {args.pid}" if args.pid is not None else ""
-        print(f"s3kp down: no running stack{where} recorded in {records_dir()}", flush=True)
-        return 0 if args.pid is None else 1
-    for record in stacks:
-        running = ", ".join(f"{process.name} {process.pid}" for process in record.running_processes())
-        print(f"s3kp down: stopping {record.describe()}: {running}", flush=True)
-        killed = stop_stack(record)
-        if killed:
-            names = ", ".join(f"{process.name} {process.pid}" for process in killed)
-            print(f"s3kp down: killed (did not stop within the timeout): {names}", flush=True)
-    print("s3kp down: stopped", flush=True)
-    return 0

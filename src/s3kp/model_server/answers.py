@@ -13,8 +13,8 @@ from starlette.responses import Response
 
 from s3kp.model_server import params as rf
 from s3kp.model_server.context import ServerContext
-from s3kp.model_server.decoding import decode_base64_body, is_raw_image_content_type
-from s3kp.model_server.inference import InferenceOutcome, Timings
+from s3kp.model_server.model_runner import InferenceOutcome, Timings
+from s3kp.model_server.request_decoding import decode_base64_body, is_raw_image_content_type
 
 MISSING_CONTENT_TYPE = "Content-Type header is required (or pass image=<url>)"
 

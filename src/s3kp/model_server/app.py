@@ -31,9 +31,9 @@ from s3kp.model_server.answers import (
 from s3kp.model_server.auth import KeyCheck, supplied_key
 from s3kp.model_server.body_limit import BodySizeLimit, read_body
 from s3kp.model_server.context import ServerContext
-from s3kp.model_server.decoding import ImageLimits, decode_base64_body
-from s3kp.model_server.errors import BadRequest, install_error_handlers
+from s3kp.model_server.http_errors import BadRequest, install_error_handlers
 from s3kp.model_server.pipelines.base import KeypointPipeline
+from s3kp.model_server.request_decoding import ImageLimits, decode_base64_body
 from s3kp.model_server.schemas import (
     ErrorMessage,
     Health,

@@ -10,7 +10,7 @@ import hmac
 
 from starlette.requests import Request
 
-from s3kp.model_server.errors import BadRequest, Unauthorized
+from s3kp.model_server.http_errors import BadRequest, Unauthorized
 
 _BEARER = "bearer "
 

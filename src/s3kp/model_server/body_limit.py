@@ -7,7 +7,7 @@ import json
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from s3kp.model_server.errors import PayloadTooLarge
+from s3kp.model_server.http_errors import PayloadTooLarge
 
 
 def _too_large_message(max_bytes: int) -> str:

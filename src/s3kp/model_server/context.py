@@ -10,10 +10,10 @@ import anyio
 
 from s3kp.model_server import params as rf
 from s3kp.model_server.auth import KeyCheck
-from s3kp.model_server.decoding import ImageLimits
-from s3kp.model_server.errors import ModelNotFound
-from s3kp.model_server.inference import InferenceOutcome, run_inference
+from s3kp.model_server.http_errors import ModelNotFound
+from s3kp.model_server.model_runner import InferenceOutcome, run_inference
 from s3kp.model_server.pipelines.base import KeypointPipeline
+from s3kp.model_server.request_decoding import ImageLimits
 from s3kp.model_server.url_fetch import FetchLimits, fetch_image
 
 T = TypeVar("T")

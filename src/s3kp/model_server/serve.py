@@ -19,9 +19,9 @@ from s3kp_core import redact
 from s3kp.local.ports import is_loopback
 from s3kp.model_server.allocator import keep_freed_memory
 from s3kp.model_server.app import create_app
-from s3kp.model_server.decoding import MAX_IMAGE_PIXELS
 from s3kp.model_server.model_files import ModelFilesMissing
 from s3kp.model_server.pipelines.registry import load_pipelines
+from s3kp.model_server.request_decoding import MAX_IMAGE_PIXELS
 
 PROGRAM = "s3kp model-server"
 

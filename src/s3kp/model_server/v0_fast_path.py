@@ -24,7 +24,7 @@ from s3kp.model_server import params as rf
 from s3kp.model_server.auth import first_key
 from s3kp.model_server.body_limit import receive_body
 from s3kp.model_server.context import ServerContext
-from s3kp.model_server.errors import ApiError, BadRequest, api_error_response
+from s3kp.model_server.http_errors import ApiError, BadRequest, api_error_response
 
 # A subset of what pydantic accepts, read to the same value: anything else goes to FastAPI.
 _PLAIN_NUMBER = re.compile(r"\d{1,9}(?:\.\d{1,9})?")

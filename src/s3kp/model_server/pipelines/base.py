@@ -7,17 +7,9 @@ from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+from s3kp_core.results import Keypoint
 
 RGBImage = NDArray[np.uint8]  # shape (height, width, 3), RGB, already EXIF-oriented
-
-
-@dataclass(frozen=True)
-class Keypoint:
-    x: float  # image pixels
-    y: float
-    confidence: float  # 0..1 (visibility/presence where the model has it, else the detection score)
-    class_id: int  # slot in the model's keypoint list
-    name: str  # snake_case label, e.g. "left_eye"
 
 
 @dataclass(frozen=True)
@@ -29,6 +21,8 @@ class Detection:
     confidence: float
     class_name: str
     class_id: int
+    # The domain's keypoint (the one the ingest function stores), in image pixels; its confidence is the
+    # landmark's visibility or presence where the model has one, else the detection score.
     keypoints: tuple[Keypoint, ...] = field(default_factory=tuple)
 
 

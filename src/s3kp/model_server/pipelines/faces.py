@@ -8,9 +8,10 @@ from __future__ import annotations
 from s3kp_core.skeletons import FACE_6
 
 from s3kp.model_server.pipelines.anchors import SsdAnchorOptions
-from s3kp.model_server.pipelines.base import Detection, ModelInfo, RGBImage
-from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector, choose
-from s3kp.model_server.pipelines.keypoints import keypoints_from
+from s3kp.model_server.pipelines.base import RGBImage
+from s3kp.model_server.pipelines.detector import DetectorSpec
+from s3kp.model_server.pipelines.detector_pipeline import DetectorPipeline, Located
+from s3kp.model_server.pipelines.tensors_to_detections import Detections
 
 SHORT_RANGE = DetectorSpec(
     SsdAnchorOptions(input_width=128, input_height=128, strides=(8, 16, 16, 16)),
@@ -24,31 +25,14 @@ FULL_RANGE = DetectorSpec(
 )
 
 
-class FacePipeline:
+class FacePipeline(DetectorPipeline):
     """Every face the detector finds; keypoint confidence is the detection score (BlazeFace has no other)."""
 
-    def __init__(self, info: ModelInfo, detector: SsdDetector) -> None:
-        self.info = info
-        self.detector = detector
+    class_name = "face"
+    keypoint_names = FACE_6.keypoint_names
 
-    def predict(
-        self, image: RGBImage, *, confidence: float, iou_threshold: float, max_detections: int
-    ) -> list[Detection]:
-        found = self.detector.detect(image, down_to=confidence)
-        results = []
-        for index in choose(found, confidence=confidence, iou_threshold=iou_threshold)[:max_detections]:
-            box, points, score = found.boxes[index], found.keypoints[index], found.scores[index]
-            xmin, ymin, xmax, ymax = (float(v) for v in box)
-            results.append(
-                Detection(
-                    x=(xmin + xmax) / 2,
-                    y=(ymin + ymax) / 2,
-                    width=xmax - xmin,
-                    height=ymax - ymin,
-                    confidence=float(score),
-                    class_name="face",
-                    class_id=0,
-                    keypoints=keypoints_from(points, [float(score)] * len(points), FACE_6.keypoint_names),
-                )
-            )
-        return results
+    def locate(self, image: RGBImage, found: Detections, index: int) -> Located:
+        xmin, ymin, xmax, ymax = (float(v) for v in found.boxes[index])
+        points = found.keypoints[index]
+        box = ((xmin + xmax) / 2, (ymin + ymax) / 2, xmax - xmin, ymax - ymin)
+        return Located(box, points, [float(found.scores[index])] * len(points))

@@ -1,4 +1,4 @@
-"""Building the interface's Keypoint tuples from arrays."""
+"""Building a detection's keypoints (the domain's `results.Keypoint`) from arrays."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
-
-from s3kp.model_server.pipelines.base import Keypoint
+from s3kp_core.results import Keypoint
 
 
 def keypoints_from(

@@ -11,14 +11,14 @@ import numpy as np
 from s3kp_core.skeletons import POSE_33
 
 from s3kp.model_server.pipelines.anchors import SsdAnchorOptions
-from s3kp.model_server.pipelines.base import Detection, ModelInfo, RGBImage
+from s3kp.model_server.pipelines.base import ModelInfo, RGBImage
 from s3kp.model_server.pipelines.boxes import person_box
-from s3kp.model_server.pipelines.decoding import sigmoid
-from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector, choose
+from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector
+from s3kp.model_server.pipelines.detector_pipeline import DetectorPipeline, Located
 from s3kp.model_server.pipelines.interpreter_pool import InterpreterPool
-from s3kp.model_server.pipelines.keypoints import keypoints_from
 from s3kp.model_server.pipelines.landmarks import crop_and_run, refine_with_heatmap
 from s3kp.model_server.pipelines.roi import rect_from_alignment_points, rect_to_image, transform_rect
+from s3kp.model_server.pipelines.tensors_to_detections import Detections, sigmoid
 
 POSE_DETECTOR = DetectorSpec(
     SsdAnchorOptions(input_width=224, input_height=224, strides=(8, 16, 32, 32, 32)),
@@ -33,48 +33,32 @@ VALUES_PER_LANDMARK = 5  # x, y, z, visibility logit, presence logit
 MIN_PRESENCE = 0.5  # the ThresholdingCalculator on the pose flag
 
 
-class PosePipeline:
+class PosePipeline(DetectorPipeline):
     """Detection confidence = the detector's score; keypoint confidence = landmark visibility (sigmoid)."""
 
+    class_name = "person"
+    keypoint_names = POSE_33.keypoint_names
+
     def __init__(self, info: ModelInfo, detector: SsdDetector, landmarks: InterpreterPool) -> None:
-        self.info = info
-        self.detector = detector
+        super().__init__(info, detector)
         self.landmarks = landmarks
 
-    def predict(
-        self, image: RGBImage, *, confidence: float, iou_threshold: float, max_detections: int
-    ) -> list[Detection]:
-        found = self.detector.detect(image, down_to=confidence)
+    def locate(self, image: RGBImage, found: Detections, index: int) -> Located | None:
         input_width, input_height = self.landmarks.input_size
         image_size = (image.shape[1], image.shape[0])
-        results: list[Detection] = []
-        for index in choose(found, confidence=confidence, iou_threshold=iou_threshold):
-            if len(results) == max_detections:
-                break
-            points, box, score = found.keypoints[index], found.boxes[index], found.scores[index]
-            rect = rect_from_alignment_points(points, ALIGNMENT_START, ALIGNMENT_END, target_degrees=90)
-            seen, outputs = crop_and_run(
-                self.landmarks, image, transform_rect(rect, scale=ROI_SCALE, square_long=True)
-            )
-            raw_landmarks, pose_flag, _segmentation, heatmap = outputs[:4]
-            if float(pose_flag.reshape(-1)[0]) < MIN_PRESENCE:
-                continue
-            raw = raw_landmarks.reshape(NUM_MODEL_LANDMARKS, VALUES_PER_LANDMARK)[:NUM_POSE_LANDMARKS]
-            in_crop = np.asarray(raw[:, :2] / (input_width, input_height), np.float32)
-            in_crop = refine_with_heatmap(in_crop, heatmap[0])
-            pixels = rect_to_image(seen, in_crop)
-            visibility = sigmoid(raw[:, 3])
-            x, y, width, height = person_box(pixels, visibility, sigmoid(raw[:, 4]), image_size, box)
-            results.append(
-                Detection(
-                    x=x,
-                    y=y,
-                    width=width,
-                    height=height,
-                    confidence=float(score),
-                    class_name="person",
-                    class_id=0,
-                    keypoints=keypoints_from(pixels, visibility, POSE_33.keypoint_names),
-                )
-            )
-        return results
+        points, box = found.keypoints[index], found.boxes[index]
+        rect = rect_from_alignment_points(points, ALIGNMENT_START, ALIGNMENT_END, target_degrees=90)
+        seen, outputs = crop_and_run(
+            self.landmarks, image, transform_rect(rect, scale=ROI_SCALE, square_long=True)
+        )
+        raw_landmarks, pose_flag, _segmentation, heatmap = outputs[:4]
+        if float(pose_flag.reshape(-1)[0]) < MIN_PRESENCE:
+            return None
+        raw = raw_landmarks.reshape(NUM_MODEL_LANDMARKS, VALUES_PER_LANDMARK)[:NUM_POSE_LANDMARKS]
+        in_crop = np.asarray(raw[:, :2] / (input_width, input_height), np.float32)
+        in_crop = refine_with_heatmap(in_crop, heatmap[0])
+        pixels = rect_to_image(seen, in_crop)
+        visibility = sigmoid(raw[:, 3])
+        return Located(
+            person_box(pixels, visibility, sigmoid(raw[:, 4]), image_size, box), pixels, visibility
+        )

@@ -13,19 +13,18 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from PIL import Image
 from s3kp_core import results
 from s3kp_core.annotate import draw_annotations
 
-from s3kp.model_server.decoding import ImageLimits, decode_image
 from s3kp.model_server.params import InferenceParams, OutputFormat
 from s3kp.model_server.pipelines.base import Detection, KeypointPipeline, ModelInfo
+from s3kp.model_server.request_decoding import ImageLimits, decode_image
+from s3kp.model_server.schemas import WireJSON, wire_prediction
 
 JPEG_QUALITY = 90
-WireJSON = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def run_inference(
         "time": 0.0,
         "inference_id": str(uuid.uuid4()),
         "image": {"width": decoded.original_width, "height": decoded.original_height},
-        "predictions": [to_wire(p) for p in predictions],
+        "predictions": [wire_prediction(p) for p in predictions],
     }
     finished = time.perf_counter()
     # Like Roboflow's `time`: from the request's image to the predictions; drawing comes after it.
@@ -110,38 +109,11 @@ def _to_core(detection: Detection, keypoint_confidence: float, sx: float, sy: fl
         class_id=detection.class_id,
         detection_id=str(uuid.uuid4()),
         keypoints=tuple(
-            results.Keypoint(
-                x=k.x * sx, y=k.y * sy, confidence=k.confidence, class_id=k.class_id, name=k.name
-            )
+            k.model_copy(update={"x": k.x * sx, "y": k.y * sy})
             for k in detection.keypoints
             if k.confidence >= keypoint_confidence
         ),
     )
-
-
-def to_wire(prediction: results.Prediction) -> WireJSON:
-    """One prediction as the wire JSON (`schemas.PredictionOut`): pixels to 0.01, confidences to 4 digits."""
-    return {
-        "x": round(prediction.x, 2),
-        "y": round(prediction.y, 2),
-        "width": round(prediction.width, 2),
-        "height": round(prediction.height, 2),
-        "class": prediction.class_name,
-        "class_id": prediction.class_id,
-        "confidence": round(prediction.confidence, 4),
-        "detection_id": prediction.detection_id,
-        "keypoints": [
-            {
-                "x": round(k.x, 2),
-                "y": round(k.y, 2),
-                "confidence": round(k.confidence, 4),
-                "class_id": k.class_id,
-                "class": k.name,
-                "class_name": k.name,
-            }
-            for k in prediction.keypoints
-        ],
-    }
 
 
 def render(

@@ -19,7 +19,7 @@ from s3kp_core import errors, imaging
 from s3kp_core.errors import PermanentError
 from s3kp_core.imaging import DecodedImage
 
-from s3kp.model_server.errors import InvalidImage, PayloadTooLarge
+from s3kp.model_server.http_errors import InvalidImage, PayloadTooLarge
 
 MAX_BODY_BYTES = 20 * 1024 * 1024  # the hosted API's documented upload limit
 MAX_IMAGE_PIXELS = imaging.DEFAULT_MAX_IMAGE_PIXELS  # the ingest function's default: one place for the limits
