@@ -148,10 +148,24 @@ def _prepare_markdown(figures: dict[str, PrepareFigures]) -> str:
 
 def requests_side_by_side(photos: dict[str, bytes]) -> dict[str, dict[str, Any]]:
     from roboflow.models.keypoint_detection import KeypointDetectionModel
-    from s3kp_core.inference import InferenceClient, InferenceSettings
+    from s3kp_core.inference import InferenceClient
+
+    if str(ROOT / "functions" / "ingest") not in sys.path:
+        sys.path.insert(0, str(ROOT / "functions" / "ingest"))
+    from ingest_settings import IngestSettings
 
     with model_server(API_KEY) as server, tempfile.TemporaryDirectory() as scratch:
-        client = InferenceClient(InferenceSettings(base_url=server.url, model_id=MODEL_ID, api_key=API_KEY))
+        # The ingest function's defaults (confidence, overlap, timeouts) for this endpoint.
+        ingest = IngestSettings.from_environment(
+            {
+                "INFERENCE_URL": server.url,
+                "MODEL_ID": MODEL_ID,
+                "ROBOFLOW_API_KEY": API_KEY,
+                "RESULTS_TABLE": "unused",
+                "IDEMPOTENCY_TABLE": "unused",
+            }
+        )
+        client = InferenceClient(ingest.inference_settings(API_KEY))
         model = KeypointDetectionModel(API_KEY, f"bench/{MODEL_ID}", local=server.url + "/")
         try:
             return {

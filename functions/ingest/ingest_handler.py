@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import ingest_dependencies
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -36,7 +37,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ingest_dependencies import aws_session, collaborators, processing_settings, sqs_client
-from ingest_settings import load_settings, resolve_api_key
+from ingest_settings import resolve_api_key
 from s3_events import (
     IDEMPOTENCY_KEY_JMESPATH,
     MalformedNotification,
@@ -81,7 +82,7 @@ def _count_duplicate(response: Any, data_record: DataRecord) -> Any:
     return response
 
 
-settings = load_settings()
+settings = ingest_dependencies.settings()  # validated once per container: a bad variable fails the cold start
 redact.install(logger)
 idempotency_config = IdempotencyConfig(
     response_hook=_count_duplicate,

@@ -474,7 +474,7 @@ def test_every_value_a_numeric_parameter_allows_is_valid_for_the_ingest_function
     }
     for variable, parameter in numeric:
         for bound in ("MinValue", "MaxValue", "Default"):
-            ingest_settings.load_settings({**required, variable: str(parameter[bound])})
+            ingest_settings.IngestSettings.from_environment({**required, variable: str(parameter[bound])})
 
 
 def test_every_value_a_numeric_parameter_allows_is_valid_for_the_api_function(

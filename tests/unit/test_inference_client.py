@@ -28,6 +28,7 @@ from s3kp_core.redact import unregister_all
 from s3kp_core.results import Keypoint, Prediction
 
 from s3kp import samples
+from tests.unit.derived_settings import inference_settings
 
 BASE_URL = "https://detect.example.test"
 MODEL = "my-pose/3"
@@ -86,7 +87,7 @@ def mocked() -> Iterator[responses.RequestsMock]:
 
 
 def settings(**overrides: Any) -> InferenceSettings:
-    return InferenceSettings(**{"base_url": BASE_URL, "model_id": MODEL, "api_key": API_KEY} | overrides)
+    return inference_settings(**{"base_url": BASE_URL, "model_id": MODEL, "api_key": API_KEY} | overrides)
 
 
 def client(fake_time: FakeTime, *, largest_jitter: bool = True, **overrides: Any) -> InferenceClient:

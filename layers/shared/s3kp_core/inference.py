@@ -46,17 +46,20 @@ UNAUTHORIZED_STATUSES = frozenset({401, 403})
 _SERVER_MESSAGE_LIMIT = 300  # characters of the server's message kept in an error
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class InferenceSettings:
+    """Derived from the ingest function's validated settings, where every default is declared
+    (`IngestSettings.inference_settings()`); the backoff is the client's own, not a setting."""
+
     base_url: str
     model_id: str  # "project/version"
     api_key: str
-    confidence: float = 0.4  # 0..1
-    overlap: float = 0.3  # 0..1, the NMS IoU threshold
-    classes: tuple[str, ...] = ()  # empty: every class
-    connect_timeout: float = 3.05
-    read_timeout: float = 20.0
-    max_attempts: int = 4
+    confidence: float  # 0..1
+    overlap: float  # 0..1, the NMS IoU threshold
+    classes: tuple[str, ...]  # empty: every class
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
 

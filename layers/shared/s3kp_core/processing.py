@@ -56,21 +56,24 @@ class Predictor(Protocol):
     def predict(self, jpeg: bytes, *, deadline: float | None = None) -> InferenceResult: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProcessingSettings:
+    """Derived from the ingest function's validated settings, where every default is declared
+    (`IngestSettings.processing_settings()`); the variable each field comes from is in docs/settings.md."""
+
     model_id: str
-    fingerprint: str | None = None  # s3kp_core.fingerprint of the model and its inference settings
-    input_prefix: str = "incoming/"
-    output_prefix: str = "annotated/"
-    predictions_prefix: str = "predictions/"
-    output_bucket: str | None = None
-    max_object_bytes: int = 50 * 1024 * 1024
-    max_image_pixels: int = 100_000_000
-    max_side_for_inference: int = 1024
-    annotated_max_side: int = 2048
-    skeleton: str = "auto"
-    keypoint_draw_threshold: float = 0.3
-    inference_jpeg_quality: int = 90
+    fingerprint: str | None  # s3kp_core.fingerprint of the model and its inference settings
+    input_prefix: str
+    output_prefix: str
+    predictions_prefix: str
+    output_bucket: str | None  # None: the source object's bucket
+    max_object_bytes: int
+    max_image_pixels: int
+    max_side_for_inference: int
+    annotated_max_side: int
+    skeleton: str
+    keypoint_draw_threshold: float
+    inference_jpeg_quality: int = 90  # not a setting: the sent JPEG's quality, see docs/benchmarks.md
 
 
 @dataclass(frozen=True)
