@@ -178,7 +178,7 @@ def requests_side_by_side(photos: dict[str, bytes]) -> dict[str, dict[str, Any]]
 
 def _one_photo(client: Any, model: Any, data: bytes, path: Path) -> dict[str, Any]:
     from s3kp_core.imaging import prepare_for_inference
-    from s3kp_core.inference import rescale
+    from s3kp_core.rescale import rescale
 
     path.write_bytes(data)
     answers: dict[str, Any] = {}

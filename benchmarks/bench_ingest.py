@@ -91,7 +91,7 @@ def _ours(resources: Any, inference_url: str, key: str, repeats: int) -> tuple[d
     from s3kp_core.objects import S3ObjectStore
     from s3kp_core.processing import Collaborators, ObjectEvent, process_object
     from s3kp_core.results import SourceObject
-    from s3kp_core.results_store import DynamoDBResultsStore
+    from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 
     # The defaults the ingest function declares, for this endpoint and model.
     ingest = IngestSettings.from_environment(

@@ -18,7 +18,7 @@ from s3kp_core.inference import InferenceClient
 from s3kp_core.objects import S3ObjectStore
 from s3kp_core.processing import Collaborators, ProcessingSettings
 from s3kp_core.result_events import EventBridgePublisher
-from s3kp_core.results_store import DynamoDBResultsStore
+from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 
 
 @lru_cache(maxsize=1)

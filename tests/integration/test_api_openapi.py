@@ -21,6 +21,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
+from s3kp_core.ordering import event_order
 from s3kp_core.results import (
     ObjectRef,
     Prediction,
@@ -30,7 +31,7 @@ from s3kp_core.results import (
     result_id_for,
     summarize,
 )
-from s3kp_core.results_store import DynamoDBResultsStore, event_order
+from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance

@@ -23,8 +23,10 @@ from hypothesis import strategies as st
 from s3kp_core import errors
 from s3kp_core.errors import PermanentError, ProcessingError, TransientError
 from s3kp_core.imaging import fit_size
-from s3kp_core.inference import InferenceClient, InferenceSettings, parse_response, rescale
+from s3kp_core.inference import InferenceClient, InferenceSettings
+from s3kp_core.inference_wire import parse_response
 from s3kp_core.redact import unregister_all
+from s3kp_core.rescale import rescale
 from s3kp_core.results import Keypoint, Prediction
 
 from s3kp import samples

@@ -20,16 +20,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from PIL import Image
 
 from s3kp_core import errors
 from s3kp_core.annotate import draw_annotations, resolve_skeleton
 from s3kp_core.imaging import encode_jpeg, prepare_for_inference
-from s3kp_core.inference import InferenceResult, rescale
 from s3kp_core.objects import ObjectStore
+from s3kp_core.ordering import event_order, event_token
+from s3kp_core.predictor import InferenceResult, Predictor
 from s3kp_core.redact import redact
+from s3kp_core.rescale import rescale
 from s3kp_core.result_events import EventPublisher, result_event_detail
 from s3kp_core.results import (
     ImageSize,
@@ -43,17 +44,13 @@ from s3kp_core.results import (
     summarize,
     utc_now,
 )
-from s3kp_core.results_store import ResultsStore, Write, event_order, event_token
+from s3kp_core.results_store import ResultsStore, Write
 
 ANNOTATED_CONTENT_TYPE = "image/jpeg"
 ANNOTATED_JPEG_QUALITY = 88
 # Every `timings_ms` value is in milliseconds rounded to the microsecond: finer digits are clock noise
 # that only bloats the item and the log line.
 TIMING_DECIMALS = 3
-
-
-class Predictor(Protocol):
-    def predict(self, jpeg: bytes, *, deadline: float | None = None) -> InferenceResult: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,7 +121,7 @@ def annotated_key(source_key: str, settings: ProcessingSettings, token: str) -> 
 
     The whole relative key is kept, extension included and never normalised (`x.png` and `x.jpg`, `a//x`
     and `a/./x` are different objects), so each source key has its own drawings; the event token (see
-    `results_store.event_token`) makes each event's drawing its own object, so a stale event can never
+    `ordering.event_token`) makes each event's drawing its own object, so a stale event can never
     replace a newer drawing and a result always points at the drawing made for it.
     """
     relative = source_key.removeprefix(settings.input_prefix) if settings.input_prefix else source_key

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from PIL import Image
 from s3kp_core import errors
+from s3kp_core.ordering import event_order
 from s3kp_core.processing import (
     Collaborators,
     ObjectEvent,
@@ -17,7 +18,6 @@ from s3kp_core.processing import (
     process_object,
 )
 from s3kp_core.results import Keypoint, Prediction, ResultRecord, SourceObject, Status, result_id_for
-from s3kp_core.results_store import event_order
 
 from tests.unit.derived_settings import processing_settings
 from tests.unit.ingest.fakes import (

@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 from s3kp_core.imaging import prepare_for_inference
-from s3kp_core.inference import InferenceResult
+from s3kp_core.predictor import InferenceResult
 from s3kp_core.processing import Collaborators, ObjectEvent, process_object
 from s3kp_core.results import SourceObject
 
