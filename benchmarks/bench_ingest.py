@@ -88,7 +88,7 @@ def _image(side: int, grain: float) -> bytes:
 def _ours(resources: Any, inference_url: str, key: str, repeats: int) -> tuple[dict[str, float], Any]:
     from ingest_settings import IngestSettings
     from s3kp_core.inference import InferenceClient
-    from s3kp_core.objects import S3ObjectStore
+    from s3kp_core.objects_s3 import S3ObjectStore
     from s3kp_core.processing import Collaborators, ObjectEvent, process_object
     from s3kp_core.results import SourceObject
     from s3kp_core.results_store_dynamodb import DynamoDBResultsStore

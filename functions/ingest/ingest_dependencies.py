@@ -15,9 +15,9 @@ from typing import Any
 import boto3
 from ingest_settings import IngestSettings
 from s3kp_core.inference import InferenceClient
-from s3kp_core.objects import S3ObjectStore
+from s3kp_core.objects_s3 import S3ObjectStore
 from s3kp_core.processing import Collaborators, ProcessingSettings
-from s3kp_core.result_events import EventBridgePublisher
+from s3kp_core.result_events_eventbridge import EventBridgePublisher
 from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 
 

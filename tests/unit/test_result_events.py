@@ -14,11 +14,11 @@ from s3kp_core import errors
 from s3kp_core.result_events import (
     DETAIL_TYPE,
     EVENT_SOURCE,
-    EventBridgePublisher,
     detail_json,
     detail_json_schema,
     result_event_detail,
 )
+from s3kp_core.result_events_eventbridge import EventBridgePublisher
 from s3kp_core.results import (
     ImageSize,
     Keypoint,
