@@ -92,6 +92,8 @@ class ObjectEvent:
     final_attempt: bool = False
     # Sent by `s3kp backfill` about the object's current version, without an S3 sequencer of its own.
     replay: bool = False
+    # The notification's name for what happened (e.g. `ObjectCreated:Put`): for logs, not for the flow.
+    event_name: str | None = None
 
 
 @dataclass(frozen=True)
