@@ -74,7 +74,7 @@ class NotRemembered(Exception):
         self.code = code
 
 
-def _count_duplicate(response: Any, data_record: DataRecord) -> Any:
+def _count_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     """Called when idempotency answers from the table: this object version was already processed."""
     logger.info("duplicate event: this object version was already processed", previous=response)
     metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
@@ -212,6 +212,8 @@ def _in_progress_seconds_left(unit: WorkUnit) -> float | None:
     return None if expiry is None else max(0.0, float(expiry) / 1000 - time.time())  # a Decimal
 
 
+# Powertools annotates `idempotent_function` without a return type, so mypy sees an untyped decorator;
+# it returns the function unchanged in signature (Powertools' own examples rely on that).
 @idempotent_function(  # type: ignore[untyped-decorator]
     data_keyword_argument="unit", persistence_store=persistence_layer, config=idempotency_config
 )
