@@ -8,7 +8,7 @@ Three side-by-side measures, ratios first (absolute times drift with a shared ma
    JPEG, rescale) vs the naive path (base64 the original object as it is) vs roboflow-python's
    `KeypointDetectionModel.predict()` (re-encodes and sends the full image). Goals: ours faster than
    naive, >= 3x faster than predict(); keypoints within 1 % of the long side of the full-resolution
-   answer (also a unit test: tests/unit/test_imaging_accuracy.py).
+   answer (also a unit test: tests/unit/s3kp_core/test_imaging_accuracy.py).
 3. peak RSS of preparing one image, each in a fresh interpreter that first imports what the ingest
    function imports (so the figure is the function's, runtime included). Goal: <= 768 MiB, 25 %
    headroom in a 1024 MB function, for everything the limits admit.

@@ -20,7 +20,7 @@ from s3kp_core.processing import (
 from s3kp_core.results import Keypoint, Prediction, ResultRecord, SourceObject, Status, result_id_for
 
 from tests.unit.derived_settings import processing_settings
-from tests.unit.ingest.fakes import (
+from tests.unit.s3kp_core.fakes import (
     FakeObjectStore,
     FakePredictor,
     InMemoryResultsStore,

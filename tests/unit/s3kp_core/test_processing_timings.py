@@ -12,7 +12,7 @@ from s3kp_core.processing import Collaborators, ObjectEvent, process_object
 from s3kp_core.results import SourceObject
 
 from tests.unit.derived_settings import processing_settings
-from tests.unit.ingest.fakes import FakeObjectStore, FakePredictor, InMemoryResultsStore, fixed_now
+from tests.unit.s3kp_core.fakes import FakeObjectStore, FakePredictor, InMemoryResultsStore, fixed_now
 
 BUCKET = "uploads"
 KEY = "incoming/clock.png"

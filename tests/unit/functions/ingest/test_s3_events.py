@@ -19,7 +19,7 @@ from s3_events import (
 )
 from s3kp_core.processing import ObjectEvent
 
-EVENTS = Path(__file__).resolve().parents[3] / "events"
+EVENTS = Path(__file__).resolve().parents[4] / "events"
 
 
 def moto_record(key: str, *, event_name: str = "ObjectCreated:Put", etag: str = "abc123") -> dict:
