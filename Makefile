@@ -34,7 +34,7 @@ test-infra: setup  ## template checks: sam validate --lint, cfn-lint, sam build,
 bench: setup  ## benchmarks; writes docs/benchmarks.md
 	$(BIN)/python -m benchmarks
 
-lint: setup  ## ruff and mypy (strict, on the shared layer package)
+lint: setup  ## ruff and mypy (strict, on everything pyproject's [tool.mypy] lists)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -43,7 +43,8 @@ from s3kp_core.results import (
     result_id_for,
     summarize,
 )
-from s3kp_core.results_query import DynamoDBItems, ListFilters, ResultsQuery, S3Documents
+from s3kp_core.results_query import ListFilters, ResultsQuery
+from s3kp_core.results_query_aws import DynamoDBItems, S3Documents
 from s3kp_core.results_schema import to_item
 
 from benchmarks.servers import (

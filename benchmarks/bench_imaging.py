@@ -8,7 +8,7 @@ Three side-by-side measures, ratios first (absolute times drift with a shared ma
    JPEG, rescale) vs the naive path (base64 the original object as it is) vs roboflow-python's
    `KeypointDetectionModel.predict()` (re-encodes and sends the full image). Goals: ours faster than
    naive, >= 3x faster than predict(); keypoints within 1 % of the long side of the full-resolution
-   answer (also a unit test: tests/unit/test_imaging_accuracy.py).
+   answer (also a unit test: tests/unit/s3kp_core/test_imaging_accuracy.py).
 3. peak RSS of preparing one image, each in a fresh interpreter that first imports what the ingest
    function imports (so the figure is the function's, runtime included). Goal: <= 768 MiB, 25 %
    headroom in a 1024 MB function, for everything the limits admit.
@@ -148,10 +148,24 @@ def _prepare_markdown(figures: dict[str, PrepareFigures]) -> str:
 
 def requests_side_by_side(photos: dict[str, bytes]) -> dict[str, dict[str, Any]]:
     from roboflow.models.keypoint_detection import KeypointDetectionModel
-    from s3kp_core.inference import InferenceClient, InferenceSettings
+    from s3kp_core.inference import InferenceClient
+
+    if str(ROOT / "functions" / "ingest") not in sys.path:
+        sys.path.insert(0, str(ROOT / "functions" / "ingest"))
+    from ingest_settings import IngestSettings
 
     with model_server(API_KEY) as server, tempfile.TemporaryDirectory() as scratch:
-        client = InferenceClient(InferenceSettings(base_url=server.url, model_id=MODEL_ID, api_key=API_KEY))
+        # The ingest function's defaults (confidence, overlap, timeouts) for this endpoint.
+        ingest = IngestSettings.from_environment(
+            {
+                "INFERENCE_URL": server.url,
+                "MODEL_ID": MODEL_ID,
+                "ROBOFLOW_API_KEY": API_KEY,
+                "RESULTS_TABLE": "unused",
+                "IDEMPOTENCY_TABLE": "unused",
+            }
+        )
+        client = InferenceClient(ingest.inference_settings(API_KEY))
         model = KeypointDetectionModel(API_KEY, f"bench/{MODEL_ID}", local=server.url + "/")
         try:
             return {
@@ -164,7 +178,7 @@ def requests_side_by_side(photos: dict[str, bytes]) -> dict[str, dict[str, Any]]
 
 def _one_photo(client: Any, model: Any, data: bytes, path: Path) -> dict[str, Any]:
     from s3kp_core.imaging import prepare_for_inference
-    from s3kp_core.inference import rescale
+    from s3kp_core.rescale import rescale
 
     path.write_bytes(data)
     answers: dict[str, Any] = {}

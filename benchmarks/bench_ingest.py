@@ -86,23 +86,32 @@ def _image(side: int, grain: float) -> bytes:
 
 
 def _ours(resources: Any, inference_url: str, key: str, repeats: int) -> tuple[dict[str, float], Any]:
-    from s3kp_core.inference import InferenceClient, InferenceSettings
-    from s3kp_core.objects import S3ObjectStore
-    from s3kp_core.processing import Collaborators, ObjectEvent, ProcessingSettings, process_object
+    from ingest_settings import IngestSettings
+    from s3kp_core.inference import InferenceClient
+    from s3kp_core.objects_s3 import S3ObjectStore
+    from s3kp_core.processing import Collaborators, ObjectEvent, process_object
     from s3kp_core.results import SourceObject
-    from s3kp_core.results_store import DynamoDBResultsStore
+    from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 
+    # The defaults the ingest function declares, for this endpoint and model.
+    ingest = IngestSettings.from_environment(
+        {
+            "INFERENCE_URL": inference_url,
+            "MODEL_ID": MODEL_ID,
+            "ROBOFLOW_API_KEY": API_KEY,
+            "RESULTS_TABLE": resources.results_table,
+            "IDEMPOTENCY_TABLE": "unused",
+        }
+    )
     s3 = boto3.client("s3")
     deps = Collaborators(
         objects=S3ObjectStore(s3),
-        predictor=InferenceClient(
-            InferenceSettings(base_url=inference_url, model_id=MODEL_ID, api_key=API_KEY)
-        ),
+        predictor=InferenceClient(ingest.inference_settings(API_KEY)),
         results=DynamoDBResultsStore(
             boto3.resource("dynamodb").Table(resources.results_table), s3, predictions_prefix="predictions/"
         ),
     )
-    settings = ProcessingSettings(model_id=MODEL_ID)
+    settings = ingest.processing_settings()
     samples_ms: list[dict[str, float]] = []
     outcome = None
     for attempt in range(repeats + 1):  # the first run warms connections and is not counted

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from s3kp_core.ordering import event_order
 from s3kp_core.results import (
     ImageSize,
     Keypoint,
@@ -38,7 +39,7 @@ from s3kp_core.results import (
     result_id_for,
     summarize,
 )
-from s3kp_core.results_store import DynamoDBResultsStore, event_order
+from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 from s3kp_core.skeletons import FACE_6
 
 from benchmarks.servers import free_port

@@ -13,13 +13,8 @@ from typing import Any
 from api_settings import ApiSettings
 from s3kp_core.cursors import CursorCodec
 from s3kp_core.results import ObjectRef
-from s3kp_core.results_query import (
-    DynamoDBItems,
-    ResultsQuery,
-    ResultsReader,
-    S3Documents,
-    shard_query_pool,
-)
+from s3kp_core.results_query import ResultsQuery, ResultsReader, shard_query_pool
+from s3kp_core.results_query_aws import DynamoDBItems, S3Documents
 
 
 @lru_cache(maxsize=1)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -10,6 +11,8 @@ from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from s3kp_core.cursors import CursorError
 from s3kp_core.results_query import PredictionsUnavailableError
+
+Handler = TypeVar("Handler", bound=Callable[..., Response[Any]])
 
 
 class ResultNotFoundError(Exception):
@@ -19,8 +22,15 @@ class ResultNotFoundError(Exception):
     """
 
 
+def handles(app: APIGatewayHttpResolver, error: type[Exception]) -> Callable[[Handler], Handler]:
+    """`app.exception_handler(error)` with its type: Powertools leaves the decorator it returns unannotated,
+    which would make every handler below untyped for mypy. It registers the function and returns it."""
+    decorator: Callable[[Handler], Handler] = app.exception_handler(error)
+    return decorator
+
+
 def register(app: APIGatewayHttpResolver, logger: Logger) -> None:
-    @app.exception_handler(RequestValidationError)
+    @handles(app, RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[Any]:
         details = [_detail(problem) for problem in error.errors()]
         message = "; ".join(
@@ -28,19 +38,19 @@ def register(app: APIGatewayHttpResolver, logger: Logger) -> None:
         )
         return _error(400, f"invalid request: {message}", details)
 
-    @app.exception_handler(CursorError)
+    @handles(app, CursorError)
     def invalid_cursor(error: CursorError) -> Response[Any]:
         return _error(400, f"invalid cursor: {error}")
 
-    @app.exception_handler(ResultNotFoundError)
+    @handles(app, ResultNotFoundError)
     def result_not_found(error: ResultNotFoundError) -> Response[Any]:
         return _error(404, str(error))
 
-    @app.exception_handler(ServiceError)
+    @handles(app, ServiceError)
     def service_error(error: ServiceError) -> Response[Any]:
         return _error(error.status_code, error.msg if isinstance(error.msg, str) else str(error.msg))
 
-    @app.exception_handler(PredictionsUnavailableError)
+    @handles(app, PredictionsUnavailableError)
     def predictions_unavailable(error: PredictionsUnavailableError) -> Response[Any]:
         logger.warning("predictions unavailable", extra={"error": str(error)})
         return _error(503, str(error))
@@ -49,7 +59,7 @@ def register(app: APIGatewayHttpResolver, logger: Logger) -> None:
     def not_found(_: Exception) -> Response[Any]:
         return _error(404, f"no route for {app.current_event.http_method} {app.current_event.path}")
 
-    @app.exception_handler(Exception)
+    @handles(app, Exception)
     def unexpected(error: Exception) -> Response[Any]:
         logger.exception("unhandled error")
         return _error(500, "internal error; the request id is in the x-amzn-requestid response header")

@@ -6,8 +6,7 @@ from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
-from s3kp_core.results import ResultRecord
-from s3kp_core.results_query import ResultSummary
+from s3kp_core.results import ResultRecord, ResultSummary
 
 
 class ResultLinks(BaseModel):

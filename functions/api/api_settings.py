@@ -7,19 +7,18 @@ when it is the cursor secret).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Self
+from typing import Annotated, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from s3kp_core.settings import env, load_from_environment
+from pydantic import Field, model_validator
+from s3kp_core.settings import EnvironmentSettings, env
 
 # S3 accepts up to 7 days; a result link is meant to be followed now, so keep it short.
 MAX_PRESIGN_EXPIRY_SECONDS = 3600
-_SECRET_SETTINGS = frozenset({"CURSOR_SECRET"})
 
 
-class ApiSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+class ApiSettings(EnvironmentSettings):
+    description: ClassVar[str] = "API"
+    secret_variables: ClassVar[frozenset[str]] = frozenset({"CURSOR_SECRET"})
 
     results_table: Annotated[str, env("RESULTS_TABLE"), Field(min_length=1)]
     presign_expiry_seconds: Annotated[
@@ -35,7 +34,3 @@ class ApiSettings(BaseModel):
         if not (self.cursor_secret_arn or self.cursor_secret):
             raise ValueError("set CURSOR_SECRET_ARN (Secrets Manager) or CURSOR_SECRET (local runs)")
         return self
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
-        return load_from_environment(cls, what="API", secret_names=_SECRET_SETTINGS, environ=environ)

@@ -14,11 +14,18 @@ from typing import Any
 
 import boto3
 from ingest_settings import IngestSettings
-from s3kp_core.inference import InferenceClient, InferenceSettings
-from s3kp_core.objects import S3ObjectStore
+from s3kp_core.inference import InferenceClient
+from s3kp_core.objects_s3 import S3ObjectStore
 from s3kp_core.processing import Collaborators, ProcessingSettings
-from s3kp_core.result_events import EventBridgePublisher
-from s3kp_core.results_store import DynamoDBResultsStore
+from s3kp_core.result_events_eventbridge import EventBridgePublisher
+from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
+
+
+@lru_cache(maxsize=1)
+def settings() -> IngestSettings:
+    """Validated once per container; the handler calls this at import, so a bad variable fails the cold
+    start (the API function loads its settings the same way)."""
+    return IngestSettings.from_environment()
 
 
 @lru_cache(maxsize=1)
@@ -50,19 +57,7 @@ def results_store(settings: IngestSettings) -> DynamoDBResultsStore:
 @lru_cache(maxsize=1)
 def inference_client(settings: IngestSettings, api_key: str) -> InferenceClient:
     """One pooled HTTP session per container; rebuilt only when the (cached) API key changes."""
-    return InferenceClient(
-        InferenceSettings(
-            base_url=settings.inference_url,
-            model_id=settings.model_id,
-            api_key=api_key,
-            confidence=settings.confidence,
-            overlap=settings.overlap,
-            classes=settings.classes,
-            connect_timeout=settings.inference_connect_timeout,
-            read_timeout=settings.inference_read_timeout,
-            max_attempts=settings.inference_max_attempts,
-        )
-    )
+    return InferenceClient(settings.inference_settings(api_key))
 
 
 @lru_cache(maxsize=1)
@@ -84,17 +79,4 @@ def collaborators(settings: IngestSettings, api_key: str) -> Collaborators:
 
 @lru_cache(maxsize=1)
 def processing_settings(settings: IngestSettings) -> ProcessingSettings:
-    return ProcessingSettings(
-        model_id=settings.model_id,
-        fingerprint=settings.fingerprint,
-        input_prefix=settings.input_prefix,
-        output_prefix=settings.output_prefix,
-        predictions_prefix=settings.predictions_prefix,
-        output_bucket=settings.output_bucket,
-        max_object_bytes=settings.max_object_bytes,
-        max_image_pixels=settings.max_image_pixels,
-        max_side_for_inference=settings.max_side_for_inference,
-        annotated_max_side=settings.annotated_max_side,
-        skeleton=settings.skeleton,
-        keypoint_draw_threshold=settings.keypoint_draw_threshold,
-    )
+    return settings.processing_settings()

@@ -18,12 +18,12 @@ from __future__ import annotations
 from s3kp_core import cold_start  # first: it makes the imports below cheaper
 
 # isort: split
-import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import ingest_dependencies
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -36,20 +36,20 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ingest_dependencies import aws_session, collaborators, processing_settings, sqs_client
-from ingest_settings import load_settings, resolve_api_key
+from ingest_settings import resolve_api_key
 from s3_events import (
     IDEMPOTENCY_KEY_JMESPATH,
     MalformedNotification,
     Notification,
-    ObjectCreated,
+    WorkUnit,
     parse_json_notification,
     parse_notification,
+    work_unit,
 )
 from s3kp_core import redact
 from s3kp_core.errors import CONFIGURATION_CODES, TransientError
 from s3kp_core.observability import logger, metrics, tracer
 from s3kp_core.processing import ObjectEvent, Outcome, process_object
-from s3kp_core.results import SourceObject
 from sqs_retries import LEASE_MARGIN_SECONDS, MessageVisibility
 
 # Time kept back from the inference deadline for annotating, writing the copy and the result.
@@ -74,14 +74,14 @@ class NotRemembered(Exception):
         self.code = code
 
 
-def _count_duplicate(response: Any, data_record: DataRecord) -> Any:
+def _count_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     """Called when idempotency answers from the table: this object version was already processed."""
     logger.info("duplicate event: this object version was already processed", previous=response)
     metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
     return response
 
 
-settings = load_settings()
+settings = ingest_dependencies.settings()  # validated once per container: a bad variable fails the cold start
 redact.install(logger)
 idempotency_config = IdempotencyConfig(
     response_hook=_count_duplicate,
@@ -173,14 +173,15 @@ def _process_notification(notification: Notification, context: LambdaContext, *,
     for event_name in notification.ignored_event_names:
         logger.info("ignoring a notification that is not ObjectCreated", event_name=event_name)
         metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
-    for created in notification.objects:
-        logger.set_correlation_id(created.key)
-        logger.append_keys(bucket=created.bucket, object_key=created.key, event_name=created.event_name)
+    for event in notification.objects:
+        source = event.source
+        logger.set_correlation_id(source.key)
+        logger.append_keys(bucket=source.bucket, object_key=source.key, event_name=event.event_name)
+        unit = work_unit(event, settings.fingerprint)
         try:
-            keyed = replace(created, fingerprint=settings.fingerprint)
-            process_once(created=keyed, context=context, final_attempt=final_attempt)
+            process_once(unit=unit, event=replace(event, final_attempt=final_attempt), context=context)
         except IdempotencyAlreadyInProgressError:
-            seconds_left = _in_progress_seconds_left(keyed)
+            seconds_left = _in_progress_seconds_left(unit)
             logger.info(
                 "duplicate event: this object version is in progress in another invocation",
                 in_progress_seconds_left=seconds_left,
@@ -200,30 +201,27 @@ def _process_notification(notification: Notification, context: LambdaContext, *,
             logger.remove_keys(["bucket", "object_key", "event_name"])
 
 
-def _in_progress_seconds_left(created: ObjectCreated) -> float | None:
+def _in_progress_seconds_left(unit: WorkUnit) -> float | None:
     """How long the other invocation's in-progress record can still last (its Lambda deadline)."""
     try:
-        # The same data `process_once` is keyed on (Powertools turns a dataclass argument into a dict).
-        record = persistence_layer.get_record(data=dataclasses.asdict(created))
+        # The same data `process_once` is keyed on.
+        record = persistence_layer.get_record(data=unit)
     except Exception:  # gone in the meantime, or the table cannot be read: the caller uses a bound
         return None
     expiry = record.in_progress_expiry_timestamp if record is not None else None
     return None if expiry is None else max(0.0, float(expiry) / 1000 - time.time())  # a Decimal
 
 
+# Powertools annotates `idempotent_function` without a return type, so mypy sees an untyped decorator;
+# it returns the function unchanged in signature (Powertools' own examples rely on that).
 @idempotent_function(  # type: ignore[untyped-decorator]
-    data_keyword_argument="created", persistence_store=persistence_layer, config=idempotency_config
+    data_keyword_argument="unit", persistence_store=persistence_layer, config=idempotency_config
 )
-def process_once(*, created: ObjectCreated, context: LambdaContext, final_attempt: bool) -> dict[str, Any]:
-    """Runs once per object version; a duplicate gets this dict back from the idempotency table."""
+def process_once(*, unit: WorkUnit, event: ObjectEvent, context: LambdaContext) -> dict[str, Any]:
+    """Runs once per work unit (`s3_events.work_unit`: the object version and the fingerprint); a
+    duplicate gets this dict back from the idempotency table."""
     deps = collaborators(settings, resolve_api_key(settings))
     deadline = deps.clock() + context.get_remaining_time_in_millis() / 1000 - RESERVED_SECONDS
-    event = ObjectEvent(
-        source=_source_of(created),
-        event_time=created.event_time,
-        final_attempt=final_attempt,
-        replay=created.replay,
-    )
     outcome = _traced_process(event, deps, deadline)
     _emit(outcome)
     record = outcome.record
@@ -250,17 +248,6 @@ def _traced_process(event: ObjectEvent, deps: Any, deadline: float) -> Outcome:
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return outcome
-
-
-def _source_of(created: ObjectCreated) -> SourceObject:
-    return SourceObject(
-        bucket=created.bucket,
-        key=created.key,
-        version_id=created.version_id,
-        etag=created.etag,
-        size=created.size,
-        sequencer=created.sequencer,
-    )
 
 
 def _emit(outcome: Outcome) -> None:

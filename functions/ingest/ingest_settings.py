@@ -1,25 +1,31 @@
 """The ingest function's configuration: environment variables, validated once at cold start.
 
 Named `ingest_settings` (not `settings`) because both function directories share `sys.path` in tests and
-in the offline stack. Every variable is documented in docs/ingest.md; an invalid one stops the cold start
+in the offline stack. Every variable is documented in docs/settings.md; an invalid one stops the cold start
 with a message naming it (and never echoing a secret's value).
+
+This is where each default is declared: the domain's settings (`ProcessingSettings`, `InferenceSettings`)
+have none of their own and are derived from this object (`processing_settings()`, `inference_settings()`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from s3kp_core.settings import ConfigurationError, env, load_from_environment
+from pydantic import Field, field_validator, model_validator
+from s3kp_core.settings import ConfigurationError, EnvironmentSettings, env
+
+if TYPE_CHECKING:
+    from s3kp_core.inference import InferenceSettings
+    from s3kp_core.processing import ProcessingSettings
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9_.-]+/[0-9]+$"
-_SECRET_SETTINGS = frozenset({"ROBOFLOW_API_KEY"})
 
 
-class IngestSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+class IngestSettings(EnvironmentSettings):
+    description: ClassVar[str] = "ingest"
+    secret_variables: ClassVar[frozenset[str]] = frozenset({"ROBOFLOW_API_KEY"})
 
     inference_url: Annotated[str, env("INFERENCE_URL")] = "https://detect.roboflow.com"
     model_id: Annotated[str, env("MODEL_ID"), Field(pattern=MODEL_ID_PATTERN)]
@@ -60,6 +66,41 @@ class IngestSettings(BaseModel):
             overlap=self.overlap,
             classes=self.classes,
             max_side_for_inference=self.max_side_for_inference,
+        )
+
+    def processing_settings(self) -> ProcessingSettings:
+        """What the per-object flow needs (imported here: `processing` pulls in Pillow)."""
+        from s3kp_core.processing import ProcessingSettings
+
+        return ProcessingSettings(
+            model_id=self.model_id,
+            fingerprint=self.fingerprint,
+            input_prefix=self.input_prefix,
+            output_prefix=self.output_prefix,
+            predictions_prefix=self.predictions_prefix,
+            output_bucket=self.output_bucket,
+            max_object_bytes=self.max_object_bytes,
+            max_image_pixels=self.max_image_pixels,
+            max_side_for_inference=self.max_side_for_inference,
+            annotated_max_side=self.annotated_max_side,
+            skeleton=self.skeleton,
+            keypoint_draw_threshold=self.keypoint_draw_threshold,
+        )
+
+    def inference_settings(self, api_key: str) -> InferenceSettings:
+        """What the inference client needs; the key comes from `resolve_api_key` (it may rotate)."""
+        from s3kp_core.inference import InferenceSettings
+
+        return InferenceSettings(
+            base_url=self.inference_url,
+            model_id=self.model_id,
+            api_key=api_key,
+            confidence=self.confidence,
+            overlap=self.overlap,
+            classes=self.classes,
+            connect_timeout=self.inference_connect_timeout,
+            read_timeout=self.inference_read_timeout,
+            max_attempts=self.inference_max_attempts,
         )
 
     # A failed message comes back after half to all of base × 2^(receive − 1) seconds, at most max.
@@ -110,13 +151,6 @@ class IngestSettings(BaseModel):
                 "would trigger itself"
             )
         return self
-
-
-def load_settings(environ: Mapping[str, str] | None = None) -> IngestSettings:
-    """Validate the environment; raise ConfigurationError naming every bad setting."""
-    return load_from_environment(
-        IngestSettings, what="ingest", secret_names=_SECRET_SETTINGS, environ=environ
-    )
 
 
 def resolve_api_key(settings: IngestSettings) -> str:

@@ -1,4 +1,4 @@
-"""S3 event notifications -> the objects to process, from AWS's shape and moto's.
+"""S3 event notifications -> the domain's `ObjectEvent`s, from AWS's shape and moto's.
 
 AWS records carry `object.sequencer`, `userIdentity`, `requestParameters` and `responseElements`; moto's
 carry none of them (and URL-encode `/` in keys), which makes Powertools' `S3Model` reject them and its
@@ -20,16 +20,22 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import unquote_plus
+
+from s3kp_core.processing import ObjectEvent
+from s3kp_core.results import SourceObject
 
 OBJECT_CREATED_PREFIX = "ObjectCreated:"
 TEST_EVENT = "s3:TestEvent"
 # One object version under one fingerprint (model + inference settings) is one unit of work (Powertools
-# Idempotency key over an ObjectCreated's fields): a new model processes the same version again.
+# Idempotency key over `work_unit()`): a new model processes the same version again. Stored idempotency
+# records were keyed on exactly these fields: changing them would run every object version once more.
 IDEMPOTENCY_KEY_JMESPATH = "[bucket, key, version_id, etag, fingerprint]"
 # `s3.configurationId` of the notifications `s3kp backfill` sends (S3 puts its notification's id there).
 REPLAY_CONFIGURATION_ID = "s3kp-backfill"
+# The data the idempotency key is taken from: the fields IDEMPOTENCY_KEY_JMESPATH names.
+WorkUnit: TypeAlias = dict[str, str | None]
 
 
 class MalformedNotification(ValueError):
@@ -37,28 +43,23 @@ class MalformedNotification(ValueError):
 
 
 @dataclass(frozen=True)
-class ObjectCreated:
-    """One `ObjectCreated:*` record, with the key decoded."""
-
-    bucket: str
-    key: str
-    version_id: str | None
-    etag: str | None
-    size: int | None
-    sequencer: str | None
-    event_time: datetime | None
-    event_name: str
-    # Sent by `s3kp backfill` (not S3): the object's current version, with no S3 sequencer.
-    replay: bool = False
-    # What will process it (set by the handler): part of the idempotency key.
-    fingerprint: str | None = None
-
-
-@dataclass(frozen=True)
 class Notification:
-    objects: tuple[ObjectCreated, ...] = ()
+    objects: tuple[ObjectEvent, ...] = ()  # one per `ObjectCreated:*` record, in order
     ignored_event_names: tuple[str, ...] = ()
     is_test_event: bool = False
+
+
+def work_unit(event: ObjectEvent, fingerprint: str | None) -> WorkUnit:
+    """What the idempotency key is taken from (`IDEMPOTENCY_KEY_JMESPATH`): the object version and what
+    processes it. A replay (`s3kp backfill`) of a version is the same unit as S3's own event for it."""
+    source = event.source
+    return {
+        "bucket": source.bucket,
+        "key": source.key,
+        "version_id": source.version_id,
+        "etag": source.etag,
+        "fingerprint": fingerprint,
+    }
 
 
 def decode_key(encoded: str) -> str:
@@ -84,7 +85,7 @@ def parse_notification(document: Mapping[str, Any]) -> Notification:
     records = document.get("Records")
     if not isinstance(records, Sequence) or isinstance(records, str | bytes):
         raise MalformedNotification("notification has no `Records` list")
-    objects: list[ObjectCreated] = []
+    objects: list[ObjectEvent] = []
     ignored: list[str] = []
     for record in records:
         if not isinstance(record, Mapping):
@@ -97,7 +98,7 @@ def parse_notification(document: Mapping[str, Any]) -> Notification:
     return Notification(objects=tuple(objects), ignored_event_names=tuple(ignored))
 
 
-def _object_created(record: Mapping[str, Any], event_name: str) -> ObjectCreated:
+def _object_created(record: Mapping[str, Any], event_name: str) -> ObjectEvent:
     try:
         s3 = record["s3"]
         bucket = str(s3["bucket"]["name"])
@@ -109,13 +110,15 @@ def _object_created(record: Mapping[str, Any], event_name: str) -> ObjectCreated
     except UnicodeDecodeError:
         raise MalformedNotification(f"{event_name} record's key is not URL-encoded UTF-8") from None
     size = obj.get("size")
-    return ObjectCreated(
-        bucket=bucket,
-        key=key,
-        version_id=obj.get("versionId") or None,
-        etag=(str(obj["eTag"]).strip('"') or None) if obj.get("eTag") else None,
-        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
-        sequencer=obj.get("sequencer") or None,
+    return ObjectEvent(
+        source=SourceObject(
+            bucket=bucket,
+            key=key,
+            version_id=obj.get("versionId") or None,
+            etag=(str(obj["eTag"]).strip('"') or None) if obj.get("eTag") else None,
+            size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+            sequencer=obj.get("sequencer") or None,
+        ),
         event_time=_parse_time(record.get("eventTime")),
         event_name=event_name,
         replay=s3.get("configurationId") == REPLAY_CONFIGURATION_ID,

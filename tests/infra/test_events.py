@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, S3Model, SqsModel
+from s3_events import decode_key, parse_notification
 
 from s3kp.local.cfn_template import load_template
 from tests.infra.iac_tools import ROOT
@@ -42,9 +43,13 @@ def test_there_is_an_event_for_every_handler_path() -> None:
 
 @pytest.mark.parametrize("path", EVENTS, ids=lambda p: p.name)
 def test_event_is_valid_json_of_its_kind(path: Path) -> None:
+    """GIVEN a ready event WHEN read with Powertools' strict model of its kind (AWS's shape) THEN it is
+    valid, and what the function reads from it agrees with that model."""
     event = _load(path)
     if path.name.startswith("api-"):
-        APIGatewayProxyEventV2Model.model_validate(event)
+        request = APIGatewayProxyEventV2Model.model_validate(event)
+        method, _ = request.routeKey.split(" ", 1)
+        assert request.requestContext.http.method == method
     elif path.name.startswith("sqs-"):
         for record in SqsModel.model_validate(event).Records:
             _validate_s3_body(json.loads(record.body))
@@ -55,10 +60,16 @@ def test_event_is_valid_json_of_its_kind(path: Path) -> None:
 
 
 def _validate_s3_body(body: dict[str, Any]) -> None:
+    notification = parse_notification(body)
     if body.get("Event") == "s3:TestEvent":
         assert set(body) == S3_TEST_EVENT_KEYS
+        assert notification.is_test_event
     else:
-        S3Model.model_validate(body)
+        records = S3Model.model_validate(body).Records
+        # The ingest function reads the objects AWS's model names (keys URL-decoded), one per record.
+        assert [(e.source.bucket, e.source.key) for e in notification.objects] == [
+            (r.s3.bucket.name, decode_key(r.s3.object.key)) for r in records
+        ]
 
 
 @pytest.mark.parametrize("path", [p for p in EVENTS if p.name.startswith("api-")], ids=lambda p: p.name)

@@ -474,7 +474,7 @@ def test_every_value_a_numeric_parameter_allows_is_valid_for_the_ingest_function
     }
     for variable, parameter in numeric:
         for bound in ("MinValue", "MaxValue", "Default"):
-            ingest_settings.load_settings({**required, variable: str(parameter[bound])})
+            ingest_settings.IngestSettings.from_environment({**required, variable: str(parameter[bound])})
 
 
 def test_every_value_a_numeric_parameter_allows_is_valid_for_the_api_function(
@@ -487,3 +487,23 @@ def test_every_value_a_numeric_parameter_allows_is_valid_for_the_api_function(
             api_settings.ApiSettings.from_environment(
                 {"RESULTS_TABLE": "results", "CURSOR_SECRET": "x" * 32, variable: str(parameter[bound])}
             )
+
+
+@pytest.mark.parametrize(
+    ("function", "settings_model"),
+    [("IngestFunction", ingest_settings.IngestSettings), ("ApiFunction", api_settings.ApiSettings)],
+)
+def test_a_numeric_parameter_defaults_to_the_functions_own_default(
+    template: dict[str, Any], function: str, settings_model: type[Any]
+) -> None:
+    """CloudFormation needs literal defaults; the template's must be the ones the settings model declares
+    (docs/settings.md), so a stack deployed without parameters behaves as the function does on its own."""
+    fields = {
+        alias: field
+        for field in settings_model.model_fields.values()
+        for alias in field.validation_alias.choices
+    }
+    numeric = _numeric_parameters_of(template, function)
+    assert numeric
+    for variable, parameter in numeric:
+        assert float(parameter["Default"]) == float(fields[variable].default), variable

@@ -24,6 +24,7 @@ import pytest
 import requests
 from PIL import Image
 from s3kp_core.cursors import CursorCodec
+from s3kp_core.ordering import event_order
 from s3kp_core.results import (
     ImageSize,
     Keypoint,
@@ -36,9 +37,10 @@ from s3kp_core.results import (
     result_id_for,
     summarize,
 )
-from s3kp_core.results_query import DynamoDBItems, ListFilters, ResultsQuery, S3Documents
+from s3kp_core.results_query import ListFilters, ResultsQuery
+from s3kp_core.results_query_aws import DynamoDBItems, S3Documents
 from s3kp_core.results_schema import format_timestamp
-from s3kp_core.results_store import DynamoDBResultsStore, event_order
+from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 
 from s3kp.local.apigw import http_api_event, http_response
 from s3kp.local.lambda_runtime import LambdaContext

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote, unquote_plus, urlencode
 
 import pytest
-from s3kp_core.results_store import DynamoDBResultsStore
+from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 
 from s3kp import samples
 from s3kp.local.apigw import http_api_event, http_response

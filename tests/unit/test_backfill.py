@@ -137,11 +137,12 @@ def test_the_message_is_an_s3_notification_the_ingest_function_reads_back_exactl
 
     (created,) = parse_json_notification(body).objects
 
-    assert (created.bucket, created.key, created.etag, created.version_id, created.size) == (
+    source = created.source
+    assert (source.bucket, source.key, source.etag, source.version_id, source.size) == (
         "uploads", key, "abc", "v7", 100
     )  # fmt: skip
     assert created.replay
-    assert created.sequencer is None  # S3's to mint, not ours
+    assert source.sequencer is None  # S3's to mint, not ours
     assert created.event_time == T0
     assert created.event_name == "ObjectCreated:Put"
     record = json.loads(body)["Records"][0]

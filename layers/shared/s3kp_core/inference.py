@@ -1,5 +1,6 @@
-"""The client for a Roboflow-compatible keypoint endpoint (hosted API v0 route; contract in
-/work/shared/roboflow-contract.md, summarised in docs/ingest-domain.md).
+"""The HTTP client for a Roboflow-compatible keypoint endpoint (the hosted API's v0 route; the contract,
+from the hosted API's documentation and its official clients, is summarised in docs/ingest-domain.md).
+It implements `s3kp_core.predictor.Predictor`; the response's wire shape is in `inference_wire`.
 
 `POST {base_url}/{model_id}?api_key=…&confidence=…&overlap=…&format=json[&classes=a,b]`, body = the
 base64 of a JPEG, `Content-Type: application/x-www-form-urlencoded` (what roboflow-python sends).
@@ -25,7 +26,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -33,30 +34,33 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 from PIL import Image
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from requests.adapters import HTTPAdapter
 
 from s3kp_core import errors
 from s3kp_core.errors import PermanentError, TransientError
+from s3kp_core.inference_wire import ParsedResponse, parse_response
+from s3kp_core.predictor import InferenceResult
 from s3kp_core.redact import redact, register_secret
-from s3kp_core.results import Keypoint, Prediction
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 UNAUTHORIZED_STATUSES = frozenset({401, 403})
 _SERVER_MESSAGE_LIMIT = 300  # characters of the server's message kept in an error
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class InferenceSettings:
+    """Derived from the ingest function's validated settings, where every default is declared
+    (`IngestSettings.inference_settings()`); the backoff is the client's own, not a setting."""
+
     base_url: str
     model_id: str  # "project/version"
     api_key: str
-    confidence: float = 0.4  # 0..1
-    overlap: float = 0.3  # 0..1, the NMS IoU threshold
-    classes: tuple[str, ...] = ()  # empty: every class
-    connect_timeout: float = 3.05
-    read_timeout: float = 20.0
-    max_attempts: int = 4
+    confidence: float  # 0..1
+    overlap: float  # 0..1, the NMS IoU threshold
+    classes: tuple[str, ...]  # empty: every class
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
 
@@ -79,31 +83,10 @@ class InferenceSettings:
 
 
 @dataclass(frozen=True)
-class InferenceResult:
-    predictions: tuple[Prediction, ...]  # in the SENT image's pixels
-    image_width: int  # as reported by the endpoint (fallback: what we sent)
-    image_height: int
-    inference_id: str | None
-    server_time_ms: float | None
-    bytes_sent: int
-    attempts: int
-    elapsed_ms: float
-
-
-@dataclass(frozen=True)
 class _RetryableFailure:
     reason: str  # human, redacted
     code: str = errors.INFERENCE_UNAVAILABLE
     retry_after: float | None = None  # seconds the server asked us to wait
-
-
-@dataclass(frozen=True)
-class ParsedResponse:
-    predictions: tuple[Prediction, ...]
-    image_width: int | None
-    image_height: int | None
-    inference_id: str | None
-    server_time_ms: float | None
 
 
 class InferenceClient:
@@ -246,114 +229,6 @@ class InferenceClient:
             attempts=attempts,
             elapsed_ms=(self._clock() - started) * 1000,
         )
-
-
-def rescale(predictions: Sequence[Prediction], scale_x: float, scale_y: float) -> tuple[Prediction, ...]:
-    """Predictions in another image's pixels: x and width times `scale_x`, y and height times `scale_y`.
-
-    With scale = original size / sent size per axis, a prediction on the sent (downscaled) image maps
-    onto the original; the box edges and keypoints keep their relative positions exactly.
-    """
-    return tuple(
-        p.model_copy(
-            update={
-                "x": p.x * scale_x,
-                "y": p.y * scale_y,
-                "width": p.width * scale_x,
-                "height": p.height * scale_y,
-                "keypoints": tuple(
-                    kp.model_copy(update={"x": kp.x * scale_x, "y": kp.y * scale_y}) for kp in p.keypoints
-                ),
-            }
-        )
-        for p in predictions
-    )
-
-
-# --- the response's wire shape -------------------------------------------------------------------------
-
-
-class _WireModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
-
-
-class _WireKeypoint(_WireModel):
-    x: float
-    y: float
-    confidence: float
-    class_id: int | None = None
-    # The self-hosted server names the label `class`, the hosted docs `class_name`: accept either.
-    name: str | None = Field(default=None, validation_alias=AliasChoices("class", "class_name"))
-
-
-class _WirePrediction(_WireModel):
-    x: float
-    y: float
-    width: float = Field(ge=0)
-    height: float = Field(ge=0)
-    confidence: float
-    class_name: str = Field(validation_alias=AliasChoices("class", "class_name"))
-    class_id: int = -1
-    detection_id: str | None = None
-    keypoints: list[_WireKeypoint] = Field(default_factory=list)
-
-
-class _WireImage(_WireModel):
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
-
-
-class _WireResponse(_WireModel):
-    predictions: list[_WirePrediction]
-    image: _WireImage | None = None
-    inference_id: str | None = None
-    time: float | None = None
-
-
-def parse_response(payload: object) -> ParsedResponse:
-    """The predictions and metadata of a 200 response's JSON.
-
-    Unknown fields are ignored and optional ones may be missing; a keypoint without `class_id` takes
-    its position in the list. Raises PermanentError(inference_bad_response) for any other shape.
-    """
-    try:
-        wire = _WireResponse.model_validate(payload)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
-            for error in exc.errors()[:3]
-        )
-        more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
-        raise PermanentError(
-            errors.INFERENCE_BAD_RESPONSE, f"the response does not follow the contract: {problems}{more}"
-        ) from None
-    predictions = tuple(
-        Prediction(
-            x=p.x,
-            y=p.y,
-            width=p.width,
-            height=p.height,
-            confidence=p.confidence,
-            class_name=p.class_name,
-            class_id=p.class_id,
-            detection_id=p.detection_id,
-            keypoints=tuple(_keypoint(kp, index) for index, kp in enumerate(p.keypoints)),
-        )
-        for p in wire.predictions
-    )
-    return ParsedResponse(
-        predictions=predictions,
-        image_width=wire.image.width if wire.image else None,
-        image_height=wire.image.height if wire.image else None,
-        inference_id=wire.inference_id,
-        server_time_ms=wire.time * 1000 if wire.time is not None else None,
-    )
-
-
-def _keypoint(wire: _WireKeypoint, index: int) -> Keypoint:
-    slot = wire.class_id if wire.class_id is not None else index
-    name = wire.name or str(slot)
-    return Keypoint(x=wire.x, y=wire.y, confidence=wire.confidence, class_id=slot, name=name)
 
 
 # --- helpers ---------------------------------------------------------------------------------------------

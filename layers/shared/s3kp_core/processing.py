@@ -20,16 +20,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from PIL import Image
 
 from s3kp_core import errors
 from s3kp_core.annotate import draw_annotations, resolve_skeleton
 from s3kp_core.imaging import encode_jpeg, prepare_for_inference
-from s3kp_core.inference import InferenceResult, rescale
 from s3kp_core.objects import ObjectStore
+from s3kp_core.ordering import event_order, event_token
+from s3kp_core.predictor import InferenceResult, Predictor
 from s3kp_core.redact import redact
+from s3kp_core.rescale import rescale
 from s3kp_core.result_events import EventPublisher, result_event_detail
 from s3kp_core.results import (
     ImageSize,
@@ -43,7 +44,7 @@ from s3kp_core.results import (
     summarize,
     utc_now,
 )
-from s3kp_core.results_store import ResultsStore, Write, event_order, event_token
+from s3kp_core.results_store import ResultsStore, Write
 
 ANNOTATED_CONTENT_TYPE = "image/jpeg"
 ANNOTATED_JPEG_QUALITY = 88
@@ -52,25 +53,24 @@ ANNOTATED_JPEG_QUALITY = 88
 TIMING_DECIMALS = 3
 
 
-class Predictor(Protocol):
-    def predict(self, jpeg: bytes, *, deadline: float | None = None) -> InferenceResult: ...
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProcessingSettings:
+    """Derived from the ingest function's validated settings, where every default is declared
+    (`IngestSettings.processing_settings()`); the variable each field comes from is in docs/settings.md."""
+
     model_id: str
-    fingerprint: str | None = None  # s3kp_core.fingerprint of the model and its inference settings
-    input_prefix: str = "incoming/"
-    output_prefix: str = "annotated/"
-    predictions_prefix: str = "predictions/"
-    output_bucket: str | None = None
-    max_object_bytes: int = 50 * 1024 * 1024
-    max_image_pixels: int = 100_000_000
-    max_side_for_inference: int = 1024
-    annotated_max_side: int = 2048
-    skeleton: str = "auto"
-    keypoint_draw_threshold: float = 0.3
-    inference_jpeg_quality: int = 90
+    fingerprint: str | None  # s3kp_core.fingerprint of the model and its inference settings
+    input_prefix: str
+    output_prefix: str
+    predictions_prefix: str
+    output_bucket: str | None  # None: the source object's bucket
+    max_object_bytes: int
+    max_image_pixels: int
+    max_side_for_inference: int
+    annotated_max_side: int
+    skeleton: str
+    keypoint_draw_threshold: float
+    inference_jpeg_quality: int = 90  # not a setting: the sent JPEG's quality, see docs/benchmarks.md
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,8 @@ class ObjectEvent:
     final_attempt: bool = False
     # Sent by `s3kp backfill` about the object's current version, without an S3 sequencer of its own.
     replay: bool = False
+    # The notification's name for what happened (e.g. `ObjectCreated:Put`): for logs, not for the flow.
+    event_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def annotated_key(source_key: str, settings: ProcessingSettings, token: str) -> 
 
     The whole relative key is kept, extension included and never normalised (`x.png` and `x.jpg`, `a//x`
     and `a/./x` are different objects), so each source key has its own drawings; the event token (see
-    `results_store.event_token`) makes each event's drawing its own object, so a stale event can never
+    `ordering.event_token`) makes each event's drawing its own object, so a stale event can never
     replace a newer drawing and a result always points at the drawing made for it.
     """
     relative = source_key.removeprefix(settings.input_prefix) if settings.input_prefix else source_key

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
 
@@ -23,6 +23,29 @@ class ConfigurationError(RuntimeError):
 def env(name: str) -> Any:
     """Field metadata: the variable name is the alias, so validation errors name the variable."""
     return Field(validation_alias=AliasChoices(name))
+
+
+class EnvironmentSettings(BaseModel):
+    """A function's settings: the one validated object every domain setting is derived from.
+
+    Each function loads its subclass once per container through `from_environment()` (its dependencies
+    module caches it; its handler calls that at import, so a bad variable fails the cold start).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    # Named in the error message ("invalid ingest configuration: ...").
+    description: ClassVar[str] = "function"
+    # Variables whose values an error message must never echo.
+    secret_variables: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Validate `environ` (default: the process environment); raise ConfigurationError naming every
+        bad variable."""
+        return load_from_environment(
+            cls, what=cls.description, secret_names=cls.secret_variables, environ=environ
+        )
 
 
 def load_from_environment(

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from s3kp_core.errors import RESULT_TOO_LARGE
+from s3kp_core.ordering import event_order
 from s3kp_core.results import (
     Keypoint,
     ObjectRef,
@@ -23,11 +24,10 @@ from s3kp_core.results import (
     summarize,
 )
 from s3kp_core.results_schema import to_item
-from s3kp_core.results_store import (
+from s3kp_core.results_store_dynamodb import (
     DYNAMODB_ITEM_LIMIT,
     MAX_REASON_CHARS,
     DynamoDBResultsStore,
-    event_order,
     item_size,
 )
 

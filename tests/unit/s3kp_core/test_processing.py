@@ -10,17 +10,17 @@ from datetime import UTC, datetime
 import pytest
 from PIL import Image
 from s3kp_core import errors
+from s3kp_core.ordering import event_order
 from s3kp_core.processing import (
     Collaborators,
     ObjectEvent,
-    ProcessingSettings,
     annotated_key,
     process_object,
 )
 from s3kp_core.results import Keypoint, Prediction, ResultRecord, SourceObject, Status, result_id_for
-from s3kp_core.results_store import event_order
 
-from tests.unit.ingest.fakes import (
+from tests.unit.derived_settings import processing_settings
+from tests.unit.s3kp_core.fakes import (
     FakeObjectStore,
     FakePredictor,
     InMemoryResultsStore,
@@ -30,7 +30,7 @@ from tests.unit.ingest.fakes import (
 
 BUCKET = "uploads"
 KEY = "incoming/people/party photo.png"
-SETTINGS = ProcessingSettings(model_id="faces/1", max_side_for_inference=400, annotated_max_side=600)
+SETTINGS = processing_settings(model_id="faces/1", max_side_for_inference=400, annotated_max_side=600)
 
 
 def png(width: int = 800, height: int = 600) -> bytes:
@@ -132,7 +132,7 @@ def test_annotated_copy_is_a_jpeg_at_the_annotated_size_linking_back_to_its_sour
 
 def test_annotated_copy_goes_to_the_output_bucket_when_one_is_configured() -> None:
     pipeline = Pipeline()
-    settings = ProcessingSettings(model_id="faces/1", output_bucket="results-bucket")
+    settings = processing_settings(model_id="faces/1", output_bucket="results-bucket")
     pipeline.run(settings=settings)
     annotated = pipeline.results.only().annotated
     assert annotated.bucket == "results-bucket"
@@ -228,13 +228,13 @@ def test_objects_outside_the_input_or_among_our_outputs_are_skipped_without_work
 def test_when_the_output_bucket_is_the_source_bucket_inputs_are_still_processed() -> None:
     """The template points OUTPUT_BUCKET at the upload bucket: only the output prefixes are ours."""
     pipeline = Pipeline()
-    pipeline.run(settings=ProcessingSettings(model_id="faces/1", output_bucket=BUCKET))
+    pipeline.run(settings=processing_settings(model_id="faces/1", output_bucket=BUCKET))
     assert pipeline.results.only().status is Status.SUCCEEDED
 
 
 def test_an_output_key_in_another_bucket_than_the_output_bucket_is_not_mistaken_for_ours() -> None:
     pipeline = Pipeline(key="annotated/x.png")
-    settings = ProcessingSettings(model_id="faces/1", output_bucket="results-bucket", input_prefix="")
+    settings = processing_settings(model_id="faces/1", output_bucket="results-bucket", input_prefix="")
     pipeline.run(settings=settings)
     assert pipeline.results.only().status is Status.SUCCEEDED
 
@@ -257,7 +257,7 @@ def test_an_object_over_the_size_limit_fails_before_download() -> None:
 
 def test_without_a_size_in_the_event_the_object_is_measured_first() -> None:
     pipeline = Pipeline(data=b"x" * 200)
-    pipeline.run(settings=ProcessingSettings(model_id="faces/1", max_object_bytes=100))
+    pipeline.run(settings=processing_settings(model_id="faces/1", max_object_bytes=100))
     assert pipeline.results.only().reason.code == errors.OBJECT_TOO_LARGE
 
 

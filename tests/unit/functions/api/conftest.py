@@ -20,12 +20,13 @@ from s3kp_core.results import (
     Prediction,
     Reason,
     ResultRecord,
+    ResultSummary,
     SourceObject,
     Status,
     result_id_for,
     summarize,
 )
-from s3kp_core.results_query import ListFilters, Page, ResultSummary
+from s3kp_core.results_query import ListFilters, Page
 
 from s3kp.local.apigw import http_api_event, http_response
 from s3kp.local.lambda_runtime import LambdaContext

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from s3kp_core import errors
-from s3kp_core.inference import InferenceResult
 from s3kp_core.objects import ObjectInfo, ObjectStore
+from s3kp_core.predictor import InferenceResult
 from s3kp_core.results import Prediction, ResultRecord
 from s3kp_core.results_store import ResultsStore, StoredState
 

@@ -14,11 +14,11 @@ from s3kp_core import errors
 from s3kp_core.result_events import (
     DETAIL_TYPE,
     EVENT_SOURCE,
-    EventBridgePublisher,
     detail_json,
     detail_json_schema,
     result_event_detail,
 )
+from s3kp_core.result_events_eventbridge import EventBridgePublisher
 from s3kp_core.results import (
     ImageSize,
     Keypoint,
@@ -31,7 +31,7 @@ from s3kp_core.results import (
     result_id_for,
 )
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "keypoint-result-detail.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "docs" / "schemas" / "keypoint-result-detail.schema.json"
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 SOURCE = SourceObject(
     bucket="uploads", key="incoming/party photo.jpg", version_id="v2", etag="e1", size=1234, sequencer="00AB"

@@ -7,11 +7,12 @@ import io
 
 from PIL import Image
 from s3kp_core.imaging import prepare_for_inference
-from s3kp_core.inference import InferenceResult
-from s3kp_core.processing import Collaborators, ObjectEvent, ProcessingSettings, process_object
+from s3kp_core.predictor import InferenceResult
+from s3kp_core.processing import Collaborators, ObjectEvent, process_object
 from s3kp_core.results import SourceObject
 
-from tests.unit.ingest.fakes import FakeObjectStore, FakePredictor, InMemoryResultsStore, fixed_now
+from tests.unit.derived_settings import processing_settings
+from tests.unit.s3kp_core.fakes import FakeObjectStore, FakePredictor, InMemoryResultsStore, fixed_now
 
 BUCKET = "uploads"
 KEY = "incoming/clock.png"
@@ -60,7 +61,7 @@ def test_every_stage_timing_of_a_result_is_rounded_to_3_decimals() -> None:
     )
     event = ObjectEvent(source=SourceObject(bucket=BUCKET, key=KEY, etag="etag-1"))
 
-    outcome = process_object(event, settings=ProcessingSettings(model_id="faces/1"), deps=deps)
+    outcome = process_object(event, settings=processing_settings(), deps=deps)
 
     assert outcome.record is not None
     timings = outcome.record.timings_ms

@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from api_models import ResultDetail, ResultItem, ResultLinks
-from s3kp_core.results import ResultRecord
-from s3kp_core.results_query import ResultSummary, _summary_fields
+from s3kp_core.results import ResultRecord, ResultSummary
+from s3kp_core.results_query import _summary_fields
 from s3kp_core.results_schema import to_item
 
 

@@ -34,15 +34,15 @@ def test_each_setting_that_changes_predictions_changes_the_fingerprint() -> None
 
 
 def test_the_ingest_settings_fingerprint_is_this_function_of_its_variables() -> None:
-    from ingest_settings import load_settings
+    from ingest_settings import IngestSettings
 
     environ = {"MODEL_ID": "pose/1", "ROBOFLOW_API_KEY": "k", "RESULTS_TABLE": "r", "IDEMPOTENCY_TABLE": "i",
                "CONFIDENCE": "0.5", "CLASSES": "person", "SKELETON": "coco17"}  # fmt: skip
-    settings = load_settings(environ)
+    settings = IngestSettings.from_environment(environ)
     assert settings.fingerprint == inference_fingerprint(
         "pose/1", confidence=0.5, overlap=0.3, classes=("person",), max_side_for_inference=1024
     )
     # Drawing settings do not change predictions, so they leave the fingerprint alone.
-    assert load_settings(environ | {"SKELETON": "none", "ANNOTATED_MAX_SIDE": "512"}).fingerprint == (
-        settings.fingerprint
-    )
+    assert IngestSettings.from_environment(
+        environ | {"SKELETON": "none", "ANNOTATED_MAX_SIDE": "512"}
+    ).fingerprint == (settings.fingerprint)

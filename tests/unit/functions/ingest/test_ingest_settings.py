@@ -6,7 +6,7 @@ import json
 
 import boto3
 import pytest
-from ingest_settings import ConfigurationError, load_settings, resolve_api_key
+from ingest_settings import ConfigurationError, IngestSettings, resolve_api_key
 from moto import mock_aws
 from s3kp_core import redact
 
@@ -19,7 +19,7 @@ MINIMAL = {
 
 
 def test_minimal_environment_gets_documented_defaults() -> None:
-    settings = load_settings(MINIMAL)
+    settings = IngestSettings.from_environment(MINIMAL)
     assert settings.inference_url == "https://detect.roboflow.com"
     assert (settings.confidence, settings.overlap) == (0.4, 0.3)
     assert settings.classes == ()
@@ -49,7 +49,7 @@ def test_minimal_environment_gets_documented_defaults() -> None:
 )
 def test_an_invalid_value_is_reported_by_its_variable_name(name: str, value: str, expected: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
-        load_settings(MINIMAL | {name: value})
+        IngestSettings.from_environment(MINIMAL | {name: value})
     assert expected in str(raised.value)
 
 
@@ -57,13 +57,13 @@ def test_an_invalid_value_is_reported_by_its_variable_name(name: str, value: str
 def test_a_missing_required_setting_is_named(missing: str) -> None:
     environment = {k: v for k, v in MINIMAL.items() if k != missing}
     with pytest.raises(ConfigurationError, match=f"{missing} is required"):
-        load_settings(environment)
+        IngestSettings.from_environment(environment)
 
 
 def test_no_api_key_source_is_an_error_naming_both_variables() -> None:
     environment = {k: v for k, v in MINIMAL.items() if k != "ROBOFLOW_API_KEY"}
     with pytest.raises(ConfigurationError) as raised:
-        load_settings(environment)
+        IngestSettings.from_environment(environment)
     for name in ("ROBOFLOW_API_KEY_SECRET_ARN", "ROBOFLOW_API_KEY"):
         assert name in str(raised.value)
 
@@ -71,13 +71,15 @@ def test_no_api_key_source_is_an_error_naming_both_variables() -> None:
 def test_validation_messages_never_echo_the_api_key() -> None:
     """GIVEN a whole-configuration error (its pydantic input is every variable, the key included)."""
     with pytest.raises(ConfigurationError) as raised:
-        load_settings(MINIMAL | {"OUTPUT_PREFIX": "incoming/out/"})
+        IngestSettings.from_environment(MINIMAL | {"OUTPUT_PREFIX": "incoming/out/"})
     assert "trigger itself" in str(raised.value)
     assert "rf-local-key-123" not in str(raised.value)
 
 
 def test_empty_variables_mean_unset_and_lists_are_comma_separated() -> None:
-    settings = load_settings(MINIMAL | {"OUTPUT_BUCKET": "", "CLASSES": " face, person ,,", "CONFIDENCE": ""})
+    settings = IngestSettings.from_environment(
+        MINIMAL | {"OUTPUT_BUCKET": "", "CLASSES": " face, person ,,", "CONFIDENCE": ""}
+    )
     assert settings.output_bucket is None
     assert settings.classes == ("face", "person")
     assert settings.confidence == 0.4
@@ -90,7 +92,9 @@ def test_an_output_prefix_that_would_retrigger_the_function_is_refused(
     input_prefix: str, output_prefix: str
 ) -> None:
     with pytest.raises(ConfigurationError, match="trigger itself"):
-        load_settings(MINIMAL | {"INPUT_PREFIX": input_prefix, "OUTPUT_PREFIX": output_prefix})
+        IngestSettings.from_environment(
+            MINIMAL | {"INPUT_PREFIX": input_prefix, "OUTPUT_PREFIX": output_prefix}
+        )
 
 
 @pytest.fixture
@@ -101,7 +105,7 @@ def forget_secrets():
 
 @pytest.mark.usefixtures("forget_secrets")
 def test_api_key_from_the_environment_is_registered_for_redaction() -> None:
-    key = resolve_api_key(load_settings(MINIMAL))
+    key = resolve_api_key(IngestSettings.from_environment(MINIMAL))
     assert key == "rf-local-key-123"
     assert redact.redact(f"GET /faces/1?api_key={key}x and {key}") == "GET /faces/1?api_key=*** and ***"
 
@@ -113,7 +117,7 @@ def test_api_key_from_secrets_manager_plain_or_json(secret_string: str, monkeypa
     with mock_aws():
         arn = boto3.client("secretsmanager").create_secret(Name="rf", SecretString=secret_string)["ARN"]
         environment = {k: v for k, v in MINIMAL.items() if k != "ROBOFLOW_API_KEY"}
-        settings = load_settings(
+        settings = IngestSettings.from_environment(
             environment | {"ROBOFLOW_API_KEY_SECRET_ARN": arn, "API_KEY_CACHE_SECONDS": "0"}
         )
         assert resolve_api_key(settings) == "sm-key-456"
@@ -127,6 +131,8 @@ def test_a_json_secret_without_api_key_is_a_configuration_error(monkeypatch) -> 
         arn = boto3.client("secretsmanager").create_secret(Name="rf2", SecretString=json.dumps({"key": "x"}))[
             "ARN"
         ]
-        settings = load_settings(MINIMAL | {"ROBOFLOW_API_KEY_SECRET_ARN": arn, "API_KEY_CACHE_SECONDS": "0"})
+        settings = IngestSettings.from_environment(
+            MINIMAL | {"ROBOFLOW_API_KEY_SECRET_ARN": arn, "API_KEY_CACHE_SECONDS": "0"}
+        )
         with pytest.raises(ConfigurationError, match="api_key"):
             resolve_api_key(settings)

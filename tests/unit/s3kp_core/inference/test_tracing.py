@@ -90,6 +90,7 @@ SCENARIO = textwrap.dedent(
     for base_url, mode in cases:
         client = InferenceClient(
             InferenceSettings(base_url=base_url, model_id=f"{mode}/1", api_key=API_KEY, max_attempts=2,
+                              confidence=0.4, overlap=0.3, classes=(),
                               connect_timeout=0.5, read_timeout=0.3, backoff_base=0.01, backoff_cap=0.01),
         )
         xray_recorder.begin_segment(f"case-{mode}")

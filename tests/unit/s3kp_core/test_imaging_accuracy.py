@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from s3kp_core.imaging import prepare_for_inference
-from s3kp_core.inference import rescale
+from s3kp_core.rescale import rescale
 from s3kp_core.results import Keypoint, Prediction
 
 from s3kp import samples

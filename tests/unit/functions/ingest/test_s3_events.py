@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -16,9 +15,11 @@ from s3_events import (
     decode_key,
     parse_json_notification,
     parse_notification,
+    work_unit,
 )
+from s3kp_core.processing import ObjectEvent
 
-EVENTS = Path(__file__).resolve().parents[3] / "events"
+EVENTS = Path(__file__).resolve().parents[4] / "events"
 
 
 def moto_record(key: str, *, event_name: str = "ObjectCreated:Put", etag: str = "abc123") -> dict:
@@ -57,7 +58,7 @@ def test_a_1024_byte_unicode_key_round_trips() -> None:
     key = "incoming/" + ("é " * 338)[: 1024 - 9 - 1]
     assert len(key.encode()) <= 1024
     notification = parse_notification({"Records": [moto_record(key)]})
-    assert notification.objects[0].key == key
+    assert notification.objects[0].source.key == key
 
 
 def test_aws_put_event_reads_every_field() -> None:
@@ -65,12 +66,12 @@ def test_aws_put_event_reads_every_field() -> None:
     notification = parse_notification(json.loads((EVENTS / "s3-put.json").read_text()))
 
     (created,) = notification.objects
-    assert created.bucket == "s3kp-uploads"
-    assert created.key == "incoming/team photo + friends.jpg"
-    assert created.version_id == "096fKKXTRTtl3on89fVO.nfljtsv6qko"
-    assert created.etag == "d41d8cd98f00b204e9800998ecf8427e"
-    assert created.size == 1048576
-    assert created.sequencer == "0055AED6DCD90281E5"
+    assert created.source.bucket == "s3kp-uploads"
+    assert created.source.key == "incoming/team photo + friends.jpg"
+    assert created.source.version_id == "096fKKXTRTtl3on89fVO.nfljtsv6qko"
+    assert created.source.etag == "d41d8cd98f00b204e9800998ecf8427e"
+    assert created.source.size == 1048576
+    assert created.source.sequencer == "0055AED6DCD90281E5"
     assert created.event_name == "ObjectCreated:Put"
     assert created.event_time is not None
     assert created.event_time.year == 2026
@@ -89,9 +90,13 @@ def test_sqs_wrapped_event_body_is_the_same_notification() -> None:
 def test_moto_shape_without_optional_fields_is_accepted() -> None:
     """GIVEN moto's record (no sequencer, no versionId) THEN those fields are None, not an error."""
     (created,) = parse_notification({"Records": [moto_record("incoming/a b.jpg")]}).objects
-    assert (created.key, created.sequencer, created.version_id) == ("incoming/a b.jpg", None, None)
-    assert created.etag == "abc123"
-    assert created.size == 2048
+    assert (created.source.key, created.source.sequencer, created.source.version_id) == (
+        "incoming/a b.jpg",
+        None,
+        None,
+    )
+    assert created.source.etag == "abc123"
+    assert created.source.size == 2048
 
 
 def test_s3_test_event_is_recognised_and_yields_no_work() -> None:
@@ -108,7 +113,7 @@ def test_several_records_per_message_and_non_created_events_are_ignored() -> Non
         moto_record("incoming/two.jpg", event_name="ObjectCreated:Copy"),
     ]
     notification = parse_notification({"Records": records})
-    assert [o.key for o in notification.objects] == ["incoming/one.jpg", "incoming/two.jpg"]
+    assert [o.source.key for o in notification.objects] == ["incoming/one.jpg", "incoming/two.jpg"]
     assert notification.ignored_event_names == ("ObjectRemoved:Delete",)
 
 
@@ -120,8 +125,8 @@ def test_multipart_duplicate_events_share_one_idempotency_key() -> None:
     ]
     put, complete = parse_notification({"Records": records}).objects
 
-    def key_of(created: object) -> object:
-        return jmespath.search(IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(created))  # type: ignore[call-overload]
+    def key_of(event: ObjectEvent) -> object:
+        return jmespath.search(IDEMPOTENCY_KEY_JMESPATH, work_unit(event, None))
 
     assert key_of(put) == key_of(complete) == ["uploads", "incoming/big.jpg", None, "f00-2", None]
 
@@ -129,13 +134,13 @@ def test_multipart_duplicate_events_share_one_idempotency_key() -> None:
 def test_the_same_version_under_another_fingerprint_is_a_different_work_unit() -> None:
     """Reprocessing: a new model (or settings that change predictions) processes the version again."""
     (created,) = parse_notification({"Records": [moto_record("incoming/x.jpg", etag="v1")]}).objects
-    old, new = (dataclasses.replace(created, fingerprint=fp) for fp in ("aaaa", "bbbb"))
+    old, new = (work_unit(created, fp) for fp in ("aaaa", "bbbb"))
 
-    def key_of(created: object) -> object:
-        return jmespath.search(IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(created))  # type: ignore[call-overload]
+    def key_of(unit: dict[str, str | None]) -> object:
+        return jmespath.search(IDEMPOTENCY_KEY_JMESPATH, unit)
 
     assert key_of(old) != key_of(new)
-    assert key_of(old) == key_of(dataclasses.replace(created, fingerprint="aaaa"))
+    assert key_of(old) == key_of(work_unit(created, "aaaa"))
 
 
 def test_a_backfill_notification_is_a_replay_with_the_same_work_unit_as_s3s() -> None:
@@ -147,8 +152,8 @@ def test_a_backfill_notification_is_a_replay_with_the_same_work_unit_as_s3s() ->
     (replayed,) = parse_notification({"Records": [backfill_record]}).objects
 
     assert (real.replay, replayed.replay) == (False, True)
-    assert jmespath.search(IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(real)) == jmespath.search(
-        IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(replayed)
+    assert jmespath.search(IDEMPOTENCY_KEY_JMESPATH, work_unit(real, None)) == jmespath.search(
+        IDEMPOTENCY_KEY_JMESPATH, work_unit(replayed, None)
     )
 
 
@@ -156,8 +161,8 @@ def test_a_new_upload_of_the_same_key_is_a_different_work_unit() -> None:
     first, second = parse_notification(
         {"Records": [moto_record("incoming/x.jpg", etag="v1"), moto_record("incoming/x.jpg", etag="v2")]}
     ).objects
-    assert jmespath.search(IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(first)) != jmespath.search(
-        IDEMPOTENCY_KEY_JMESPATH, dataclasses.asdict(second)
+    assert jmespath.search(IDEMPOTENCY_KEY_JMESPATH, work_unit(first, None)) != jmespath.search(
+        IDEMPOTENCY_KEY_JMESPATH, work_unit(second, None)
     )
 
 
@@ -174,3 +179,26 @@ def test_a_new_upload_of_the_same_key_is_a_different_work_unit() -> None:
 def test_bodies_that_are_not_s3_notifications_are_malformed(body: str) -> None:
     with pytest.raises(MalformedNotification):
         parse_json_notification(body)
+
+
+def test_the_work_unit_keys_idempotency_records_as_the_former_object_created_did() -> None:
+    """Records stored before the parser produced `ObjectEvent`s were keyed on the fields of its former
+    `ObjectCreated` (`dataclasses.asdict`): the same notification gives the same key, so a deployment does
+    not run every remembered object version again."""
+    (event,) = parse_notification(json.loads((EVENTS / "s3-put.json").read_text())).objects
+    former_data = {
+        "bucket": "s3kp-uploads",
+        "key": "incoming/team photo + friends.jpg",
+        "version_id": "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+        "etag": "d41d8cd98f00b204e9800998ecf8427e",
+        "size": 1048576,
+        "sequencer": "0055AED6DCD90281E5",
+        "event_time": event.event_time,
+        "event_name": "ObjectCreated:Put",
+        "replay": False,
+        "fingerprint": "fp-1",
+    }
+
+    assert jmespath.search(IDEMPOTENCY_KEY_JMESPATH, work_unit(event, "fp-1")) == jmespath.search(
+        IDEMPOTENCY_KEY_JMESPATH, former_data
+    )

@@ -1,8 +1,8 @@
 """The ingest function's AWS clients share one boto3 session per container.
 
-A botocore loader caches the endpoint rules and service models it has read; clients of different sessions
-each read them again, which costs cold-start time. The loader a client was built with is botocore's
-`_loader` attribute: the one observable trace of the session it came from.
+A botocore session's loader caches the endpoint rules and service models it has read; clients of
+different sessions each read them again, which costs cold-start time. So what is specified is which
+botocore session creates each client (seen through `Session.create_client`, botocore's public entry).
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import importlib
 import sys
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 import pytest
+from botocore.session import Session
 
 # Everything a cold start imports afresh: the handler's modules and the Powertools objects they share.
 COLD_START_MODULES = (
@@ -35,7 +37,23 @@ ENVIRONMENT = {
 
 
 @pytest.fixture
-def fresh_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+def client_sessions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """(service, id of the botocore session) of every client created from now on."""
+    created: list[tuple[str, int]] = []
+    create_client = Session.create_client
+
+    def recording(self: Session, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        created.append((service_name, id(self)))
+        return create_client(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "create_client", recording)
+    return created
+
+
+@pytest.fixture
+def fresh_handler(
+    monkeypatch: pytest.MonkeyPatch, client_sessions: list[tuple[str, int]]
+) -> Iterator[ModuleType]:
     """The handler imported as at a cold start; the modules loaded before are put back afterwards, so
     later tests never see a logger or metrics object configured with this test's environment."""
     for name, value in ENVIRONMENT.items():
@@ -50,19 +68,21 @@ def fresh_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
         sys.modules.update(previous)
 
 
-def test_the_idempotency_layer_and_the_first_invocations_clients_share_one_botocore_loader(
-    fresh_handler: ModuleType,
+def test_the_idempotency_layer_and_the_first_invocations_clients_share_one_botocore_session(
+    fresh_handler: ModuleType, client_sessions: list[tuple[str, int]]
 ) -> None:
     """GIVEN the handler imported at a cold start (which builds the idempotency DynamoDB client)
     WHEN the first invocation builds its collaborators (S3 client, results table)
-    THEN every client was built by the same botocore loader, so no service model is read twice."""
+    THEN one botocore session created every client, so no service model is read twice."""
     import ingest_dependencies
     from ingest_settings import resolve_api_key
 
     settings = fresh_handler.settings
     ingest_dependencies.collaborators(settings, resolve_api_key(settings))
 
-    idempotency_client = fresh_handler.persistence_layer.client
-    s3_client = ingest_dependencies.s3_client()
-    results_table_client = ingest_dependencies.results_store(settings)._table.meta.client
-    assert idempotency_client._loader is s3_client._loader is results_table_client._loader
+    # The X-Ray SDK builds its own sampling clients at import; they are not the function's.
+    ours = [(service, session) for service, session in client_sessions if service != "xray"]
+    services = [service for service, _ in ours]
+    assert services.count("dynamodb") >= 2  # the idempotency layer's and the results table's
+    assert "s3" in services
+    assert len({session for _, session in ours}) == 1, ours

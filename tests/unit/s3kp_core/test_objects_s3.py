@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from s3kp_core import errors
-from s3kp_core.objects import S3ObjectStore
+from s3kp_core.objects_s3 import S3ObjectStore
 
 BUCKET = "uploads"
 

@@ -1,0 +1,189 @@
+"""Answers the client retries: which, how long it waits (backoff, jitter, Retry-After), the deadline."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import pytest
+import requests
+import responses
+from s3kp_core import errors
+from s3kp_core.errors import TransientError
+from s3kp_core.inference import InferenceClient
+
+from tests.unit.s3kp_core.inference.builders import (
+    API_KEY,
+    ENDPOINT,
+    JPEG,
+    OK_BODY,
+    FakeTime,
+    assert_key_hidden,
+    client,
+    settings,
+)
+
+# --- retried failures -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_transient_statuses_are_retried_until_success(
+    mocked: responses.RequestsMock, fake_time: FakeTime, status: int
+) -> None:
+    mocked.post(ENDPOINT, json={"message": "busy"}, status=status)
+    mocked.post(ENDPOINT, json={"message": "busy"}, status=status)
+    mocked.post(ENDPOINT, json=OK_BODY)
+
+    result = client(fake_time).predict(JPEG)
+
+    assert result.attempts == 3
+    assert len(mocked.calls) == 3
+    assert fake_time.sleeps == [0.5, 1.0]  # the largest jitter: base * 2^(n-1)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [requests.ConnectTimeout("connect timed out"), requests.ReadTimeout("read timed out"),
+     requests.ConnectionError(f"Max retries exceeded with url: /my-pose/3?api_key={API_KEY}")],
+)  # fmt: skip
+def test_timeouts_and_connection_errors_are_retried(
+    mocked: responses.RequestsMock, fake_time: FakeTime, failure: Exception
+) -> None:
+    mocked.post(ENDPOINT, body=failure)
+    mocked.post(ENDPOINT, json=OK_BODY)
+
+    assert client(fake_time).predict(JPEG).attempts == 2
+
+
+def test_exhausted_retries_are_transient_with_the_last_failure_and_no_key(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.post(ENDPOINT, body=requests.ConnectionError(f"refused: {ENDPOINT}?api_key={API_KEY}&format=json"))
+    mocked.post(ENDPOINT, json={"message": "Model not ready"}, status=503)
+
+    with pytest.raises(TransientError) as raised:
+        client(fake_time, max_attempts=4).predict(JPEG)
+
+    assert raised.value.code == errors.INFERENCE_UNAVAILABLE
+    assert "after 4 attempt(s)" in raised.value.message
+    assert "HTTP 503: Model not ready" in raised.value.message
+    assert len(mocked.calls) == 4
+    assert fake_time.sleeps == [0.5, 1.0, 2.0]
+    assert_key_hidden(raised.value)
+
+
+def test_a_connection_error_message_is_redacted(mocked: responses.RequestsMock, fake_time: FakeTime) -> None:
+    mocked.post(ENDPOINT, body=requests.ConnectionError(f"refused: {ENDPOINT}?api_key={API_KEY}&format=json"))
+
+    with pytest.raises(TransientError) as raised:
+        client(fake_time, max_attempts=1).predict(JPEG)
+
+    assert "api_key=***" in raised.value.message
+    assert_key_hidden(raised.value)
+
+
+def test_a_200_that_is_not_json_is_retried_then_reported_as_a_bad_response(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.post(ENDPOINT, body="<html>502 Bad Gateway</html>", content_type="text/html")
+
+    with pytest.raises(TransientError) as raised:
+        client(fake_time, max_attempts=2).predict(JPEG)
+
+    assert raised.value.code == errors.INFERENCE_BAD_RESPONSE
+    assert "not JSON: <html>502 Bad Gateway</html>" in raised.value.message
+    assert len(mocked.calls) == 2
+
+
+def test_backoff_doubles_up_to_the_cap(mocked: responses.RequestsMock, fake_time: FakeTime) -> None:
+    mocked.post(ENDPOINT, status=500)
+
+    with pytest.raises(TransientError):
+        client(fake_time, max_attempts=7, backoff_base=0.5, backoff_cap=4.0).predict(JPEG)
+
+    assert fake_time.sleeps == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_full_jitter_stays_within_zero_and_the_exponential_ceiling(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.post(ENDPOINT, status=503)
+
+    with pytest.raises(TransientError):
+        client(fake_time, largest_jitter=False, max_attempts=40, backoff_base=0.5, backoff_cap=8.0).predict(
+            JPEG
+        )
+
+    ceilings = [min(8.0, 0.5 * 2**n) for n in range(39)]
+    assert len(fake_time.sleeps) == 39
+    assert all(0 <= sleep <= ceiling for sleep, ceiling in zip(fake_time.sleeps, ceilings, strict=True))
+    assert len(set(fake_time.sleeps)) > 30  # actually random, not the ceiling every time
+
+
+@pytest.mark.parametrize(("header", "expected"), [("3", 3.0), ("0", 0.0), ("120", 8.0), ("soon", 0.5)])
+def test_retry_after_seconds_are_honoured_and_capped(
+    mocked: responses.RequestsMock, fake_time: FakeTime, header: str, expected: float
+) -> None:
+    mocked.post(ENDPOINT, status=429, headers={"Retry-After": header}, json={"message": "slow down"})
+    mocked.post(ENDPOINT, json=OK_BODY)
+
+    client(fake_time, backoff_cap=8.0).predict(JPEG)
+
+    assert fake_time.sleeps == [expected]  # an unreadable header falls back to the backoff
+
+
+def test_retry_after_as_an_http_date_is_honoured(mocked: responses.RequestsMock, fake_time: FakeTime) -> None:
+    in_five_seconds = email.utils.formatdate(time.time() + 5, usegmt=True)
+    mocked.post(ENDPOINT, status=503, headers={"Retry-After": in_five_seconds})
+    mocked.post(ENDPOINT, json=OK_BODY)
+
+    client(fake_time).predict(JPEG)
+
+    (slept,) = fake_time.sleeps
+    assert 3.0 <= slept <= 5.0  # the header has a one-second resolution
+
+
+def test_no_attempt_starts_after_the_deadline(mocked: responses.RequestsMock, fake_time: FakeTime) -> None:
+    """GIVEN backoffs of 0.5 s then 1 s WHEN the deadline is 1.2 s away THEN the second wait would pass
+    it, so the client gives up after two attempts instead of five, without sleeping past the deadline."""
+    mocked.post(ENDPOINT, status=503, json={"message": "Model not ready"})
+
+    with pytest.raises(TransientError) as raised:
+        client(fake_time).predict(JPEG, deadline=fake_time.now + 1.2)
+
+    assert len(mocked.calls) == 2
+    assert fake_time.sleeps == [0.5]
+    assert raised.value.code == errors.INFERENCE_UNAVAILABLE
+    assert "no time left" in raised.value.message
+
+
+def test_a_deadline_already_passed_makes_no_request(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    with pytest.raises(TransientError) as raised:
+        client(fake_time).predict(JPEG, deadline=fake_time.now - 1)
+
+    assert len(mocked.calls) == 0
+    assert "after 0 attempt(s)" in raised.value.message
+
+
+def test_timeouts_are_shortened_to_end_by_the_deadline(fake_time: FakeTime) -> None:
+    seen: list[object] = []
+
+    class RecordingSession(requests.Session):
+        def post(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            seen.append(kwargs["timeout"])
+            raise requests.ReadTimeout("slow")
+
+    inference = InferenceClient(
+        settings(connect_timeout=3.05, read_timeout=30.0, max_attempts=1),
+        session=RecordingSession(), sleep=fake_time.sleep, clock=fake_time.clock,
+    )  # fmt: skip
+
+    with pytest.raises(TransientError):
+        inference.predict(JPEG)
+    with pytest.raises(TransientError):
+        inference.predict(JPEG, deadline=fake_time.now + 2.0)
+
+    assert seen == [(3.05, 30.0), (2.0, 2.0)]
