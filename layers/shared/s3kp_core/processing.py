@@ -147,6 +147,9 @@ def process_object(
     if stored is not None and stored.event_order is not None and stored.event_order > order:
         return Outcome(record=None, stale=True)  # cheap early exit; `save` re-checks atomically
     created_at = stored.created_at if stored is not None and stored.created_at else deps.now()
+    # This very event's result is stored already (a retry after a failed publish or a crash after the
+    # write; a replay, which took the stored order): a failure on its last delivery must not replace it.
+    record_failure = event.final_attempt and not (stored is not None and stored.event_order == order)
     progress = _Progress()
 
     def record_of(
@@ -184,13 +187,13 @@ def process_object(
             return Outcome(record=None, stale=True)
         record = record_of(error.status, error.reason(), None, None)
     except errors.TransientError as error:
-        if event.final_attempt:
+        if record_failure:
             reason = Reason(code=error.code, message=f"gave up after the last delivery: {error.message}")
             _record(record_of(Status.FAILED, reason, None, None), order, deps)
         raise
     except Exception as error:
         # A bug or an unforeseen library error: let the queue retry, but leave a state on the last try.
-        if event.final_attempt:
+        if record_failure:
             reason = Reason(
                 code=errors.INTERNAL_ERROR, message=redact(f"{type(error).__name__}: {error}")[:500]
             )
@@ -205,7 +208,7 @@ def process_object(
         _delete_quietly(deps.objects, record.annotated)
     inference = progress.inference
     return Outcome(
-        record=record if write.written else None,
+        record=write.record if write.written else None,  # as stored (e.g. predictions moved to S3)
         stale=not write.written,
         bytes_sent=inference.bytes_sent if inference else 0,
         inference_ms=inference.elapsed_ms if inference else None,

@@ -329,6 +329,26 @@ def test_a_redrive_after_a_recorded_failure_can_succeed() -> None:
     assert pipeline.results.only().status is Status.SUCCEEDED
 
 
+@pytest.mark.parametrize(
+    "failure", [errors.TransientError(errors.INFERENCE_UNAVAILABLE, "down"), RuntimeError("boom")]
+)
+def test_a_last_delivery_failure_never_replaces_the_result_this_same_event_already_stored(
+    failure: Exception,
+) -> None:
+    """GIVEN the event's result is stored (a retry after a failed publish or a crash after the write, or a
+    backfill replay, which takes the stored order) WHEN its last delivery fails THEN the stored result stays
+    (and with it its drawing): the failure has nothing newer to say about the object."""
+    pipeline = Pipeline()
+    pipeline.run(sequencer="00A1")
+    good = pipeline.results.only()
+    pipeline.predictor.behaviour = raise_(failure)
+
+    with pytest.raises(type(failure)):
+        pipeline.run(final_attempt=True, sequencer="00A1")
+
+    assert pipeline.results.only() == good
+
+
 def test_a_stale_event_does_no_work_and_keeps_the_newer_result() -> None:
     pipeline = Pipeline()
     pipeline.run(sequencer="00B2")
