@@ -212,9 +212,14 @@ class Proof:
         resource of its type, or (a queue) the queue the function's SQS event reads."""
         resource_type = _KIND_TYPES[need.kind]
         environment = call.environment or {}
-        for variable, logical_id in self.resource_variables(call.function).items():
+        named = self.resource_variables(call.function)
+        for variable, logical_id in named.items():
             if self._types[logical_id] == resource_type and environment.get(variable) == need.name:
                 return logical_id
+        if any(self._types[logical_id] == resource_type for logical_id in named.values()):
+            # The function's environment names its resource of this type, and this call is not on it
+            # (e.g. PutEvents on the default bus instead of RESULTS_EVENT_BUS): nothing of the stack's.
+            return None
         candidates = [name for name, kind in self._types.items() if kind == resource_type]
         if len(candidates) == 1:
             return candidates[0]

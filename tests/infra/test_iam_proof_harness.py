@@ -26,6 +26,7 @@ INGEST_ENVIRONMENT = {
     "IDEMPOTENCY_TABLE": "idempotency",
     "OUTPUT_BUCKET": BUCKET,
     "ROBOFLOW_API_KEY_SECRET_ARN": SECRET,
+    "RESULTS_EVENT_BUS": "s3kp-results",
 }
 API_ENVIRONMENT = {"RESULTS_TABLE": "results", "CURSOR_SECRET_ARN": CURSOR_SECRET}
 
@@ -176,6 +177,9 @@ def proof() -> Proof:
         (_call("secretsmanager", "GetSecretValue", params={"SecretId": SECRET}), True),
         (_call("secretsmanager", "GetSecretValue", params={"SecretId": CURSOR_SECRET}), False),
         (_call("secretsmanager", "GetSecretValue", "ApiFunction", params={"SecretId": CURSOR_SECRET}), True),
+        # RESULTS_EVENT_BUS names the function's bus: another bus (the default one) is not the stack's.
+        (_call("events", "PutEvents", buses=(INGEST_ENVIRONMENT["RESULTS_EVENT_BUS"],)), True),
+        (_call("events", "PutEvents", buses=("default",)), False),
     ],
 )
 def test_calls_are_judged_against_the_role_sam_deploys(proof: Proof, call: Call, allowed: bool) -> None:

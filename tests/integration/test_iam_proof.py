@@ -49,6 +49,9 @@ EXERCISED = {
     ("IngestFunction", "dynamodb:UpdateItem"),
     ("IngestFunction", "dynamodb:DeleteItem"),
     ("IngestFunction", "secretsmanager:GetSecretValue"),
+    ("IngestFunction", "s3:DeleteObject"),
+    ("IngestFunction", "events:PutEvents"),
+    ("IngestFunction", "sqs:ChangeMessageVisibility"),
     ("ApiFunction", "dynamodb:Query"),
     ("ApiFunction", "dynamodb:GetItem"),
     ("ApiFunction", "secretsmanager:GetSecretValue"),
@@ -95,6 +98,12 @@ def _drive_ingest(stack: IngestStack) -> dict[str, str]:
     stack.upload("proof/twice.jpg", samples.sample_jpeg("astronaut"))
     stack.invoke(stack.receive(1))
     stack.invoke(first)
+
+    # A newer upload processed in order: its result replaces the first, whose drawing it deletes.
+    stack.upload("proof/again.jpg", faces)
+    stack.invoke(stack.receive(1))
+    stack.upload("proof/again.jpg", samples.sample_jpeg("astronaut"))
+    stack.invoke(stack.receive(1))
 
     states = {
         name: (stack.result(stack.key_for(f"proof/{name}.jpg")) or {}).get("status")
