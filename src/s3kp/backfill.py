@@ -602,7 +602,10 @@ def run_from_args(args: Any) -> int:
         session, endpoint_url = target.session, target.endpoint_url
         queue_url = target.queue_url
         results_table = results_table or target.results_table
-    region = session.region_name or "us-east-1"
+    if session.region_name is None:
+        print("s3kp backfill: no AWS region: set AWS_REGION (or a profile's region)", file=sys.stderr)
+        return 1
+    region = session.region_name
     clients = {name: session.client(name, endpoint_url=endpoint_url) for name in ("s3", "sqs", "dynamodb")}
     plan = Plan(
         key_filter=KeyFilter.from_template(),

@@ -176,11 +176,22 @@ def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     backfill.set_defaults(func=_backfill)
 
 
+def _port(text: str) -> int:
+    """A TCP port for argparse: 0 (pick a free one) to 65535, else a usage error (exit 2)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
+    return port
+
+
 def _add_stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
-    parser.add_argument("--aws-port", type=int, default=4566, help="local AWS endpoint (moto server)")
-    parser.add_argument("--inference-port", type=int, default=9001, help="local inference server")
-    parser.add_argument("--api-port", type=int, default=3000, help="local HTTP API")
+    parser.add_argument("--aws-port", type=_port, default=4566, help="local AWS endpoint (moto server)")
+    parser.add_argument("--inference-port", type=_port, default=9001, help="local inference server")
+    parser.add_argument("--api-port", type=_port, default=3000, help="local HTTP API")
     parser.add_argument(
         "--inference-url",
         default=None,
@@ -235,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     server = sub.add_parser("model-server", help="run the Roboflow-compatible keypoint inference server")
     server.add_argument("--host", default="127.0.0.1")
-    server.add_argument("--port", type=int, default=9001)
+    server.add_argument("--port", type=_port, default=9001)
     server.add_argument(
         "--api-key",
         default=os.environ.get("S3KP_MODEL_SERVER_API_KEY"),
@@ -293,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     view = sub.add_parser("view", help="browse the results in a web viewer served on loopback")
     _add_api_options(view)
     view.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback only)")
-    view.add_argument("--port", type=int, default=8080, help="viewer port (default 8080; 0 picks one)")
+    view.add_argument("--port", type=_port, default=8080, help="viewer port (default 8080; 0 picks one)")
     view.add_argument("--no-browser", action="store_true", help="do not open a browser")
     view.add_argument(
         "--aws-endpoint-url",

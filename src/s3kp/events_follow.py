@@ -150,6 +150,9 @@ def run_from_args(args: Any) -> int:
             print(f"s3kp events: {error}; pass --bus to follow a bus in AWS", file=sys.stderr)
             return 1
         session, endpoint_url, bus = target.session, target.endpoint_url, target.event_bus
+    if session.region_name is None:
+        print("s3kp events: no AWS region: set AWS_REGION (or a profile's region)", file=sys.stderr)
+        return 1
     events = session.client("events", endpoint_url=endpoint_url)
     sqs = session.client("sqs", endpoint_url=endpoint_url)
     as_json = bool(args.json)

@@ -248,8 +248,10 @@ def run_export(args: Any) -> int:
     bar = _progress_bar()
     try:
         report = export(api, options, progress=bar.update if bar is not None else None)
-    except ApiError as error:
-        print(f"s3kp export: {error} (nothing written)", file=sys.stderr)
+    except (ApiError, OSError) as error:
+        # A file is written atomically (nothing of it exists yet); stdout may already have rows.
+        note = "" if args.output == "-" else " (nothing written)"
+        print(f"s3kp export: {error}{note}", file=sys.stderr)
         return 1
     finally:
         if bar is not None:

@@ -23,16 +23,6 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def ensure_ports_free(host: str, ports: dict[str, int]) -> None:
-    """Raise `PortInUseError` naming every busy port and the option that moves it."""
-    busy = [f"{port} ({what})" for what, port in ports.items() if not port_is_free(host, port)]
-    if busy:
-        raise PortInUseError(
-            f"port {', '.join(busy)} already in use on {host}: stop what is listening there "
-            "(another `s3kp up`?) or choose other ports with --aws-port/--inference-port/--api-port"
-        )
-
-
 def port_holders(port: int) -> list[int]:
     """PIDs of the processes listening on TCP `port` (any address), read from /proc; empty where /proc
     is missing or the holder belongs to another user (its descriptors cannot be read)."""
