@@ -8,8 +8,8 @@ because `list_sk` is unique (it ends with the result id). The next page starts s
 last `list_sk` returned, so a page costs about `limit + LIST_SHARDS * FIRST_READ_MARGIN` items read
 whatever the table size, and concurrent writes never shift a page.
 
-`class` and `prefix` are FilterExpressions: DynamoDB reads (and bills) items that then do not match,
-so a shard is read page by page until it yields enough matches, is exhausted, or the read budget
+`class`, `prefix` and `model_id` are FilterExpressions: DynamoDB reads (and bills) items that then do
+not match, so a shard is read page by page until it yields enough matches, is exhausted, or the read budget
 (MAX_QUERIES_PER_SHARD) is spent. In the last case the page stops at the point every shard has
 been read down to: it may hold fewer than `limit` items (even none) yet carry a `next_cursor`.
 """
