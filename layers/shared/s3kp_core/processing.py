@@ -243,7 +243,7 @@ def _detect(
 ) -> tuple[tuple[Prediction, ...], ObjectRef]:
     source = event.source
     _guard_location(source, settings)
-    data = _download(source, progress, settings, deps)
+    data = _download(source, progress, settings, deps, replay=event.replay)
 
     prepared, decoded = prepare_for_inference(
         data,
@@ -304,9 +304,18 @@ def _guard_location(source: SourceObject, settings: ProcessingSettings) -> None:
 
 
 def _download(
-    source: SourceObject, progress: _Progress, settings: ProcessingSettings, deps: Collaborators
+    source: SourceObject,
+    progress: _Progress,
+    settings: ProcessingSettings,
+    deps: Collaborators,
+    *,
+    replay: bool = False,
 ) -> bytes:
     with _timed(progress, "download", deps):
+        if replay:
+            # A replay speaks for the key's current object: read that, by ETag, never an older version by
+            # id (it may have been replaced since the listing, and the replay has taken the stored order).
+            source = source.model_copy(update={"version_id": None})
         size = source.size
         if size is None:
             size = deps.objects.head(source.bucket, source.key, version_id=source.version_id).size

@@ -456,6 +456,17 @@ def test_a_replay_takes_the_stored_order_so_it_replaces_the_result_of_an_older_e
     assert pipeline.results.items[result_id_for(BUCKET, KEY)][1] == event_order("00FF", None, fixed_now())
 
 
+def test_a_replay_reads_the_keys_current_object_by_etag_never_a_listed_version_by_id() -> None:
+    """On a versioned bucket the listed version may have been replaced since the listing; the replay takes
+    the stored order, so it must describe the current object (a mismatched ETag makes it stale)."""
+    pipeline = Pipeline()
+    listed = SourceObject(bucket=BUCKET, key=KEY, version_id="v1", etag="etag-1")
+
+    process_object(ObjectEvent(source=listed, replay=True), settings=SETTINGS, deps=pipeline.deps)
+
+    assert pipeline.objects.gets == [(BUCKET, KEY, None, "etag-1")]
+
+
 def test_a_replay_of_an_object_replaced_since_the_listing_records_nothing() -> None:
     pipeline = Pipeline()
     pipeline.run(sequencer="00FF")
