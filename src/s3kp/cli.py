@@ -129,8 +129,8 @@ def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     _add_local_target_options(events)
     events.add_argument("--json", action="store_true", help="print each whole event as one JSON line")
-    events.add_argument("--count", type=int, default=None, help="stop after this many events")
-    events.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    events.add_argument("--count", type=_positive_int, default=None, help="stop after this many events")
+    events.add_argument("--timeout", type=_positive_float, default=None, help="stop after this many seconds")
     events.set_defaults(func=_events)
 
     backfill = sub.add_parser(
@@ -174,6 +174,23 @@ def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     backfill.add_argument("--limit", type=int, default=None, help="send at most this many objects")
     backfill.add_argument("--json", action="store_true", help="print the summary as JSON")
     backfill.set_defaults(func=_backfill)
+
+
+def _positive_int(text: str) -> int:
+    value = _positive_float(text)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(value)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
+    return value
 
 
 def _port(text: str) -> int:

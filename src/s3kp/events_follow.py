@@ -10,6 +10,7 @@ credentials: needs `events:PutRule/PutTargets/RemoveTargets/DeleteRule` on the b
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import sys
 import time
@@ -95,7 +96,7 @@ def follow(
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            wait = max(0, min(wait, int(left)))
+            wait = max(1, min(wait, math.ceil(left)))  # 0 would poll SQS in a tight loop
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait).get(
             "Messages", []
         )

@@ -350,7 +350,7 @@ def run_view(args: Any) -> int:
         if health.status != 200:
             print(f"s3kp view: warning: {api.api_url}/health answered HTTP {health.status}", file=sys.stderr)
     except ApiError as error:
-        print(f"s3kp view: warning: {error} (start it, e.g. `s3kp up`; the page retries)", file=sys.stderr)
+        print(f"s3kp view: warning: {error} (the page retries)", file=sys.stderr)
     print(f"s3kp view: {server.url}  (results API: {api.describe()}; Ctrl-C stops)", flush=True)
     if not args.no_browser:
         threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
