@@ -436,8 +436,8 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
             f"| **total** | **{ours['total']:.1f}** | **{seed['total']:.1f}** |",
             "",
             f"- bytes sent to the endpoint: ours {row['ours_bytes']:,}, seed {row['seed_bytes']:,} "
-            f"(**{row['seed_bytes'] / max(row['ours_bytes'], 1):.1f}× fewer**)",
-            f"- total time: **{seed['total'] / ours['total']:.2f}× less** than the seed's",
+            f"(seed / ours: **{row['seed_bytes'] / max(row['ours_bytes'], 1):.1f}×**)",
+            f"- total time, seed / ours: **{seed['total'] / ours['total']:.2f}×** (above 1: ours is faster)",
             f"- detections ours/seed: {row['detections'][0]}/{row['detections'][1]}; max keypoint distance "
             f"from the full-resolution answer: **{row['distance']:.1f} px** "
             f"({100 * row['distance'] / row['long_side']:.2f} % of the longest side)",
