@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ def succeeded(**changes: Any) -> ResultRecord:
         created_at=T0,
         updated_at=T0,
     )
-    return record.model_copy(update=changes)
+    return replace(record, **changes)
 
 
 def committed_schema() -> dict[str, Any]:
