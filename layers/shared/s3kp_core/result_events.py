@@ -94,9 +94,11 @@ class ResultEventDetail(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
         ),
     ]
     created_at: Annotated[
-        datetime, msgspec.Meta(description="when the object first got a result (ISO-8601 UTC)")
+        datetime, msgspec.Meta(tz=True, description="when the object first got a result (ISO-8601 UTC)")
     ]
-    updated_at: Annotated[datetime, msgspec.Meta(description="when this state was recorded (ISO-8601 UTC)")]
+    updated_at: Annotated[
+        datetime, msgspec.Meta(tz=True, description="when this state was recorded (ISO-8601 UTC)")
+    ]
     api_path: Annotated[
         str, msgspec.Meta(description="the result in the results API: GET {ApiUrl}{api_path}")
     ]
