@@ -1,19 +1,28 @@
-"""The API's response bodies. Result fields are those of the shared ResultRecord; the API adds links."""
+"""The API's response bodies. Result fields are those of the shared ResultRecord; the API adds links.
+
+The shared result types are standard-library dataclasses (so the ingest function never imports pydantic);
+pydantic, which Powertools' resolver validates and documents responses with, reads them as they are, and
+each field's `description`/`examples` from its dataclass metadata (`results.doc`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
-from s3kp_core.results import ResultRecord, ResultSummary
+from s3kp_core.results import SUMMARY_FIELDS, ResultRecord, ResultSummary, doc
 
 
-class ResultLinks(BaseModel):
-    detail: str = Field(description="this result", examples=["/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0"])
-    annotated: str | None = Field(
-        description="redirects to the annotated image; null when there is none (failed or skipped)",
-        examples=["/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0/annotated"],
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ResultLinks:
+    detail: str = field(metadata=doc("this result", examples=["/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0"]))
+    annotated: str | None = field(
+        metadata=doc(
+            "redirects to the annotated image; null when there is none (failed or skipped)",
+            examples=["/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0/annotated"],
+        )
     )
 
     @classmethod
@@ -22,6 +31,7 @@ class ResultLinks(BaseModel):
         return cls(detail=detail, annotated=f"{detail}/annotated" if has_annotated else None)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ResultDetail(ResultRecord):
     """One result with its predictions inlined (read from S3 when they were stored out of line)."""
 
@@ -30,9 +40,11 @@ class ResultDetail(ResultRecord):
     @classmethod
     def of(cls, record: ResultRecord) -> ResultDetail:
         links = ResultLinks.for_result(record.result_id, record.annotated is not None)
-        return cls.model_validate({**dict(record), "links": links})
+        fields = {name: getattr(record, name) for name in ResultRecord.__dataclass_fields__}
+        return cls(**fields, links=links)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ResultItem(ResultSummary):
     """A listed result: everything but the predictions."""
 
@@ -41,7 +53,7 @@ class ResultItem(ResultSummary):
     @classmethod
     def of(cls, summary: ResultSummary) -> ResultItem:
         links = ResultLinks.for_result(summary.result_id, summary.annotated is not None)
-        return cls.model_validate({**dict(summary), "links": links})
+        return cls(**{name: getattr(summary, name) for name in SUMMARY_FIELDS}, links=links)
 
 
 class ResultPage(BaseModel):

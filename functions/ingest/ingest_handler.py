@@ -20,7 +20,7 @@ from s3kp_core import cold_start  # first: it makes the imports below cheaper
 # isort: split
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import ingest_dependencies
@@ -242,7 +242,7 @@ def _traced_process(event: ObjectEvent, deps: Any, deadline: float) -> Outcome:
     logger.info(
         "object processed",
         status=record.status.value if record else "stale",
-        reason=record.reason.model_dump() if record and record.reason else None,
+        reason=asdict(record.reason) if record and record.reason else None,
         detections=record.detections if record else 0,
         timings_ms=record.timings_ms if record else {},
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1),

@@ -39,7 +39,7 @@ from s3kp_core.results import (
 )
 from s3kp_core.results_query import ListFilters, ResultsQuery
 from s3kp_core.results_query_aws import DynamoDBItems, S3Documents
-from s3kp_core.results_schema import format_timestamp
+from s3kp_core.results_schema import format_timestamp, from_plain
 from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 
 from s3kp.local.apigw import http_api_event, http_response
@@ -308,7 +308,7 @@ def test_get_one_returns_predictions_with_keypoints(stack: Stack) -> None:
     record = next(r for r in stack.records[1:] if r.status is Status.SUCCEEDED)
     status, _, body = stack.get(f"/results/{record.result_id}")
     assert status == 200
-    assert ResultRecord.model_validate({k: v for k, v in body.items() if k != "links"}) == record
+    assert from_plain({k: v for k, v in body.items() if k != "links"}, ResultRecord) == record
     assert body["predictions"][0]["keypoints"][0] == {
         "x": 0.0,
         "y": 0.5,
@@ -323,7 +323,7 @@ def test_get_one_follows_the_pointer_to_out_of_line_predictions(stack: Stack) ->
     assert status == 200
     assert body["predictions_ref"] is not None, "the fixture should have moved these predictions to S3"
     assert body["predictions_ref"]["key"].startswith(stack.resources.predictions_prefix)
-    got = tuple(Prediction.model_validate(p) for p in body["predictions"])
+    got = from_plain(body["predictions"], tuple[Prediction, ...])
     assert got == stack.spilled.predictions
 
 

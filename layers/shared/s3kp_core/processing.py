@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from PIL import Image
@@ -315,7 +315,7 @@ def _download(
         if replay:
             # A replay speaks for the key's current object: read that, by ETag, never an older version by
             # id (it may have been replaced since the listing, and the replay has taken the stored order).
-            source = source.model_copy(update={"version_id": None})
+            source = replace(source, version_id=None)
         size = source.size
         if size is None:
             size = deps.objects.head(source.bucket, source.key, version_id=source.version_id).size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from s3kp_core.results import Prediction
 
@@ -14,16 +15,13 @@ def rescale(predictions: Sequence[Prediction], scale_x: float, scale_y: float) -
     onto the original; the box edges and keypoints keep their relative positions exactly.
     """
     return tuple(
-        p.model_copy(
-            update={
-                "x": p.x * scale_x,
-                "y": p.y * scale_y,
-                "width": p.width * scale_x,
-                "height": p.height * scale_y,
-                "keypoints": tuple(
-                    kp.model_copy(update={"x": kp.x * scale_x, "y": kp.y * scale_y}) for kp in p.keypoints
-                ),
-            }
+        replace(
+            p,
+            x=p.x * scale_x,
+            y=p.y * scale_y,
+            width=p.width * scale_x,
+            height=p.height * scale_y,
+            keypoints=tuple(replace(kp, x=kp.x * scale_x, y=kp.y * scale_y) for kp in p.keypoints),
         )
         for p in predictions
     )

@@ -14,9 +14,9 @@ goes out on a later delivery (the results store remembers that it is still owed;
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final, Literal, Protocol
+from typing import Annotated, Any, Final, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
 
 from s3kp_core.results import ObjectRef, ResultRecord, Status
 
@@ -32,65 +32,76 @@ SCHEMA_ID: Final = (
 MAX_ENTRY_BYTES: Final = 256 * 1024
 
 
-class EventReason(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# msgspec Structs, not pydantic models: the detail is built on the ingest function's hot path and its JSON
+# Schema generated from the same types (`detail_json_schema`), without pydantic's import on the cold start.
+# `forbid_unknown_fields` makes the schema closed (`additionalProperties: false`), like the shape we publish.
+class EventReason(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    code: Annotated[str, msgspec.Meta(description="stable snake_case reason code, e.g. `image_undecodable`")]
+    message: Annotated[str, msgspec.Meta(description="for people; never holds a secret")]
 
-    code: str = Field(description="stable snake_case reason code, e.g. `image_undecodable`")
-    message: str = Field(description="for people; never holds a secret")
 
-
-class EventSource(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EventSource(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bucket: str
-    key: str = Field(description="the decoded object key")
-    version_id: str | None = Field(default=None, description="set when the bucket is versioned")
+    key: Annotated[str, msgspec.Meta(description="the decoded object key")]
+    version_id: Annotated[str | None, msgspec.Meta(description="set when the bucket is versioned")] = None
     etag: str | None = None
-    size: int | None = Field(default=None, description="bytes")
+    size: Annotated[int | None, msgspec.Meta(description="bytes")] = None
 
 
-class EventLocation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EventLocation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bucket: str
     key: str
 
 
-class EventImage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    width: int = Field(description="pixels, after EXIF orientation")
+class EventImage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    width: Annotated[int, msgspec.Meta(description="pixels, after EXIF orientation")]
     height: int
 
 
-class ResultEventDetail(BaseModel):
+class ResultEventDetail(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The `detail` of a `Keypoint Result` event (schema version 1)."""
 
-    model_config = ConfigDict(extra="forbid", title="Keypoint Result detail")
-
-    schema_version: Literal["1"] = Field(
-        default=SCHEMA_VERSION, description="a new major version is a breaking change"
-    )
-    result_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="first 32 hex of SHA-256(bucket/key)")
+    schema_version: Annotated[
+        Literal["1"], msgspec.Meta(description="a new major version is a breaking change")
+    ] = SCHEMA_VERSION
+    result_id: Annotated[
+        str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$", description="first 32 hex of SHA-256(bucket/key)")
+    ]
     status: Status
-    reason: EventReason | None = Field(description="why the result is not `succeeded`; null when it is")
+    reason: Annotated[
+        EventReason | None, msgspec.Meta(description="why the result is not `succeeded`; null when it is")
+    ]
     source: EventSource
-    model_id: str = Field(description="the model as project/version")
-    fingerprint: str | None = Field(
-        description="digest of the model and the inference settings that produced the result"
-    )
-    detections: int = Field(ge=0)
-    keypoints: int = Field(ge=0, description="keypoints over all detections")
-    counts: dict[str, int] = Field(description="detections per class")
-    image: EventImage | None = Field(description="original size; null when the image was not decoded")
-    annotated: EventLocation | None = Field(description="the annotated JPEG; null when there is none")
-    predictions: EventLocation | None = Field(
-        description="the predictions document when the result keeps them in S3 (large results); otherwise "
-        "null: read them from `api_path`"
-    )
-    created_at: datetime = Field(description="when the object first got a result (ISO-8601 UTC)")
-    updated_at: datetime = Field(description="when this state was recorded (ISO-8601 UTC)")
-    api_path: str = Field(description="the result in the results API: GET {ApiUrl}{api_path}")
+    model_id: Annotated[str, msgspec.Meta(description="the model as project/version")]
+    fingerprint: Annotated[
+        str | None,
+        msgspec.Meta(description="digest of the model and the inference settings that produced the result"),
+    ]
+    detections: Annotated[int, msgspec.Meta(ge=0)]
+    keypoints: Annotated[int, msgspec.Meta(ge=0, description="keypoints over all detections")]
+    counts: Annotated[dict[str, int], msgspec.Meta(description="detections per class")]
+    image: Annotated[
+        EventImage | None, msgspec.Meta(description="original size; null when the image was not decoded")
+    ]
+    annotated: Annotated[
+        EventLocation | None, msgspec.Meta(description="the annotated JPEG; null when there is none")
+    ]
+    predictions: Annotated[
+        EventLocation | None,
+        msgspec.Meta(
+            description="the predictions document when the result keeps them in S3 (large results); "
+            "otherwise null: read them from `api_path`"
+        ),
+    ]
+    created_at: Annotated[
+        datetime, msgspec.Meta(tz=True, description="when the object first got a result (ISO-8601 UTC)")
+    ]
+    updated_at: Annotated[
+        datetime, msgspec.Meta(tz=True, description="when this state was recorded (ISO-8601 UTC)")
+    ]
+    api_path: Annotated[
+        str, msgspec.Meta(description="the result in the results API: GET {ApiUrl}{api_path}")
+    ]
 
 
 def result_event_detail(record: ResultRecord) -> ResultEventDetail:
@@ -124,20 +135,29 @@ def result_event_detail(record: ResultRecord) -> ResultEventDetail:
 def detail_json(detail: ResultEventDetail) -> str:
     """The detail as EventBridge receives it; `counts` is emptied in the (pathological) case of a detail
     over the entry limit (tens of thousands of classes): the totals stay, the API has the rest."""
-    text = detail.model_dump_json()
-    if len(text.encode()) + len(EVENT_SOURCE) + len(DETAIL_TYPE) > MAX_ENTRY_BYTES:
-        text = detail.model_copy(update={"counts": {}}).model_dump_json()
-    return text
+    data = msgspec.json.encode(detail)
+    if len(data) + len(EVENT_SOURCE) + len(DETAIL_TYPE) > MAX_ENTRY_BYTES:
+        data = msgspec.json.encode(msgspec.structs.replace(detail, counts={}))
+    return data.decode()
 
 
 def detail_json_schema() -> dict[str, Any]:
-    """The JSON Schema of the detail (draft 2020-12), as committed under docs/schemas/."""
-    schema = ResultEventDetail.model_json_schema(mode="serialization")
-    schema["description"] = (
+    """The JSON Schema of the detail (draft 2020-12), as committed under docs/schemas/: msgspec's schema
+    with the detail itself at the root rather than behind a `$ref`."""
+    generated: dict[str, Any] = msgspec.json.schema(ResultEventDetail)
+    definitions: dict[str, Any] = generated["$defs"]
+    root: dict[str, Any] = definitions.pop(ResultEventDetail.__name__)
+    root["title"] = "Keypoint Result detail"
+    root["description"] = (
         "The `detail` of an EventBridge event with source `s3-keypoints` and detail-type "
         "`Keypoint Result`: one per state change of a result (docs/events.md)."
     )
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **root,
+        "$defs": definitions,
+    }
 
 
 def _location(ref: ObjectRef | None) -> EventLocation | None:

@@ -22,12 +22,13 @@ import logging
 import math
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from s3kp_core.cursors import CursorCodec
 from s3kp_core.results import (
+    SUMMARY_FIELDS,
     ObjectRef,
     Prediction,
     ResultRecord,
@@ -45,6 +46,7 @@ from s3kp_core.results_schema import (
     format_timestamp,
     from_dynamodb,
     from_item,
+    from_plain,
     list_partition,
     status_partition,
 )
@@ -59,7 +61,7 @@ FILTERED_PAGE_SIZE = 100
 MAX_QUERIES_PER_SHARD = 4
 
 
-SUMMARY_ATTRIBUTES: tuple[str, ...] = tuple(ResultSummary.model_fields)
+SUMMARY_ATTRIBUTES: tuple[str, ...] = SUMMARY_FIELDS
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,7 @@ class ResultsQuery:
             return None
         record = from_item(item)
         if record.predictions is None and record.predictions_ref is not None:
-            record = record.model_copy(update={"predictions": self._load_predictions(record.predictions_ref)})
+            record = replace(record, predictions=self._load_predictions(record.predictions_ref))
         return record
 
     def get_by_source(self, bucket: str, key: str) -> ResultRecord | None:
@@ -300,7 +302,7 @@ class ResultsQuery:
             next_position = chosen[-1][LIST_SK]
         elif floor is not None:
             next_position = floor
-        items = [ResultSummary.model_validate(_summary_fields(item)) for item in chosen]
+        items = [from_plain(_summary_fields(item), ResultSummary) for item in chosen]
         next_cursor = self.cursors.encode(next_position, fingerprint) if next_position else None
         return Page(items=items, next_cursor=next_cursor)
 
@@ -339,7 +341,7 @@ class ResultsQuery:
         try:
             document = self.documents.read_json(ref)
             raw = document["predictions"] if isinstance(document, dict) else document
-            return tuple(Prediction.model_validate(prediction) for prediction in raw)
+            return from_plain(raw, tuple[Prediction, ...])
         except Exception as error:
             logger.warning("cannot read predictions document s3://%s/%s: %r", ref.bucket, ref.key, error)
             raise PredictionsUnavailableError(
@@ -366,5 +368,5 @@ def _newest_first(shards: list[_ShardRead]) -> list[dict[str, Any]]:
 
 
 def _summary_fields(item: dict[str, Any]) -> dict[str, Any]:
-    plain: dict[str, Any] = from_dynamodb({k: v for k, v in item.items() if k in ResultSummary.model_fields})
+    plain: dict[str, Any] = from_dynamodb({k: v for k, v in item.items() if k in SUMMARY_FIELDS})
     return plain

@@ -1,4 +1,4 @@
-"""How a ResultRecord is laid out in DynamoDB: keys, indexes and the item <-> model conversion.
+"""How a ResultRecord is laid out in DynamoDB: keys, indexes and the item <-> record conversion.
 
 Access patterns (one table, two sparse-free GSIs; see docs/design.md):
 - get by id / by source object: GetItem on `result_id` (derived from bucket + key).
@@ -13,9 +13,16 @@ most one page each, whatever the table size.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+
+# msgspec, not pydantic, validates what is read back: it imports in a few milliseconds, and pydantic's
+# import and model building would be most of the ingest function's cold start (docs/ingest-cold-start.md).
+# It validates straight into the standard-library dataclasses of `results`.
+import msgspec
 
 from s3kp_core.results import ResultRecord, Status
+
+Stored = TypeVar("Stored")
 
 PARTITION_KEY = "result_id"
 LIST_INDEX = "by_time"
@@ -73,7 +80,7 @@ def from_dynamodb(value: Any) -> Any:
 def to_item(record: ResultRecord) -> dict[str, Any]:
     """The DynamoDB item for a record, index attributes included."""
     shard = shard_of(record.result_id)
-    item: dict[str, Any] = to_dynamodb(record.model_dump(mode="json", exclude_none=True))
+    item: dict[str, Any] = to_dynamodb(to_plain(record))
     item[LIST_PK] = list_partition(shard)
     item[STATUS_PK] = status_partition(record.status, shard)
     item[LIST_SK] = list_sort_key(record)
@@ -81,5 +88,17 @@ def to_item(record: ResultRecord) -> dict[str, Any]:
 
 
 def from_item(item: dict[str, Any]) -> ResultRecord:
-    plain = {k: v for k, v in from_dynamodb(item).items() if k not in (LIST_PK, STATUS_PK, LIST_SK)}
-    return ResultRecord.model_validate(plain)
+    """The record an item holds (index and bookkeeping attributes are ignored)."""
+    return from_plain(from_dynamodb(item), ResultRecord)
+
+
+def to_plain(value: Any) -> Any:
+    """A result (or any part of one) as JSON-ready builtins: enums by value, datetimes as ISO-8601 UTC
+    with a `Z`, tuples as lists. `None` fields stay; `to_dynamodb` drops them from items."""
+    return msgspec.to_builtins(value)
+
+
+def from_plain(plain: Any, kind: type[Stored]) -> Stored:
+    """Validate JSON-like data (an item read back, a predictions document) into a result type: unknown
+    attributes are ignored, a missing or mistyped field raises `msgspec.ValidationError` naming its path."""
+    return msgspec.convert(plain, kind)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from contextlib import suppress
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 from s3kp_core.errors import RESULT_TOO_LARGE
 from s3kp_core.ordering import event_token
 from s3kp_core.results import ObjectRef, Reason, ResultRecord, Status
-from s3kp_core.results_schema import PARTITION_KEY, to_item
+from s3kp_core.results_schema import PARTITION_KEY, to_item, to_plain
 from s3kp_core.results_store import ResultsStore, StoredState, Write, event_state
 
 ORDER_ATTRIBUTE = "event_order"
@@ -41,6 +42,7 @@ DEFAULT_ITEM_BUDGET = 350 * 1024
 MAX_REASON_CHARS = 1000
 """The result is over the item budget even without its predictions: recorded as `failed`."""
 _NOT_NEWER_STORED = "attribute_not_exists(#pk) OR attribute_not_exists(#order) OR #order <= :order"
+_DOCUMENT_FIELDS = ("result_id", "source", "model_id", "image", "predictions")
 
 
 def item_size(item: dict[str, Any]) -> int:
@@ -67,9 +69,7 @@ def _value_size(value: Any) -> int:
 
 def predictions_document(record: ResultRecord) -> bytes:
     """The out-of-line predictions: the same shape the item would have held, plus what they belong to."""
-    payload = record.model_dump(
-        mode="json", include={"result_id", "source", "model_id", "image", "predictions"}
-    )
+    payload = {name: to_plain(getattr(record, name)) for name in _DOCUMENT_FIELDS}
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
@@ -116,7 +116,7 @@ class DynamoDBResultsStore(ResultsStore):
         item = self._item(record, order, track_event)
         if record.predictions and item_size(item) > self._item_budget:
             spilled = self._spill_predictions(record, order)
-            record = record.model_copy(update={"predictions": None, "predictions_ref": spilled})
+            record = replace(record, predictions=None, predictions_ref=spilled)
             item = self._item(record, order, track_event)
         if item_size(item) > DYNAMODB_ITEM_LIMIT:
             if spilled is not None:  # the failed record will not point at it
@@ -194,7 +194,7 @@ def _with_bounded_reason(record: ResultRecord) -> ResultRecord:
     if reason is None or len(reason.message) <= MAX_REASON_CHARS:
         return record
     message = reason.message[: MAX_REASON_CHARS - 1] + "…"
-    return record.model_copy(update={"reason": Reason(code=reason.code, message=message)})
+    return replace(record, reason=Reason(code=reason.code, message=message))
 
 
 def _too_large(record: ResultRecord, size: int) -> ResultRecord:
@@ -204,14 +204,13 @@ def _too_large(record: ResultRecord, size: int) -> ResultRecord:
         f"the result is {size} bytes even without its predictions, over the {DYNAMODB_ITEM_LIMIT}-byte "
         f"DynamoDB item limit ({len(record.counts)} classes, {record.detections} detections)"
     )
-    return record.model_copy(
-        update={
-            "status": Status.FAILED,
-            "reason": Reason(code=RESULT_TOO_LARGE, message=message),
-            "predictions": None,
-            "predictions_ref": None,
-            "counts": {},
-            "detections": 0,
-            "keypoints": 0,
-        }
+    return replace(
+        record,
+        status=Status.FAILED,
+        reason=Reason(code=RESULT_TOO_LARGE, message=message),
+        predictions=None,
+        predictions_ref=None,
+        counts={},
+        detections=0,
+        keypoints=0,
     )

@@ -12,7 +12,7 @@ import io
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -109,7 +109,7 @@ def _to_core(detection: Detection, keypoint_confidence: float, sx: float, sy: fl
         class_id=detection.class_id,
         detection_id=str(uuid.uuid4()),
         keypoints=tuple(
-            k.model_copy(update={"x": k.x * sx, "y": k.y * sy})
+            replace(k, x=k.x * sx, y=k.y * sy)
             for k in detection.keypoints
             if k.confidence >= keypoint_confidence
         ),

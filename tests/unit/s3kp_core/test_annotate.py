@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from PIL import Image, ImageChops
 from s3kp_core import skeletons
@@ -78,7 +80,7 @@ def test_the_box_is_outlined_in_the_class_colour_on_a_dark_halo() -> None:
 
 
 def test_each_class_gets_its_own_colour() -> None:
-    other = person(box=(100, 100, 100, 100)).model_copy(update={"class_id": 1, "class_name": "hand"})
+    other = replace(person(box=(100, 100, 100, 100)), class_id=1, class_name="hand")
 
     out = draw_annotations(grey(), [other], labels=False, stroke=3)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -46,13 +48,12 @@ def test_rescale_inverts_the_downscale_exactly(
         confidence=0.5, class_name="c", class_id=0,
         keypoints=(Keypoint(x=fw * original_w, y=fh * original_h, confidence=0.5, class_id=0, name="k"),),
     )  # fmt: skip
-    on_sent = truth.model_copy(
-        update={
-            "x": truth.x / scale_x, "y": truth.y / scale_y,
-            "width": truth.width / scale_x, "height": truth.height / scale_y,
-            "keypoints": (truth.keypoints[0].model_copy(update={"x": truth.keypoints[0].x / scale_x,
-                                                               "y": truth.keypoints[0].y / scale_y}),),
-        }
+    on_sent = replace(
+        truth,
+        x=truth.x / scale_x, y=truth.y / scale_y,
+        width=truth.width / scale_x, height=truth.height / scale_y,
+        keypoints=(replace(truth.keypoints[0], x=truth.keypoints[0].x / scale_x,
+                           y=truth.keypoints[0].y / scale_y),),
     )  # fmt: skip
 
     (back,) = rescale([on_sent], scale_x, scale_y)

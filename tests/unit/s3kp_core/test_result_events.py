@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import msgspec
 import pytest
 from botocore.exceptions import ClientError
 from s3kp_core import errors
 from s3kp_core.result_events import (
     DETAIL_TYPE,
     EVENT_SOURCE,
+    ResultEventDetail,
     detail_json,
     detail_json_schema,
     result_event_detail,
@@ -65,7 +68,7 @@ def succeeded(**changes: Any) -> ResultRecord:
         created_at=T0,
         updated_at=T0,
     )
-    return record.model_copy(update=changes)
+    return replace(record, **changes)
 
 
 def committed_schema() -> dict[str, Any]:
@@ -97,6 +100,14 @@ def test_a_succeeded_result_becomes_its_summary_with_locations_and_api_path() ->
         "updated_at": "2026-11-27T09:00:00Z",
         "api_path": f"/results/{result_id_for('uploads', 'incoming/party photo.jpg')}",
     }  # fmt: skip
+
+
+def test_the_published_json_decodes_back_to_the_detail_under_its_own_constraints() -> None:
+    detail = result_event_detail(succeeded())
+
+    assert msgspec.json.decode(detail_json(detail), type=ResultEventDetail) == detail
+    with pytest.raises(msgspec.ValidationError, match="result_id"):
+        msgspec.json.decode(detail_json(detail).replace(detail.result_id, "x"), type=ResultEventDetail)
 
 
 def test_the_detail_never_carries_predictions_timings_or_the_sequencer_but_points_at_spilled_ones() -> None:

@@ -7,7 +7,7 @@ last item evaluated, matching or not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from s3kp_core.cursors import CursorCodec
 from s3kp_core.results import ObjectRef, Prediction, ResultRecord, SourceObject, Status, result_id_for
 from s3kp_core.results_query import FIRST_READ_MARGIN, ListFilters, PredictionsUnavailableError, ResultsQuery
-from s3kp_core.results_schema import LIST_SHARDS, shard_of, to_item
+from s3kp_core.results_schema import LIST_SHARDS, shard_of, to_item, to_plain
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -185,8 +185,9 @@ def test_a_full_page_from_a_shard_not_read_to_its_end_still_has_a_next_cursor() 
 
 
 def test_missing_out_of_line_predictions_raise_a_clear_error() -> None:
-    record = _record(0, 0, frozenset(), Status.SUCCEEDED).model_copy(
-        update={"predictions_ref": ObjectRef(bucket="b", key="predictions/x.json")}
+    record = replace(
+        _record(0, 0, frozenset(), Status.SUCCEEDED),
+        predictions_ref=ObjectRef(bucket="b", key="predictions/x.json"),
     )
     query = ResultsQuery(FakeTable([to_item(record)]), NoDocuments(), CursorCodec(b"x" * 16), "t")
     with pytest.raises(PredictionsUnavailableError, match=r"predictions/x\.json"):
@@ -195,8 +196,8 @@ def test_missing_out_of_line_predictions_raise_a_clear_error() -> None:
 
 def test_out_of_line_predictions_are_loaded_from_either_document_shape() -> None:
     prediction = Prediction(x=1, y=2, width=3, height=4, confidence=0.5, class_name="p", class_id=0)
-    record = _record(0, 0, frozenset(), Status.SUCCEEDED).model_copy(
-        update={"predictions_ref": ObjectRef(bucket="b", key="p.json")}
+    record = replace(
+        _record(0, 0, frozenset(), Status.SUCCEEDED), predictions_ref=ObjectRef(bucket="b", key="p.json")
     )
 
     class Documents:
@@ -206,7 +207,7 @@ def test_out_of_line_predictions_are_loaded_from_either_document_shape() -> None
         def read_json(self, ref: ObjectRef) -> Any:
             return self.document
 
-    for document in ({"predictions": [prediction.model_dump()]}, [prediction.model_dump()]):
+    for document in ({"predictions": [to_plain(prediction)]}, [to_plain(prediction)]):
         query = ResultsQuery(FakeTable([to_item(record)]), Documents(document), CursorCodec(b"x" * 16), "t")
         loaded = query.get(record.result_id)
         assert loaded is not None

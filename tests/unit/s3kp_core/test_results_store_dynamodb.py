@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -144,9 +145,7 @@ def test_a_newer_result_removes_the_drawing_only_the_replaced_result_pointed_at(
 
     def drawn(name: str, etag: str) -> ResultRecord:
         aws["s3"].put_object(Bucket=BUCKET, Key=f"annotated/{name}", Body=b"jpeg")
-        return record(etag=etag).model_copy(
-            update={"annotated": ObjectRef(bucket=BUCKET, key=f"annotated/{name}")}
-        )
+        return replace(record(etag=etag), annotated=ObjectRef(bucket=BUCKET, key=f"annotated/{name}"))
 
     def drawings() -> list[str]:
         listed = aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix="annotated/").get("Contents", [])
@@ -246,8 +245,9 @@ def test_predictions_go_to_the_configured_bucket(aws) -> None:
 def test_a_very_long_reason_message_is_cut_and_the_failure_recorded(aws) -> None:
     """GIVEN a failure whose message is 500 KB (say, an upstream error body) WHEN saved THEN the object
     still gets its `failed` state, with the message cut to MAX_REASON_CHARS."""
-    failed = record(status=Status.FAILED).model_copy(
-        update={"reason": Reason(code="inference_rejected", message="upstream said: " + "x" * 500_000)}
+    failed = replace(
+        record(status=Status.FAILED),
+        reason=Reason(code="inference_rejected", message="upstream said: " + "x" * 500_000),
     )
 
     assert store_for(aws).save(failed, order="t#1")
@@ -261,8 +261,8 @@ def test_a_very_long_reason_message_is_cut_and_the_failure_recorded(aws) -> None
 
 
 def test_a_short_reason_message_is_kept_whole(aws) -> None:
-    failed = record(status=Status.FAILED).model_copy(
-        update={"reason": Reason(code="image_undecodable", message="not an image")}
+    failed = replace(
+        record(status=Status.FAILED), reason=Reason(code="image_undecodable", message="not an image")
     )
     store_for(aws).save(failed, order="t#1")
     item = aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
@@ -274,8 +274,7 @@ def test_a_result_too_large_even_without_predictions_is_recorded_as_failed(aws) 
     WHEN saved THEN it is recorded as `failed` / `result_too_large` naming the totals, and the predictions
     document written on the way is not left behind."""
     many_classes = tuple(
-        prediction(i, keypoints=0).model_copy(update={"class_name": f"class-{i:05d}-" + "n" * 12})
-        for i in range(20_000)
+        replace(prediction(i, keypoints=0), class_name=f"class-{i:05d}-" + "n" * 12) for i in range(20_000)
     )
     huge = record(many_classes)
     assert item_size({"counts": huge.counts}) > DYNAMODB_ITEM_LIMIT
@@ -353,13 +352,9 @@ def test_failed_then_succeeded_owes_a_second_event(aws) -> None:
 def test_a_result_of_another_fingerprint_owes_an_event(aws) -> None:
     store = store_for(aws)
     order = event_order("00AA", None, T0)
-    store.settle(
-        store.write(record().model_copy(update={"fingerprint": "old"}), order=order, track_event=True)
-    )
+    store.settle(store.write(replace(record(), fingerprint="old"), order=order, track_event=True))
 
-    assert store.write(
-        record().model_copy(update={"fingerprint": "new"}), order=order, track_event=True
-    ).event_owed
+    assert store.write(replace(record(), fingerprint="new"), order=order, track_event=True).event_owed
 
 
 def test_a_stale_write_owes_nothing_and_settling_an_outdated_write_leaves_the_newer_marker(aws) -> None:

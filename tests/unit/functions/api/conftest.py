@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from s3kp_core.cursors import CursorCodec
 from s3kp_core.results import (
+    SUMMARY_FIELDS,
     ImageSize,
     Keypoint,
     ObjectRef,
@@ -102,7 +103,7 @@ class FakeReader:
         self.listings.append((filters, limit, cursor))
         if cursor is not None:
             self.codec.decode(cursor, filters.fingerprint())
-        items = [ResultSummary.model_validate(r.model_dump()) for r in self.records[:limit]]
+        items = [ResultSummary(**{n: getattr(r, n) for n in SUMMARY_FIELDS}) for r in self.records[:limit]]
         return Page(items=items, next_cursor=self.codec.encode("next", filters.fingerprint()))
 
 

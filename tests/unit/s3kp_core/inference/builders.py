@@ -66,5 +66,5 @@ def query_of(call: Any) -> dict[str, list[str]]:
 def assert_key_hidden(error: BaseException) -> None:
     text = "".join(traceback.format_exception(error)) + repr(error)
     if isinstance(error, ProcessingError):
-        text += error.message + error.reason().model_dump_json()
+        text += error.message + repr(error.reason())
     assert API_KEY not in text
