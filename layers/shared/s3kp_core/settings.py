@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -154,10 +155,6 @@ def _accepts_text(annotation: Any) -> bool:
     """Whether a str is a valid value of `annotation` as it is (so it is passed on unstripped)."""
     if typing.get_origin(annotation) is Annotated:
         return _accepts_text(typing.get_args(annotation)[0])
-    options = (
-        typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, _UnionType) else ()
-    )
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    options = typing.get_args(annotation) if union else ()
     return annotation is str or any(_accepts_text(option) for option in options)
-
-
-_UnionType = type(int | None)
