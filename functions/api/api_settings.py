@@ -7,9 +7,9 @@ when it is the cursor secret).
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Self
+from typing import Annotated, ClassVar
 
-from pydantic import Field, model_validator
+from msgspec import Meta
 from s3kp_core.settings import EnvironmentSettings, env
 
 # S3 accepts up to 7 days; a result link is meant to be followed now, so keep it short.
@@ -18,19 +18,18 @@ MAX_PRESIGN_EXPIRY_SECONDS = 3600
 
 class ApiSettings(EnvironmentSettings):
     description: ClassVar[str] = "API"
-    secret_variables: ClassVar[frozenset[str]] = frozenset({"CURSOR_SECRET"})
 
-    results_table: Annotated[str, env("RESULTS_TABLE"), Field(min_length=1)]
+    results_table: Annotated[str, env("RESULTS_TABLE"), Meta(min_length=1)]
     presign_expiry_seconds: Annotated[
-        int, env("PRESIGN_EXPIRY_SECONDS"), Field(ge=1, le=MAX_PRESIGN_EXPIRY_SECONDS)
+        int, env("PRESIGN_EXPIRY_SECONDS"), Meta(ge=1, le=MAX_PRESIGN_EXPIRY_SECONDS)
     ] = 300
     cursor_secret_arn: Annotated[str | None, env("CURSOR_SECRET_ARN")] = None
-    cursor_secret: Annotated[str | None, env("CURSOR_SECRET"), Field(repr=False, min_length=16)] = None
-    cursor_secret_cache_seconds: Annotated[int, env("CURSOR_SECRET_CACHE_SECONDS"), Field(ge=0)] = 300
-    cors_allow_origin: Annotated[str, env("CORS_ALLOW_ORIGIN"), Field(min_length=1)] = "*"
+    cursor_secret: Annotated[
+        Annotated[str, Meta(min_length=16)] | None, env("CURSOR_SECRET", secret=True)
+    ] = None
+    cursor_secret_cache_seconds: Annotated[int, env("CURSOR_SECRET_CACHE_SECONDS"), Meta(ge=0)] = 300
+    cors_allow_origin: Annotated[str, env("CORS_ALLOW_ORIGIN"), Meta(min_length=1)] = "*"
 
-    @model_validator(mode="after")
-    def _one_cursor_key_source(self) -> Self:
+    def __post_init__(self) -> None:
         if not (self.cursor_secret_arn or self.cursor_secret):
             raise ValueError("set CURSOR_SECRET_ARN (Secrets Manager) or CURSOR_SECRET (local runs)")
-        return self

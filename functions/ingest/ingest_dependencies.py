@@ -1,10 +1,11 @@
 """The ingest function's collaborators, built once per container (and per API key, which may rotate).
 
-Every AWS client comes from one boto3 session, the idempotency layer's included: a session's loader
-caches the endpoint rules and service models it has read, so each client after the first skips
+Each is built on first use, not at import: the import (the cold start's init phase) pays only for the
+code. Every AWS client comes from one boto3 session, the idempotency layer's included: a session's
+loader caches the endpoint rules and service models it has read, so each client after the first skips
 re-reading them (boto3's default session and Powertools' own would each read them again: ~80 ms of a
-cold start here, see docs/ingest.md). boto3 clients honour `AWS_ENDPOINT_URL`, so the same code runs
-against moto locally.
+cold start here, see docs/ingest-cold-start.md). boto3 clients honour `AWS_ENDPOINT_URL`, so the same
+code runs against moto locally.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from ingest_settings import IngestSettings
 from s3kp_core.inference import InferenceClient
 from s3kp_core.objects_s3 import S3ObjectStore
@@ -41,6 +43,12 @@ def s3_client() -> Any:
 @lru_cache(maxsize=1)
 def sqs_client() -> Any:
     return aws_session().client("sqs")
+
+
+@lru_cache(maxsize=1)
+def idempotency_store(settings: IngestSettings) -> DynamoDBPersistenceLayer:
+    """Powertools' idempotency records in DynamoDB (its client is built here, from the shared session)."""
+    return DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_session=aws_session())
 
 
 @lru_cache(maxsize=1)

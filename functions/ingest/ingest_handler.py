@@ -19,23 +19,20 @@ from s3kp_core import cold_start  # first: it makes the imports below cheaper
 
 # isort: split
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
+from functools import cache
 from typing import Any
 
 import ingest_dependencies
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ingest_dependencies import aws_session, collaborators, processing_settings, sqs_client
+from ingest_dependencies import collaborators, idempotency_store, processing_settings, sqs_client
 from ingest_settings import resolve_api_key
 from s3_events import (
     IDEMPOTENCY_KEY_JMESPATH,
@@ -89,10 +86,6 @@ idempotency_config = IdempotencyConfig(
     event_key_jmespath=IDEMPOTENCY_KEY_JMESPATH,
     raise_on_no_idempotency_key=True,
     expires_after_seconds=settings.idempotency_ttl_seconds,
-)
-# Built at cold start (Lambda's init phase runs at full CPU), from the session every other client shares.
-persistence_layer = DynamoDBPersistenceLayer(
-    table_name=settings.idempotency_table, boto3_session=aws_session()
 )
 # A batch whose messages all failed is reported like any other (every id listed) rather than raised:
 # SQS retries the same messages either way, and the invocation error metric keeps meaning "crashed".
@@ -179,7 +172,9 @@ def _process_notification(notification: Notification, context: LambdaContext, *,
         logger.append_keys(bucket=source.bucket, object_key=source.key, event_name=event.event_name)
         unit = work_unit(event, settings.fingerprint)
         try:
-            process_once(unit=unit, event=replace(event, final_attempt=final_attempt), context=context)
+            idempotent(process_once)(
+                unit=unit, event=replace(event, final_attempt=final_attempt), context=context
+            )
         except IdempotencyAlreadyInProgressError:
             seconds_left = _in_progress_seconds_left(unit)
             logger.info(
@@ -205,21 +200,32 @@ def _in_progress_seconds_left(unit: WorkUnit) -> float | None:
     """How long the other invocation's in-progress record can still last (its Lambda deadline)."""
     try:
         # The same data `process_once` is keyed on.
-        record = persistence_layer.get_record(data=unit)
+        record = idempotency_store(settings).get_record(data=unit)
     except Exception:  # gone in the meantime, or the table cannot be read: the caller uses a bound
         return None
     expiry = record.in_progress_expiry_timestamp if record is not None else None
     return None if expiry is None else max(0.0, float(expiry) / 1000 - time.time())  # a Decimal
 
 
-# Powertools annotates `idempotent_function` without a return type, so mypy sees an untyped decorator;
-# it returns the function unchanged in signature (Powertools' own examples rely on that).
-@idempotent_function(  # type: ignore[untyped-decorator]
-    data_keyword_argument="unit", persistence_store=persistence_layer, config=idempotency_config
-)
+@cache
+def idempotent(function: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """`function` behind Powertools idempotency, keyed on its `unit` argument; built on the first event.
+
+    Applying the decorator needs the persistence layer, whose DynamoDB client (botocore reading the
+    service's model and endpoint rules) is built, like the function's other clients, when the first
+    event needs it rather than at import. The records' keys are unchanged:
+    `{function name}.ingest_handler.process_once#{hash}` (the wrapped function's own name).
+    """
+    decorate = idempotent_function(
+        data_keyword_argument="unit", persistence_store=idempotency_store(settings), config=idempotency_config
+    )
+    wrapped: Callable[..., dict[str, Any]] = decorate(function)
+    return wrapped
+
+
 def process_once(*, unit: WorkUnit, event: ObjectEvent, context: LambdaContext) -> dict[str, Any]:
-    """Runs once per work unit (`s3_events.work_unit`: the object version and the fingerprint); a
-    duplicate gets this dict back from the idempotency table."""
+    """Runs once per work unit (`s3_events.work_unit`: the object version and the fingerprint) when
+    called as `idempotent(process_once)`; a duplicate gets this dict back from the idempotency table."""
     deps = collaborators(settings, resolve_api_key(settings))
     deadline = deps.clock() + context.get_remaining_time_in_millis() / 1000 - RESERVED_SECONDS
     outcome = _traced_process(event, deps, deadline)

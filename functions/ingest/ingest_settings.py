@@ -11,9 +11,9 @@ have none of their own and are derived from this object (`processing_settings()`
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from msgspec import Meta
 from s3kp_core.settings import ConfigurationError, EnvironmentSettings, env
 
 if TYPE_CHECKING:
@@ -23,37 +23,78 @@ if TYPE_CHECKING:
 MODEL_ID_PATTERN = r"^[A-Za-z0-9_.-]+/[0-9]+$"
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def _comma_list(value: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+def _skeleton(value: str) -> str:
+    from s3kp_core.annotate import resolve_skeleton
+
+    try:
+        resolve_skeleton(value, keypoint_count=0)
+    except ValueError as error:  # its message starts with "SKELETON=...: ", which the settings add
+        raise ValueError(str(error).split(": ", 1)[-1]) from None
+    return value.strip()
+
+
+def _prefix(value: str) -> str:
+    return value.lstrip("/")
+
+
 class IngestSettings(EnvironmentSettings):
     description: ClassVar[str] = "ingest"
-    secret_variables: ClassVar[frozenset[str]] = frozenset({"ROBOFLOW_API_KEY"})
 
-    inference_url: Annotated[str, env("INFERENCE_URL")] = "https://detect.roboflow.com"
-    model_id: Annotated[str, env("MODEL_ID"), Field(pattern=MODEL_ID_PATTERN)]
+    inference_url: Annotated[str, env("INFERENCE_URL", parse=_http_url)] = "https://detect.roboflow.com"
+    model_id: Annotated[str, env("MODEL_ID"), Meta(pattern=MODEL_ID_PATTERN)]
     api_key_secret_arn: Annotated[str | None, env("ROBOFLOW_API_KEY_SECRET_ARN")] = None
-    api_key: Annotated[str | None, env("ROBOFLOW_API_KEY"), Field(repr=False)] = None
-    api_key_cache_seconds: Annotated[int, env("API_KEY_CACHE_SECONDS"), Field(ge=0)] = 300
-    confidence: Annotated[float, env("CONFIDENCE"), Field(ge=0, le=1)] = 0.4
-    overlap: Annotated[float, env("OVERLAP"), Field(ge=0, le=1)] = 0.3
-    classes: Annotated[tuple[str, ...], env("CLASSES")] = ()
-    max_side_for_inference: Annotated[int, env("MAX_SIDE_FOR_INFERENCE"), Field(ge=32, le=8192)] = 1024
-    annotated_max_side: Annotated[int, env("ANNOTATED_MAX_SIDE"), Field(ge=32, le=16384)] = 2048
-    max_object_bytes: Annotated[int, env("MAX_OBJECT_BYTES"), Field(gt=0)] = 50 * 1024 * 1024
-    max_image_pixels: Annotated[int, env("MAX_IMAGE_PIXELS"), Field(gt=0)] = 100_000_000
-    input_prefix: Annotated[str, env("INPUT_PREFIX")] = "incoming/"
+    api_key: Annotated[str | None, env("ROBOFLOW_API_KEY", secret=True)] = None
+    api_key_cache_seconds: Annotated[int, env("API_KEY_CACHE_SECONDS"), Meta(ge=0)] = 300
+    confidence: Annotated[float, env("CONFIDENCE"), Meta(ge=0, le=1)] = 0.4
+    overlap: Annotated[float, env("OVERLAP"), Meta(ge=0, le=1)] = 0.3
+    classes: Annotated[tuple[str, ...], env("CLASSES", parse=_comma_list)] = ()
+    max_side_for_inference: Annotated[int, env("MAX_SIDE_FOR_INFERENCE"), Meta(ge=32, le=8192)] = 1024
+    annotated_max_side: Annotated[int, env("ANNOTATED_MAX_SIDE"), Meta(ge=32, le=16384)] = 2048
+    max_object_bytes: Annotated[int, env("MAX_OBJECT_BYTES"), Meta(gt=0)] = 50 * 1024 * 1024
+    max_image_pixels: Annotated[int, env("MAX_IMAGE_PIXELS"), Meta(gt=0)] = 100_000_000
+    input_prefix: Annotated[str, env("INPUT_PREFIX", parse=_prefix)] = "incoming/"
     output_bucket: Annotated[str | None, env("OUTPUT_BUCKET")] = None
-    output_prefix: Annotated[str, env("OUTPUT_PREFIX"), Field(min_length=1)] = "annotated/"
-    predictions_prefix: Annotated[str, env("PREDICTIONS_PREFIX"), Field(min_length=1)] = "predictions/"
-    skeleton: Annotated[str, env("SKELETON")] = "auto"
-    keypoint_draw_threshold: Annotated[float, env("KEYPOINT_DRAW_THRESHOLD"), Field(ge=0, le=1)] = 0.3
-    inference_connect_timeout: Annotated[float, env("INFERENCE_CONNECT_TIMEOUT"), Field(gt=0)] = 3.05
-    inference_read_timeout: Annotated[float, env("INFERENCE_READ_TIMEOUT"), Field(gt=0)] = 20.0
-    inference_max_attempts: Annotated[int, env("INFERENCE_MAX_ATTEMPTS"), Field(ge=1, le=10)] = 4
-    results_table: Annotated[str, env("RESULTS_TABLE"), Field(min_length=1)]
-    idempotency_table: Annotated[str, env("IDEMPOTENCY_TABLE"), Field(min_length=1)]
-    idempotency_ttl_seconds: Annotated[int, env("IDEMPOTENCY_TTL_SECONDS"), Field(ge=60)] = 86_400
-    max_receive_count: Annotated[int, env("MAX_RECEIVE_COUNT"), Field(ge=1)] = 3
+    output_prefix: Annotated[str, env("OUTPUT_PREFIX", parse=_prefix), Meta(min_length=1)] = "annotated/"
+    predictions_prefix: Annotated[str, env("PREDICTIONS_PREFIX", parse=_prefix), Meta(min_length=1)] = (
+        "predictions/"
+    )
+    skeleton: Annotated[str, env("SKELETON", parse=_skeleton)] = "auto"
+    keypoint_draw_threshold: Annotated[float, env("KEYPOINT_DRAW_THRESHOLD"), Meta(ge=0, le=1)] = 0.3
+    inference_connect_timeout: Annotated[float, env("INFERENCE_CONNECT_TIMEOUT"), Meta(gt=0)] = 3.05
+    inference_read_timeout: Annotated[float, env("INFERENCE_READ_TIMEOUT"), Meta(gt=0)] = 20.0
+    inference_max_attempts: Annotated[int, env("INFERENCE_MAX_ATTEMPTS"), Meta(ge=1, le=10)] = 4
+    results_table: Annotated[str, env("RESULTS_TABLE"), Meta(min_length=1)]
+    idempotency_table: Annotated[str, env("IDEMPOTENCY_TABLE"), Meta(min_length=1)]
+    idempotency_ttl_seconds: Annotated[int, env("IDEMPOTENCY_TTL_SECONDS"), Meta(ge=60)] = 86_400
+    max_receive_count: Annotated[int, env("MAX_RECEIVE_COUNT"), Meta(ge=1)] = 3
     # The EventBridge bus (name or ARN) result events go to; unset: no events.
     results_event_bus: Annotated[str | None, env("RESULTS_EVENT_BUS")] = None
+    # A failed message comes back after half to all of base × 2^(receive − 1) seconds, at most max.
+    retry_base_delay_seconds: Annotated[float, env("RETRY_BASE_DELAY_SECONDS"), Meta(ge=0, le=3600)] = 15
+    retry_max_delay_seconds: Annotated[float, env("RETRY_MAX_DELAY_SECONDS"), Meta(ge=1, le=43_200)] = 300
+
+    def __post_init__(self) -> None:
+        if not (self.api_key_secret_arn or self.api_key):
+            raise ValueError("no API key source: set ROBOFLOW_API_KEY_SECRET_ARN or ROBOFLOW_API_KEY")
+        # Even with a separate OUTPUT_BUCKET (the template sets it to the upload bucket), nested prefixes
+        # are one misconfigured notification away from a loop: refuse them outright.
+        if self.input_prefix.startswith(self.output_prefix) or (
+            self.input_prefix and self.output_prefix.startswith(self.input_prefix)
+        ):
+            raise ValueError(
+                "INPUT_PREFIX and OUTPUT_PREFIX must not contain each other: the function "
+                "would trigger itself"
+            )
 
     @property
     def fingerprint(self) -> str:
@@ -102,55 +143,6 @@ class IngestSettings(EnvironmentSettings):
             read_timeout=self.inference_read_timeout,
             max_attempts=self.inference_max_attempts,
         )
-
-    # A failed message comes back after half to all of base × 2^(receive − 1) seconds, at most max.
-    retry_base_delay_seconds: Annotated[float, env("RETRY_BASE_DELAY_SECONDS"), Field(ge=0, le=3600)] = 15
-    retry_max_delay_seconds: Annotated[float, env("RETRY_MAX_DELAY_SECONDS"), Field(ge=1, le=43_200)] = 300
-
-    @field_validator("inference_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
-
-    @field_validator("classes", mode="before")
-    @classmethod
-    def _comma_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(name.strip() for name in value.split(",") if name.strip())
-        return value
-
-    @field_validator("skeleton")
-    @classmethod
-    def _skeleton(cls, value: str) -> str:
-        from s3kp_core.annotate import resolve_skeleton
-
-        try:
-            resolve_skeleton(value, keypoint_count=0)
-        except ValueError as error:  # its message starts with "SKELETON=...: ", which we add ourselves
-            raise ValueError(str(error).split(": ", 1)[-1]) from None
-        return value.strip()
-
-    @field_validator("input_prefix", "output_prefix", "predictions_prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        return value.lstrip("/")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if not (self.api_key_secret_arn or self.api_key):
-            raise ValueError("no API key source: set ROBOFLOW_API_KEY_SECRET_ARN or ROBOFLOW_API_KEY")
-        # Even with a separate OUTPUT_BUCKET (the template sets it to the upload bucket), nested prefixes
-        # are one misconfigured notification away from a loop: refuse them outright.
-        if self.input_prefix.startswith(self.output_prefix) or (
-            self.input_prefix and self.output_prefix.startswith(self.input_prefix)
-        ):
-            raise ValueError(
-                "INPUT_PREFIX and OUTPUT_PREFIX must not contain each other: the function "
-                "would trigger itself"
-            )
-        return self
 
 
 def resolve_api_key(settings: IngestSettings) -> str:

@@ -211,10 +211,9 @@ def test_every_aws_api_key_source_the_ingest_function_reads_is_the_one_the_templ
     """An API key source the function accepts but the template neither sets nor grants (an SSM parameter
     did so) fails only in production: the sources backed by an AWS service are exactly the template's."""
     aws_backed = {
-        alias
-        for field in ingest_settings.IngestSettings.model_fields.values()
-        for alias in field.validation_alias.choices
-        if alias.startswith("ROBOFLOW_API_KEY_")
+        setting.variable.name
+        for setting in ingest_settings.IngestSettings.settings()
+        if setting.variable.name.startswith("ROBOFLOW_API_KEY_")
     }
     environment = function_environment(template, "IngestFunction")
     grants = template["Resources"]["IngestFunction"]["Properties"]["Policies"]

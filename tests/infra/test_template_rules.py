@@ -323,15 +323,8 @@ def test_function_environment_is_exactly_what_its_settings_read(
     template: dict[str, Any], logical_id: str, settings_model: Any
 ) -> None:
     """No typo'd variable silently ignored; every required setting provided."""
-    known = {
-        alias for field in settings_model.model_fields.values() for alias in field.validation_alias.choices
-    }
-    required = {
-        alias
-        for field in settings_model.model_fields.values()
-        if field.is_required()
-        for alias in field.validation_alias.choices
-    }
+    known = {setting.variable.name for setting in settings_model.settings()}
+    required = {setting.variable.name for setting in settings_model.settings() if setting.required}
     variables = {
         name for name in function_environment(template, logical_id) if not name.startswith("POWERTOOLS_")
     }
@@ -498,12 +491,8 @@ def test_a_numeric_parameter_defaults_to_the_functions_own_default(
 ) -> None:
     """CloudFormation needs literal defaults; the template's must be the ones the settings model declares
     (docs/settings.md), so a stack deployed without parameters behaves as the function does on its own."""
-    fields = {
-        alias: field
-        for field in settings_model.model_fields.values()
-        for alias in field.validation_alias.choices
-    }
+    defaults = {setting.variable.name: setting.default for setting in settings_model.settings()}
     numeric = _numeric_parameters_of(template, function)
     assert numeric
     for variable, parameter in numeric:
-        assert float(parameter["Default"]) == float(fields[variable].default), variable
+        assert float(parameter["Default"]) == float(defaults[variable]), variable

@@ -6,13 +6,23 @@ the self-hosted server names a label `class`, the hosted docs `class_name`; unkn
 
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 from s3kp_core import errors
 from s3kp_core.errors import PermanentError
 from s3kp_core.results import Keypoint, Prediction
+
+# msgspec rather than pydantic for the ingest's cold start (docs/ingest-cold-start.md). Lax conversion, as
+# a JSON client expects: 10.0 is an int. No infinity or NaN (Python's json module accepts both literals):
+# a finite float is one within the largest float's bounds, which NaN is not either.
+Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+Size = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
+_NOT_FINITE = re.compile(r"Expected `float` [<>]=? -?1\.7976931348623157e\+308")
 
 
 @dataclass(frozen=True)
@@ -24,59 +34,62 @@ class ParsedResponse:
     server_time_ms: float | None
 
 
-class _WireModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
-
-
-class _WireKeypoint(_WireModel):
-    x: float
-    y: float
-    confidence: float
+class _WireKeypoint(msgspec.Struct):
+    x: Finite
+    y: Finite
+    confidence: Finite
     class_id: int | None = None
     # The self-hosted server names the label `class`, the hosted docs `class_name`: accept either.
-    name: str | None = Field(default=None, validation_alias=AliasChoices("class", "class_name"))
+    label: str | None = msgspec.field(default=None, name="class")
+    class_name: str | None = None
 
 
-class _WirePrediction(_WireModel):
-    x: float
-    y: float
-    width: float = Field(ge=0)
-    height: float = Field(ge=0)
-    confidence: float
-    class_name: str = Field(validation_alias=AliasChoices("class", "class_name"))
+class _WirePrediction(msgspec.Struct):
+    x: Finite
+    y: Finite
+    width: Size
+    height: Size
+    confidence: Finite
+    # `class` or `class_name`, one of them required (msgspec has one name per field).
+    label: str | msgspec.UnsetType = msgspec.field(default=msgspec.UNSET, name="class")
+    class_name: str | msgspec.UnsetType = msgspec.UNSET
     class_id: int = -1
     detection_id: str | None = None
-    keypoints: list[_WireKeypoint] = Field(default_factory=list)
+    keypoints: list[_WireKeypoint] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.label is msgspec.UNSET and self.class_name is msgspec.UNSET:
+            raise ValueError("Object missing required field `class`")  # msgspec's own wording: see _problem
+
+    @property
+    def name(self) -> str:
+        return self.label if isinstance(self.label, str) else str(self.class_name)
 
 
-class _WireImage(_WireModel):
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
+class _WireImage(msgspec.Struct):
+    width: Annotated[int, msgspec.Meta(gt=0)]
+    height: Annotated[int, msgspec.Meta(gt=0)]
 
 
-class _WireResponse(_WireModel):
+class _WireResponse(msgspec.Struct):
     predictions: list[_WirePrediction]
     image: _WireImage | None = None
     inference_id: str | None = None
-    time: float | None = None
+    time: Finite | None = None
 
 
 def parse_response(payload: object) -> ParsedResponse:
     """The predictions and metadata of a 200 response's JSON.
 
     Unknown fields are ignored and optional ones may be missing; a keypoint without `class_id` takes
-    its position in the list. Raises PermanentError(inference_bad_response) for any other shape.
+    its position in the list. Raises PermanentError(inference_bad_response) for any other shape, naming
+    the first field that breaks the contract.
     """
     try:
-        wire = _WireResponse.model_validate(payload)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
-            for error in exc.errors()[:3]
-        )
-        more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+        wire = msgspec.convert(payload, _WireResponse, strict=False)
+    except msgspec.ValidationError as error:
         raise PermanentError(
-            errors.INFERENCE_BAD_RESPONSE, f"the response does not follow the contract: {problems}{more}"
+            errors.INFERENCE_BAD_RESPONSE, f"the response does not follow the contract: {_problem(error)}"
         ) from None
     predictions = tuple(
         Prediction(
@@ -85,7 +98,7 @@ def parse_response(payload: object) -> ParsedResponse:
             width=p.width,
             height=p.height,
             confidence=p.confidence,
-            class_name=p.class_name,
+            class_name=p.name,
             class_id=p.class_id,
             detection_id=p.detection_id,
             keypoints=tuple(_keypoint(kp, index) for index, kp in enumerate(p.keypoints)),
@@ -101,7 +114,19 @@ def parse_response(payload: object) -> ParsedResponse:
     )
 
 
+def _problem(error: msgspec.ValidationError) -> str:
+    """msgspec's "Expected `int`, got `str` - at `$.predictions[0].x`" as "predictions.0.x: Expected
+    `int`, got `str`" (the field path first, dotted; "body" for the document itself)."""
+    message, _, at = str(error).partition(" - at `$")
+    path = re.sub(r"\[(\d+)\]", r".\1", at.rstrip("`")).strip(".")
+    missing = re.fullmatch(r"Object missing required field `(.+)`", message)
+    if missing:
+        path, message = ".".join(part for part in (path, missing.group(1)) if part), "Field required"
+    message = _NOT_FINITE.sub("Expected a finite number", message)
+    return f"{path or 'body'}: {message}"
+
+
 def _keypoint(wire: _WireKeypoint, index: int) -> Keypoint:
     slot = wire.class_id if wire.class_id is not None else index
-    name = wire.name or str(slot)
+    name = wire.label or wire.class_name or str(slot)
     return Keypoint(x=wire.x, y=wire.y, confidence=wire.confidence, class_id=slot, name=name)

@@ -1,80 +1,160 @@
 """Settings from environment variables, validated once at cold start: the mechanism both functions use.
 
-Each function describes its settings as a pydantic model whose fields are aliased to the variable names
-(`env("NAME")`), so a bad value fails the cold start with a message naming the variable, never echoing
-a secret's value.
+A function declares its settings as a subclass of `EnvironmentSettings`, which makes it a frozen,
+keyword-only dataclass. Each field names the variable it is read from and may carry msgspec constraints:
+
+    confidence: Annotated[float, env("CONFIDENCE"), Meta(ge=0, le=1)] = 0.4
+
+`from_environment()` converts every variable on its own (msgspec, lax: "0.4" is a float), then builds the
+object, whose `__post_init__` may check rules across variables. A bad value fails the cold start with one
+message naming every bad variable, with its value unless it is declared `secret`.
+
+Why a small mechanism of our own on top of msgspec rather than pydantic (or one `msgspec.convert` of the
+whole environment): pydantic's import and model building were a fifth of the ingest function's cold
+start (docs/ingest-cold-start.md); msgspec imports in a few milliseconds but stops at the first error,
+and an operator fixing a stack's parameters should see every bad variable at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
-from typing import Any, ClassVar, Self, TypeVar
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Self, dataclass_transform
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
-
-SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
+import msgspec
 
 
 class ConfigurationError(RuntimeError):
     """A setting is missing or invalid; the message names it."""
 
 
-def env(name: str) -> Any:
-    """Field metadata: the variable name is the alias, so validation errors name the variable."""
-    return Field(validation_alias=AliasChoices(name))
+@dataclass(frozen=True)
+class Variable:
+    """Where a field's value comes from (the metadata `env()` puts in its annotation)."""
+
+    name: str
+    # Turns the variable's text into the value the field's type then checks (e.g. a comma-separated
+    # list into a tuple); a ValueError's message is reported against the variable.
+    parse: Callable[[str], object] | None = None
+    # Its value never appears in an error message or the settings' repr.
+    secret: bool = False
 
 
-class EnvironmentSettings(BaseModel):
+def env(name: str, *, parse: Callable[[str], object] | None = None, secret: bool = False) -> Variable:
+    """Annotation metadata: the field is read from the environment variable `name`."""
+    return Variable(name, parse, secret)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One field of a settings class as `from_environment()` reads it (also what the template tests
+    compare the template with)."""
+
+    field: str
+    variable: Variable
+    # The field's type with its msgspec constraints, which the variable's (parsed) value must satisfy.
+    type: Any
+    default: Any = dataclasses.MISSING
+
+    @property
+    def required(self) -> bool:
+        return self.default is dataclasses.MISSING
+
+    def convert(self, text: str) -> object:
+        """The value of the variable's `text`; raises ValueError or msgspec.ValidationError."""
+        value: object = self.variable.parse(text) if self.variable.parse else text
+        if isinstance(value, str) and not _accepts_text(self.type):
+            value = value.strip()  # " 300" is a number, as in any shell
+        return msgspec.convert(value, self.type, strict=False)
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+class EnvironmentSettings:
     """A function's settings: the one validated object every domain setting is derived from.
 
     Each function loads its subclass once per container through `from_environment()` (its dependencies
     module caches it; its handler calls that at import, so a bad variable fails the cold start).
+    Subclasses are frozen (hashable: `lru_cache` keys) keyword-only dataclasses.
     """
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     # Named in the error message ("invalid ingest configuration: ...").
     description: ClassVar[str] = "function"
-    # Variables whose values an error message must never echo.
-    secret_variables: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclass(frozen=True, kw_only=True, repr=False)(cls)
+
+    def __repr__(self) -> str:
+        shown = (
+            f"{setting.field}={'***' if setting.variable.secret else repr(getattr(self, setting.field))}"
+            for setting in self.settings()
+        )
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    @classmethod
+    def settings(cls) -> tuple[Setting, ...]:
+        """Every field with the variable it is read from, in declaration order."""
+        if cls not in _SETTINGS:  # read once per class, when first needed (its annotations are strings)
+            _SETTINGS[cls] = _settings_of(cls)
+        return _SETTINGS[cls]
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Validate `environ` (default: the process environment); raise ConfigurationError naming every
         bad variable."""
-        return load_from_environment(
-            cls, what=cls.description, secret_names=cls.secret_variables, environ=environ
-        )
+        source = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        problems: list[str] = []
+        for setting in cls.settings():
+            variable = setting.variable
+            text = source.get(variable.name, "")
+            if text.strip() == "":  # an empty variable means "not set" (templates pass "" for optional ones)
+                if setting.required:
+                    problems.append(f"{variable.name} is required")
+                continue
+            try:
+                values[setting.field] = setting.convert(text)
+            except (ValueError, msgspec.ValidationError) as error:
+                shown = variable.name if variable.secret else f"{variable.name}={text!r}"
+                problems.append(f"{shown}: {error}")
+        if problems:
+            raise ConfigurationError(f"invalid {cls.description} configuration: " + "; ".join(problems))
+        try:
+            return cls(**values)
+        except ValueError as error:  # a rule across variables (`__post_init__`); it names them
+            raise ConfigurationError(f"invalid {cls.description} configuration: {error}") from None
 
 
-def load_from_environment(
-    model: type[SettingsModel],
-    *,
-    what: str,
-    secret_names: frozenset[str] = frozenset(),
-    environ: Mapping[str, str] | None = None,
-) -> SettingsModel:
-    """Validate the environment into `model`; raise ConfigurationError naming every bad setting."""
-    source = os.environ if environ is None else environ
-    # An empty variable means "not set" (templates pass "" for optional parameters).
-    present = {name: value for name, value in source.items() if value.strip() != ""}
-    try:
-        return model.model_validate(present)
-    except ValidationError as error:
-        raise ConfigurationError(describe(error, what=what, secret_names=secret_names)) from None
+_SETTINGS: dict[type[EnvironmentSettings], tuple[Setting, ...]] = {}
 
 
-def describe(error: ValidationError, *, what: str, secret_names: frozenset[str] = frozenset()) -> str:
-    """One line naming each bad variable and, unless it is a secret, the value it had."""
-    problems = []
-    for issue in error.errors(include_url=False, include_input=True):
-        name = ".".join(str(part) for part in issue["loc"]) or "settings"
-        message = issue["msg"].removeprefix("Value error, ")
-        if issue["type"] == "missing":
-            problems.append(f"{name} is required")
-        elif name in secret_names or not issue["loc"]:
-            problems.append(f"{name}: {message}")
-        else:
-            problems.append(f"{name}={issue.get('input')!r}: {message}")
-    return f"invalid {what} configuration: " + "; ".join(problems)
+def _settings_of(cls: type[EnvironmentSettings]) -> tuple[Setting, ...]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    settings = []
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]  # (`__init_subclass__` made it one)
+        annotation = hints[field.name]
+        metadata = getattr(annotation, "__metadata__", ())
+        variables = [item for item in metadata if isinstance(item, Variable)]
+        if len(variables) != 1:
+            raise TypeError(f"{cls.__name__}.{field.name}: annotate it with exactly one env(...)")
+        constraints = [item for item in metadata if not isinstance(item, Variable)]
+        base = typing.get_args(annotation)[0]
+        checked = Annotated[tuple([base, *constraints])] if constraints else base
+        default = field.default
+        if field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        settings.append(Setting(field.name, variables[0], checked, default))
+    return tuple(settings)
+
+
+def _accepts_text(annotation: Any) -> bool:
+    """Whether a str is a valid value of `annotation` as it is (so it is passed on unstripped)."""
+    if typing.get_origin(annotation) is Annotated:
+        return _accepts_text(typing.get_args(annotation)[0])
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    options = typing.get_args(annotation) if union else ()
+    return annotation is str or any(_accepts_text(option) for option in options)

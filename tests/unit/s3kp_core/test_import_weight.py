@@ -14,9 +14,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 INGEST_PATH = f"{ROOT / 'functions' / 'ingest'}:{ROOT / 'layers' / 'shared'}"
 
-# The result types and everything the ingest builds on them. `s3kp_core.inference` (through
-# `inference_wire`) and `s3kp_core.settings` are checked by their own tests once they are pydantic-free.
+# The result types, the settings mechanism, the inference client and everything the ingest builds on them.
 PYDANTIC_FREE = (
+    "s3kp_core.settings",
+    "s3kp_core.inference_wire",
+    "s3kp_core.inference",
     "s3kp_core.results",
     "s3kp_core.results_schema",
     "s3kp_core.results_store",

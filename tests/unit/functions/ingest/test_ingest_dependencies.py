@@ -1,4 +1,4 @@
-"""The ingest function's AWS clients share one boto3 session per container.
+"""The ingest function's AWS clients: none built at import, and one boto3 session for all of them.
 
 A botocore session's loader caches the endpoint rules and service models it has read; clients of
 different sessions each read them again, which costs cold-start time. So what is specified is which
@@ -68,21 +68,38 @@ def fresh_handler(
         sys.modules.update(previous)
 
 
+def test_the_import_builds_no_aws_client(
+    fresh_handler: ModuleType, client_sessions: list[tuple[str, int]]
+) -> None:
+    """GIVEN the handler imported at a cold start
+    THEN no client of the function's exists yet: each is built when the first event needs it."""
+    assert [service for service, _ in client_sessions if service != "xray"] == []
+
+
 def test_the_idempotency_layer_and_the_first_invocations_clients_share_one_botocore_session(
     fresh_handler: ModuleType, client_sessions: list[tuple[str, int]]
 ) -> None:
-    """GIVEN the handler imported at a cold start (which builds the idempotency DynamoDB client)
-    WHEN the first invocation builds its collaborators (S3 client, results table)
+    """GIVEN the handler imported at a cold start
+    WHEN the first invocation builds its idempotent processing (the idempotency layer's DynamoDB client)
+    and its collaborators (S3 client, results table)
     THEN one botocore session created every client, so no service model is read twice."""
     import ingest_dependencies
     from ingest_settings import resolve_api_key
 
     settings = fresh_handler.settings
+    fresh_handler.idempotent(fresh_handler.process_once)
     ingest_dependencies.collaborators(settings, resolve_api_key(settings))
 
     # The X-Ray SDK builds its own sampling clients at import; they are not the function's.
     ours = [(service, session) for service, session in client_sessions if service != "xray"]
     services = [service for service, _ in ours]
-    assert services.count("dynamodb") >= 2  # the idempotency layer's and the results table's
+    assert services.count("dynamodb") == 2  # the idempotency layer's and the results table's
     assert "s3" in services
     assert len({session for _, session in ours}) == 1, ours
+
+
+def test_the_idempotent_processing_is_built_once_per_container(fresh_handler: ModuleType) -> None:
+    first = fresh_handler.idempotent(fresh_handler.process_once)
+
+    assert fresh_handler.idempotent(fresh_handler.process_once) is first
+    assert first.__wrapped__ is fresh_handler.process_once  # the key names `ingest_handler.process_once`

@@ -53,6 +53,28 @@ def test_an_invalid_value_is_reported_by_its_variable_name(name: str, value: str
     assert expected in str(raised.value)
 
 
+def test_every_bad_variable_is_named_in_one_message() -> None:
+    """An operator fixing a stack's parameters sees them all at once, not one per deployment."""
+    environment = {k: v for k, v in MINIMAL.items() if k != "RESULTS_TABLE"}
+    with pytest.raises(ConfigurationError) as raised:
+        IngestSettings.from_environment(environment | {"CONFIDENCE": "high", "OVERLAP": "2"})
+    message = str(raised.value)
+    assert message.startswith("invalid ingest configuration: ")
+    for named in ("CONFIDENCE='high'", "OVERLAP='2'", "RESULTS_TABLE is required"):
+        assert named in message
+
+
+def test_numbers_may_carry_surrounding_whitespace() -> None:
+    settings = IngestSettings.from_environment(MINIMAL | {"MAX_SIDE_FOR_INFERENCE": " 512\n"})
+    assert settings.max_side_for_inference == 512
+
+
+def test_the_api_key_is_never_shown_by_the_settings_repr() -> None:
+    settings = IngestSettings.from_environment(MINIMAL)
+    assert "rf-local-key-123" not in repr(settings)
+    assert "api_key=***" in repr(settings)
+
+
 @pytest.mark.parametrize("missing", ["MODEL_ID", "RESULTS_TABLE", "IDEMPOTENCY_TABLE"])
 def test_a_missing_required_setting_is_named(missing: str) -> None:
     environment = {k: v for k, v in MINIMAL.items() if k != missing}
@@ -69,7 +91,7 @@ def test_no_api_key_source_is_an_error_naming_both_variables() -> None:
 
 
 def test_validation_messages_never_echo_the_api_key() -> None:
-    """GIVEN a whole-configuration error (its pydantic input is every variable, the key included)."""
+    """GIVEN a rule across variables fails (every variable was read, the key included)."""
     with pytest.raises(ConfigurationError) as raised:
         IngestSettings.from_environment(MINIMAL | {"OUTPUT_PREFIX": "incoming/out/"})
     assert "trigger itself" in str(raised.value)

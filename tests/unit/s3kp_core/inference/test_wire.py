@@ -39,6 +39,19 @@ def test_parse_tolerates_missing_optional_fields() -> None:
     ) * 4
 
 
+def test_parse_accepts_the_hosted_label_spelling_and_integral_floats_for_integers() -> None:
+    payload = {
+        "predictions": [{"x": 1, "y": 2, "width": 3, "height": 4, "confidence": 0.5, "class_name": "hand",
+                         "class_id": 2.0}],
+        "image": {"width": 640.0, "height": 480},
+    }  # fmt: skip
+
+    parsed = parse_response(payload)
+
+    assert (parsed.predictions[0].class_name, parsed.predictions[0].class_id) == ("hand", 2)
+    assert (parsed.image_width, parsed.image_height) == (640, 480)
+
+
 def wire_prediction(**overrides: object) -> dict[str, object]:
     return {"x": 1, "y": 1, "width": 1, "height": 1, "confidence": 1, "class": "a"} | overrides
 
@@ -50,7 +63,16 @@ def wire_prediction(**overrides: object) -> dict[str, object]:
         ({"message": "ok"}, "predictions: Field required"),
         ({"predictions": {"x": 1}}, "predictions"),
         ({"predictions": [wire_prediction(x="left")]}, "predictions.0.x"),
-        ({"predictions": [wire_prediction(x=float("nan"))]}, "predictions.0.x"),
+        ({"predictions": [wire_prediction(x=float("nan"))]}, "predictions.0.x: Expected a finite number"),
+        ({"predictions": [wire_prediction(height=float("inf"))]}, "predictions.0.height"),
+        (
+            {"predictions": [wire_prediction(keypoints=[{"x": 1, "y": 1, "confidence": float("-inf")}])]},
+            "predictions.0.keypoints.0.confidence",
+        ),
+        (
+            {"predictions": [{"x": 1, "y": 1, "width": 1, "height": 1, "confidence": 1}]},
+            "predictions.0.class",
+        ),
         ({"predictions": [wire_prediction(width=-5)]}, "predictions.0.width"),
         ({"predictions": [wire_prediction(**{"class": None})]}, "predictions.0.class"),
         ({"predictions": [wire_prediction(keypoints=[{"x": 1}])]}, "predictions.0.keypoints.0.y"),
