@@ -14,6 +14,7 @@ inference client): work moved from the import to the first event shows there, no
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -93,13 +94,75 @@ def _import_ms(module: str, env: dict[str, str], probe: str = _PROBE) -> float:
     return float(completed.stdout.strip().splitlines()[-1])
 
 
+# The modules a handler's import loads that are not ours (libraries and the standard library), in the
+# order they were loaded: importing exactly these is what the handler would cost if our code were free.
+_LIBRARY_MODULES_PROBE = (
+    "import json, sys; import {module}; "
+    "ours = tuple(p for p in sys.path if p.startswith({ours!r})); "
+    "print(json.dumps([name for name, m in list(sys.modules.items()) "
+    "if not str(getattr(m, '__file__', None) or '').startswith(ours or ('//',))]))"
+)
+# `cold_start` first, as each handler does (it pauses the garbage collector during the imports).
+_LIBRARIES_PROBE = (
+    "from s3kp_core import cold_start; "
+    "import importlib, json, sys, time; names = json.loads(sys.stdin.read()); "
+    "t = time.process_time()\n"
+    "for name in names:\n"
+    "    try: importlib.import_module(name)\n"
+    "    except Exception: pass\n"
+    "print((time.process_time() - t) * 1000)"
+)
+
+
+def library_modules(function: str) -> list[str]:
+    """The library and standard-library modules `import <handler>` loads, in load order."""
+    ours = (str(ROOT / "functions"), str(ROOT / "layers"))
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _LIBRARY_MODULES_PROBE.format(module=_FUNCTIONS[function]["module"], ours=ours[0]),
+        ],
+        env=environment(function),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names: list[str] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return [name for name in names if not name.startswith(("s3kp_core", "__main__"))]
+
+
+def _libraries_ms(names: list[str], env: dict[str, str]) -> float:
+    completed = subprocess.run(
+        [sys.executable, "-c", _LIBRARIES_PROBE],
+        input=json.dumps(names),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(completed.stdout.strip().splitlines()[-1])
+
+
 def measure(runs: int = RUNS) -> dict[str, list[float]]:
-    """Interleaved fresh-interpreter import times (ms): boto3 (the floor), then each handler."""
-    samples: dict[str, list[float]] = {"boto3": [], "ingest": [], "api": [], "ingest_ready": []}
+    """Interleaved fresh-interpreter import times (ms): boto3 (the floor), each handler, and the libraries
+    each handler loads imported alone."""
+    libraries = {function: library_modules(function) for function in _FUNCTIONS}
+    samples: dict[str, list[float]] = {
+        "boto3": [],
+        "ingest": [],
+        "api": [],
+        "ingest_ready": [],
+        "ingest_libraries": [],
+        "api_libraries": [],
+    }
     for _ in range(runs):
         samples["boto3"].append(_import_ms("boto3", environment("ingest")))
         for function, spec in _FUNCTIONS.items():
             samples[function].append(_import_ms(spec["module"], environment(function)))
+            samples[f"{function}_libraries"].append(_libraries_ms(libraries[function], environment(function)))
         samples["ingest_ready"].append(_import_ms("", environment("ingest"), _INGEST_READY_PROBE))
     return samples
 
@@ -132,7 +195,7 @@ def run() -> str:
     floor = statistics.median(samples["boto3"])
     ratios = {
         function: statistics.median(t / b for t, b in zip(samples[function], samples["boto3"], strict=True))
-        for function in (*_FUNCTIONS, "ingest_ready")
+        for function in (*_FUNCTIONS, "ingest_ready", "ingest_libraries", "api_libraries")
     }
     lines = [
         "### Cold start: each function's import as a multiple of `import boto3`",
@@ -155,6 +218,12 @@ def run() -> str:
         f"| `import ingest_handler` + its first event's setup (every client built, no I/O) "
         f"| {ratios['ingest_ready']:.2f}× | (no goal) | {statistics.median(samples['ingest_ready']):.0f} |"
     )
+    for function, spec in _FUNCTIONS.items():
+        key = f"{function}_libraries"
+        lines.append(
+            f"| the library modules `import {spec['module']}` loads, imported alone (none of our code runs) "
+            f"| {ratios[key]:.2f}× | | {statistics.median(samples[key]):.0f} |"
+        )
     lines += [
         "",
         "Beyond boto3 (`-X importtime` self wall time per top-level package, one run: noisy under load):",

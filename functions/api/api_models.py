@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from s3kp_core.results import SUMMARY_FIELDS, ResultRecord, ResultSummary, doc
 
 
@@ -56,7 +56,15 @@ class ResultItem(ResultSummary):
         return cls(**{name: getattr(summary, name) for name in SUMMARY_FIELDS}, links=links)
 
 
+# Each model's validator and serializer are built when a request first needs them (Powertools builds a
+# route's validation on that route's first request too), not at import: a cold start answering
+# GET /results/{id} never builds ResultPage's, one answering a list never builds ErrorBody's.
+_BUILT_ON_FIRST_USE = ConfigDict(defer_build=True)
+
+
 class ResultPage(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     items: list[ResultItem]
     next_cursor: str | None = Field(
         description="pass as `cursor` with the same filters for the next page; null on the last page. "
@@ -65,11 +73,15 @@ class ResultPage(BaseModel):
 
 
 class ErrorBody(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     message: str = Field(examples=["limit: Input should be less than or equal to 100"])
     details: list[dict[str, Any]] | None = Field(default=None, description="one entry per invalid input")
 
 
 class Health(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     status: Literal["ok"] = "ok"
 
 
