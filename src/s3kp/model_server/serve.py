@@ -17,6 +17,7 @@ from PIL import Image
 from s3kp_core import redact
 
 from s3kp.local.ports import is_loopback
+from s3kp.model_server.access_log import AccessLog, take_over_uvicorn_access_log
 from s3kp.model_server.allocator import keep_freed_memory
 from s3kp.model_server.app import create_app
 from s3kp.model_server.model_files import ModelFilesMissing
@@ -68,8 +69,11 @@ def serve(
         )
         # loop="auto" and http="auto" (the defaults) pick uvloop and httptools, both installed with the
         # offline stack: each saves a share of every request's round trip (docs/model-server.md#overhead).
-        server = uvicorn.Server(uvicorn.Config(app, log_level="info", server_header=False))
+        # The access log line is written after the response is sent, not before (access_log.py).
+        config = uvicorn.Config(AccessLog(app), log_level="info", server_header=False)
+        server = uvicorn.Server(config)
         _redact_logs()
+        take_over_uvicorn_access_log()
         access = "API key required" if api_key else "any API key accepted"
         if allow_private_image_urls:
             access += ", image URLs may name private hosts"
