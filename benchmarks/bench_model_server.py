@@ -20,7 +20,9 @@ or on the event loop itself (no thread hop: what running inference on the loop w
 (a Rust HTTP server: RSGI on its loop, WSGI in its own thread) when it is installed (it is not a
 dependency: `pip install granian` adds its rows); and the on-loop app posted with `http.client` instead
 of `requests` (not the official clients' way: it shows the client's own share). Their overhead is what
-the client, the HTTP stack and the hand-over cost on this machine with no server code at all.
+the client, the HTTP stack and the hand-over cost on this machine with no server code at all. Two more
+bare apps run faces/1's own inference of the posted body (`run_inference`, as the server does) instead of
+a busy wait, in a ThreadPoolExecutor worker and on the loop: the model server without its HTTP code.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ TIMEOUT = 120
 # the first FLOOR_BLOCK_WARM of a block not counted (a turn starts with caches the others have used).
 FLOOR_ROUNDS, FLOOR_BLOCK, FLOOR_BLOCK_WARM = 12, 10, 2
 # The bare app: argv port; environment FLOOR_WORK_SECONDS, FLOOR_RESPONSE_BYTES and FLOOR_HOP (anyio,
-# executor or loop); `app` (ASGI), `rsgi_app` and `wsgi_app` for granian.
+# executor or loop: a busy wait; inference-executor or inference-loop: faces/1's own inference of the
+# body, as the model server runs it); `app` (ASGI), `rsgi_app` and `wsgi_app` for granian.
 _FLOOR_APP = """
 import asyncio, json, os, sys, time
 from concurrent.futures import ThreadPoolExecutor
@@ -68,10 +71,22 @@ WORK_SECONDS = float(os.environ["FLOOR_WORK_SECONDS"])
 RESPONSE_BYTES = int(os.environ["FLOOR_RESPONSE_BYTES"])
 HOP = os.environ.get("FLOOR_HOP", "loop")
 LIMITER = anyio.CapacityLimiter(2) if HOP == "anyio" else None
-EXECUTOR = ThreadPoolExecutor(2) if HOP == "executor" else None
+EXECUTOR = ThreadPoolExecutor(2) if HOP in ("executor", "inference-executor") else None
+BODY = b""
+if HOP.startswith("inference-"):  # the model server's own inference of the body, not a busy wait
+    from s3kp.model_server.allocator import keep_freed_memory
+    from s3kp.model_server.model_runner import run_inference
+    from s3kp.model_server.params import InferenceParams
+    from s3kp.model_server.pipelines.registry import load_pipelines
+    from s3kp.model_server.request_decoding import ImageLimits, decode_base64_body
+
+    keep_freed_memory()
+    FACES, PARAMS, LIMITS = load_pipelines()["faces/1"], InferenceParams(), ImageLimits()
 
 
 def work() -> float:
+    if HOP.startswith("inference-"):
+        return run_inference(FACES, lambda: decode_base64_body(BODY), PARAMS, LIMITS).response["time"]
     started = time.perf_counter()
     while time.perf_counter() - started < WORK_SECONDS:
         pass
@@ -94,12 +109,15 @@ def answer(took: float) -> bytes:
 
 
 async def app(scope, receive, send):
+    global BODY
     if scope["type"] != "http":
         return
-    more = True
+    chunks, more = [], True
     while more:
         message = await receive()
+        chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
+    BODY = b"".join(chunks)  # one request at a time: the benchmark's client is sequential
     payload = answer(await hop(scope["path"]))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -140,6 +158,8 @@ FLOORS = (
     Floor("granian RSGI, on its event loop (no thread hop)", "loop", "granian-rsgi"),
     Floor("granian WSGI, in granian's own thread", "granian", "granian-wsgi"),
     Floor("uvicorn, on the event loop, posted with `http.client`", "loop", "uvicorn", client="http.client"),
+    Floor("uvicorn, faces/1's own inference in a ThreadPoolExecutor worker", "inference-executor", "uvicorn"),
+    Floor("uvicorn, faces/1's own inference on the event loop", "inference-loop", "uvicorn"),
 )
 
 
@@ -368,7 +388,14 @@ def _markdown(
     ]
     ours = float(str(floors[0]["overhead_ms"]))
     same_hop = float(str(next(f for f in floors if f["label"] == FLOORS[1].label)["overhead_ms"]))
-    lines += ["", f"Our code adds {ours - same_hop:.2f} ms to the floor with the same thread hop."]
+    same_work = float(str(next(f for f in floors if f["label"] == FLOORS[6].label)["overhead_ms"]))
+    lines += [
+        "",
+        f"The model server's overhead is {ours - same_hop:+.2f} ms from the busy-wait floor with the same "
+        f"thread hop and {ours - same_work:+.2f} ms from a bare app running the same inference the same way: "
+        "the latter is what our HTTP code (FastAPI's shell, the middlewares, the fast path, the response) "
+        "costs.",
+    ]
     if not any(f["label"] == FLOORS[3].label for f in floors):
         lines.append(
             "granian is not installed here: its rows are left out (`pip install granian` adds them)."
