@@ -393,8 +393,8 @@ def _markdown(
         "",
         f"The model server's overhead is {ours - same_hop:+.2f} ms from the busy-wait floor with the same "
         f"thread hop and {ours - same_work:+.2f} ms from a bare app running the same inference the same way: "
-        "the latter is what our HTTP code (FastAPI's shell, the middlewares, the fast path, the response) "
-        "costs.",
+        "the latter is what the server adds around the same inference (FastAPI's shell, the middlewares, "
+        "the fast path, the response, the access log line).",
     ]
     if not any(f["label"] == FLOORS[3].label for f in floors):
         lines.append(
