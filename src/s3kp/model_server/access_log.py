@@ -1,18 +1,22 @@
-"""uvicorn's access log line, written once the response has been sent instead of before its first byte.
+"""uvicorn's access log line, written once the response has been sent, by a thread of its own.
 
 uvicorn logs a request's line when the app starts its response, before the status line is written to the
-socket: the formatting, our key redaction and the write to the log stream (~0.1 ms, measured at 640 px
-with faces/1, docs/model-server.md#overhead) sat in every round trip. This pure ASGI middleware writes
-the same line after the response's last body message was handed to the transport (the client already has
-its answer while the line is written), through the handlers uvicorn configured for its access log (its
-formatter, stream and our key redaction): `take_over_uvicorn_access_log` moves them to this module's
-logger, which leaves uvicorn's own access log with no handler, so uvicorn logs nothing itself
-(uvicorn 0.54 logs a request only when `uvicorn.access` has a handler) and each request is logged once.
+socket: the formatting, our key redaction and the write to the log stream sat in every round trip. This
+pure ASGI middleware logs the same line after the response's last body message was handed to the
+transport, and the line is then only queued: a listener thread formats and writes it through the
+handlers uvicorn configured for its access log (its formatter, stream and our key redaction). Written on
+the loop even after the answer, the line still cost ~0.12 ms of round trip (the client is often woken on
+the core the loop is busy on); queued, it costs what no access log costs (docs/model-server.md#overhead).
+`take_over_uvicorn_access_log` moves uvicorn's handlers behind the queue, which leaves uvicorn's own
+access log with no handler, so uvicorn logs nothing itself (uvicorn 0.54 logs a request only when
+`uvicorn.access` has a handler) and each request is logged once.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import queue
 from typing import Any, cast
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,14 +26,27 @@ LOGGER = logging.getLogger("s3kp.model_server.access")
 UVICORN_ACCESS_LOGGER = "uvicorn.access"
 
 
-def take_over_uvicorn_access_log() -> None:
-    """Move the handlers (and level) uvicorn's `Config` gave `uvicorn.access` to `LOGGER`."""
+class _QueueRecordAsIs(logging.handlers.QueueHandler):
+    """Queues the record itself: uvicorn's AccessFormatter needs its `args` (the stock `prepare` merges
+    them into the message). An access record's arguments are strings and an int, safe in another thread."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+def take_over_uvicorn_access_log() -> logging.handlers.QueueListener:
+    """Put the handlers (and level) uvicorn's `Config` gave `uvicorn.access` behind `LOGGER`'s queue and
+    start the thread that writes to them; `stop()` the listener at shutdown (it writes what is queued)."""
     uvicorn_access = logging.getLogger(UVICORN_ACCESS_LOGGER)
-    LOGGER.handlers = list(uvicorn_access.handlers)
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(lines, *uvicorn_access.handlers, respect_handler_level=True)
+    LOGGER.handlers = [_QueueRecordAsIs(lines)]
     LOGGER.setLevel(uvicorn_access.level)
     LOGGER.propagate = False
     uvicorn_access.handlers = []
     uvicorn_access.propagate = False
+    listener.start()
+    return listener
 
 
 class AccessLog:

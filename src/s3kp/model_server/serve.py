@@ -69,11 +69,11 @@ def serve(
         )
         # loop="auto" and http="auto" (the defaults) pick uvloop and httptools, both installed with the
         # offline stack: each saves a share of every request's round trip (docs/model-server.md#overhead).
-        # The access log line is written after the response is sent, not before (access_log.py).
+        # The access log line is queued after the response is sent and written by a thread (access_log.py).
         config = uvicorn.Config(AccessLog(app), log_level="info", server_header=False)
         server = uvicorn.Server(config)
         _redact_logs()
-        take_over_uvicorn_access_log()
+        access_log_writer = take_over_uvicorn_access_log()
         access = "API key required" if api_key else "any API key accepted"
         if allow_private_image_urls:
             access += ", image URLs may name private hosts"
@@ -83,7 +83,10 @@ def serve(
             file=sys.stderr,
             flush=True,
         )
-        server.run(sockets=[listener])
+        try:
+            server.run(sockets=[listener])
+        finally:
+            access_log_writer.stop()  # writes the lines still queued
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,12 +36,18 @@ class Recorder(logging.Handler):
         self.events.append(("log", self.format(record)))
 
 
-def serve(app: Any, scope: dict[str, Any]) -> list[tuple[str, Any]]:
-    events: list[tuple[str, Any]] = []
-    logger = logging.getLogger(f"test.access.{id(events)}")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    logger.addHandler(Recorder(events))
+def serve(
+    app: Any,
+    scope: dict[str, Any],
+    logger: logging.Logger | None = None,
+    events: list[tuple[str, Any]] | None = None,
+) -> list[tuple[str, Any]]:
+    events = [] if events is None else events
+    if logger is None:
+        logger = logging.getLogger(f"test.access.{id(events)}")
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(Recorder(events))
 
     async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -88,17 +95,34 @@ def test_other_scopes_pass_through_unlogged(scope_type: str) -> None:
     assert serve(app, {"type": scope_type}) == [("send", False)]
 
 
-def test_taking_over_leaves_uvicorn_without_a_handler(monkeypatch: pytest.MonkeyPatch) -> None:
-    """uvicorn logs a request itself only while `uvicorn.access` has a handler."""
+@pytest.fixture
+def loggers_restored() -> Iterator[None]:
+    """`uvicorn.access` and our access logger as they were before the test."""
+    loggers = (logging.getLogger("uvicorn.access"), access_log.LOGGER)
+    saved = [(list(logger.handlers), logger.propagate, logger.level) for logger in loggers]
+    yield
+    for logger, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+        logger.handlers, logger.propagate = handlers, propagate
+        logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("loggers_restored")
+def test_taken_over_lines_are_queued_for_uvicorns_handlers_and_uvicorn_logs_none() -> None:
+    """uvicorn logs a request itself only while `uvicorn.access` has a handler; ours reach its handlers
+    (formatter, redaction filters) through the queue, arguments intact, all written by `stop()`."""
+    events: list[tuple[str, Any]] = []
     uvicorn_access = logging.getLogger("uvicorn.access")
-    handler = logging.NullHandler()
-    for logger in (uvicorn_access, access_log.LOGGER):
-        monkeypatch.setattr(logger, "handlers", [])
-        monkeypatch.setattr(logger, "propagate", logger.propagate)
-        monkeypatch.setattr(logger, "level", logger.level)
-    uvicorn_access.handlers = [handler]
-    uvicorn_access.setLevel(logging.INFO)
-    access_log.take_over_uvicorn_access_log()
-    assert access_log.LOGGER.handlers == [handler]
-    assert access_log.LOGGER.isEnabledFor(logging.INFO)
-    assert not uvicorn_access.hasHandlers()
+    uvicorn_access.handlers = [Recorder(events)]
+    uvicorn_access.setLevel(logging.INFO)  # as uvicorn's Config sets it
+    writer = access_log.take_over_uvicorn_access_log()
+    try:
+        assert not uvicorn_access.hasHandlers()
+        assert access_log.LOGGER.isEnabledFor(logging.INFO)
+        serve(respond(401, b"{}"), SCOPE, logger=access_log.LOGGER, events=events)
+    finally:
+        writer.stop()
+    assert events == [
+        ("send", 401),
+        ("send", False),
+        ("log", '127.0.0.1:50123 - "POST /faces/1?api_key=k&confidence=40 HTTP/1.1" 401 Unauthorized'),
+    ]
