@@ -11,20 +11,37 @@ Server overhead = HTTP latency - `time`: the HTTP round trip (client included), 
 validation, the hop to a worker thread, JSON encoding. HTTP latency - model is shown too: everything
 but the model.
 
-The floor, measured in the same run: a bare ASGI app on the same uvicorn (httptools, uvloop), posted
-the same body by the same client, that reads it, holds a worker thread busy for faces/1's median `time`
-and answers a JSON of the same size. Its overhead is what the client, the HTTP stack and one thread hop
-cost on this machine with no server code at all: the part of the overhead no server change can remove.
+The floor, measured in the same run, the model server and the floors taking turns in short blocks (so the
+machine's load falls on all alike): bare apps posted the same body by the same client, that read it, hold
+a thread busy for faces/1's median `time` and answer a JSON of the same size. Each row is one way to
+serve it: uvicorn (httptools, uvloop) with the work in a worker thread handed over as the server did
+before (anyio's `to_thread.run_sync` with a CapacityLimiter) and as it does now (a ThreadPoolExecutor),
+or on the event loop itself (no thread hop: what running inference on the loop would give); granian
+(a Rust HTTP server: RSGI on its loop, WSGI in its own thread) when it is installed (it is not a
+dependency: `pip install granian` adds its rows); and the on-loop app posted with `http.client` instead
+of `requests` (not the official clients' way: it shows the client's own share). Their overhead is what
+the client, the HTTP stack and the hand-over cost on this machine with no server code at all. Two more
+bare apps run faces/1's own inference of the posted body (`run_inference`, as the server does) instead of
+a busy wait, in a ThreadPoolExecutor worker and on the loop: the model server without its HTTP code.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
+import importlib.util
+import json
+import os
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -38,38 +55,112 @@ IMAGES = (("640 px", 640, 40), ("12 MP", 3464, 9))
 CONCURRENT_CLIENTS = 4
 CONCURRENT_REQUESTS = 32
 TIMEOUT = 120
-# argv: port, seconds of work per request, response size in bytes.
+# The model server and the floors take turns in blocks: FLOOR_ROUNDS blocks of FLOOR_BLOCK requests each,
+# the first FLOOR_BLOCK_WARM of a block not counted (a turn starts with caches the others have used).
+FLOOR_ROUNDS, FLOOR_BLOCK, FLOOR_BLOCK_WARM = 12, 10, 2
+# The bare app: argv port; environment FLOOR_WORK_SECONDS, FLOOR_RESPONSE_BYTES and FLOOR_HOP (anyio,
+# executor or loop: a busy wait; inference-executor or inference-loop: faces/1's own inference of the
+# body, as the model server runs it); `app` (ASGI), `rsgi_app` and `wsgi_app` for granian.
 _FLOOR_APP = """
-import json, sys, time
-import anyio, uvicorn
+import asyncio, json, os, sys, time
+from concurrent.futures import ThreadPoolExecutor
 
-PORT, WORK_SECONDS, RESPONSE_BYTES = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+import anyio
+
+WORK_SECONDS = float(os.environ["FLOOR_WORK_SECONDS"])
+RESPONSE_BYTES = int(os.environ["FLOOR_RESPONSE_BYTES"])
+HOP = os.environ.get("FLOOR_HOP", "loop")
+LIMITER = anyio.CapacityLimiter(2) if HOP == "anyio" else None
+EXECUTOR = ThreadPoolExecutor(2) if HOP in ("executor", "inference-executor") else None
+BODY = b""
+if HOP.startswith("inference-"):  # the model server's own inference of the body, not a busy wait
+    from s3kp.model_server.allocator import keep_freed_memory
+    from s3kp.model_server.model_runner import run_inference
+    from s3kp.model_server.params import InferenceParams
+    from s3kp.model_server.pipelines.registry import load_pipelines
+    from s3kp.model_server.request_decoding import ImageLimits, decode_base64_body
+
+    keep_freed_memory()
+    FACES, PARAMS, LIMITS = load_pipelines()["faces/1"], InferenceParams(), ImageLimits()
 
 
 def work() -> float:
+    if HOP.startswith("inference-"):
+        return run_inference(FACES, lambda: decode_base64_body(BODY), PARAMS, LIMITS).response["time"]
     started = time.perf_counter()
     while time.perf_counter() - started < WORK_SECONDS:
         pass
     return time.perf_counter() - started
 
 
+async def hop(path: str) -> float:
+    if path == "/health":
+        return 0.0
+    if LIMITER is not None:
+        return await anyio.to_thread.run_sync(work, limiter=LIMITER)
+    if EXECUTOR is not None:
+        return await asyncio.get_running_loop().run_in_executor(EXECUTOR, work)
+    return work()
+
+
+def answer(took: float) -> bytes:
+    payload = json.dumps({"time": round(took, 5), "pad": ""}).encode()
+    return payload[:-2] + b"x" * max(0, RESPONSE_BYTES - len(payload)) + payload[-2:]
+
+
 async def app(scope, receive, send):
+    global BODY
     if scope["type"] != "http":
         return
-    more = True
+    chunks, more = [], True
     while more:
         message = await receive()
+        chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
-    took = 0.0 if scope["path"] == "/health" else await anyio.to_thread.run_sync(work)
-    payload = json.dumps({"time": round(took, 5), "pad": ""}).encode()
-    payload = payload[:-2] + b"x" * max(0, RESPONSE_BYTES - len(payload)) + payload[-2:]
+    BODY = b"".join(chunks)  # one request at a time: the benchmark's client is sequential
+    payload = answer(await hop(scope["path"]))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
-uvicorn.run(app, host="127.0.0.1", port=PORT, log_level="warning", server_header=False)
+async def rsgi_app(scope, protocol):
+    await protocol()
+    protocol.response_bytes(200, [("content-type", "application/json")], answer(await hop(scope.path)))
+
+
+def wsgi_app(environ, start_response):
+    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    payload = answer(0.0 if environ["PATH_INFO"] == "/health" else work())
+    start_response("200 OK", [("content-type", "application/json"), ("content-length", str(len(payload)))])
+    return [payload]
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", server_header=False)
 """
+
+
+@dataclass(frozen=True)
+class Floor:
+    label: str
+    hop: str  # how the work is handed over (FLOOR_HOP), or "granian" for granian's own thread
+    server: str  # uvicorn, granian-rsgi, granian-wsgi
+    client: str = "requests"  # or http.client
+
+
+FLOORS = (
+    Floor("uvicorn, worker thread via anyio (the server before)", "anyio", "uvicorn"),
+    Floor("uvicorn, worker thread via a ThreadPoolExecutor (the server now)", "executor", "uvicorn"),
+    Floor("uvicorn, on the event loop (no thread hop)", "loop", "uvicorn"),
+    Floor("granian RSGI, on its event loop (no thread hop)", "loop", "granian-rsgi"),
+    Floor("granian WSGI, in granian's own thread", "granian", "granian-wsgi"),
+    Floor("uvicorn, on the event loop, posted with `http.client`", "loop", "uvicorn", client="http.client"),
+    Floor("uvicorn, faces/1's own inference in a ThreadPoolExecutor worker", "inference-executor", "uvicorn"),
+    Floor("uvicorn, faces/1's own inference on the event loop", "inference-loop", "uvicorn"),
+)
 
 
 def run() -> str:
@@ -82,11 +173,13 @@ def run() -> str:
                 for label, _, repeats in IMAGES
             ]
             throughput = [_throughput_row(server.url, model, bodies["640 px"]) for model in MODELS]
+            faces = rows[0]
+            floors = _side_by_side(
+                session, server.url, bodies["640 px"], response_bytes=int(str(faces["response_bytes"]))
+            )
         assert server.pid is not None
         peak_rss_mib = _peak_rss_mib(server.pid)
-    faces = rows[0]
-    floor = _floor_row(bodies["640 px"], faces["time_ms"], faces["response_bytes"], IMAGES[0][2])
-    return _markdown(rows, throughput, peak_rss_mib, floor)
+    return _markdown(rows, throughput, peak_rss_mib, floors)
 
 
 def _latency_row(
@@ -122,23 +215,91 @@ def _latency_row(
     }
 
 
-def _floor_row(body: bytes, work_ms: float, response_bytes: int, repeats: int) -> dict[str, float]:
-    """The bare ASGI app (see the module's docstring), measured exactly as the model server."""
+def _side_by_side(
+    session: requests.Session, url: str, body: bytes, *, response_bytes: int
+) -> list[dict[str, object]]:
+    """faces/1 at 640 px and every floor (see the module's docstring), taking turns."""
+    floors = [f for f in FLOORS if f.server == "uvicorn" or importlib.util.find_spec("granian") is not None]
+    posts: dict[str, Callable[[], tuple[float, float]]] = {
+        "`s3kp model-server`": lambda: _timed_post(lambda: _post(session, url, "faces/1", body).content)
+    }
+    # The floors work as long as faces/1's `time` right now, so their shares compare with the server's.
+    work_ms = statistics.median(posts["`s3kp model-server`"]()[1] for _ in range(2 * FLOOR_BLOCK))
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
+        app_file = Path(folder) / "bench_floor_app.py"
+        app_file.write_text(_FLOOR_APP)
+        for index, floor in enumerate(floors):
+            floor_url = stack.enter_context(_floor_server(index, floor, app_file, work_ms, response_bytes))
+            posts[floor.label] = _floor_poster(stack, floor, floor_url, body)
+        timings: dict[str, list[tuple[float, float]]] = {label: [] for label in posts}
+        for _ in range(FLOOR_ROUNDS):
+            for label, post in posts.items():
+                block = [post() for _ in range(FLOOR_BLOCK)]
+                timings[label] += block[FLOOR_BLOCK_WARM:]
+    rows: list[dict[str, object]] = []
+    for label, pairs in timings.items():
+        http_ms = statistics.median(h for h, _ in pairs)
+        rows.append(
+            {
+                "label": label,
+                "http_ms": http_ms,
+                "time_ms": statistics.median(t for _, t in pairs),
+                "overhead_ms": statistics.median(h - t for h, t in pairs),
+                "overhead_pct": statistics.median(100 * (h - t) / h for h, t in pairs),
+            }
+        )
+    return rows
 
+
+def _timed_post(post: Callable[[], bytes]) -> tuple[float, float]:
+    """(HTTP latency, the answer's `time`), in milliseconds."""
+    started = time.perf_counter()
+    content = post()
+    elapsed = time.perf_counter() - started
+    return elapsed * 1000, float(json.loads(content)["time"]) * 1000
+
+
+@contextmanager
+def _floor_server(
+    index: int, floor: Floor, app_file: Path, work_ms: float, response_bytes: int
+) -> Iterator[str]:
     def command(port: int) -> list[str]:
-        return [sys.executable, "-c", _FLOOR_APP, str(port), str(work_ms / 1000), str(response_bytes)]
+        if floor.server == "uvicorn":
+            return [sys.executable, str(app_file), str(port)]
+        interface = floor.server.removeprefix("granian-")
+        threads = ["--blocking-threads", "2"] if interface == "wsgi" else []  # as the server's 2 threads
+        return [
+            sys.executable, "-m", "granian", "--interface", interface, "--host", "127.0.0.1",
+            "--port", str(port), "--no-ws", "--log-level", "warning", *threads,
+            "--working-dir", str(app_file.parent), f"{app_file.stem}:{interface}_app",
+        ]  # fmt: skip
 
-    with subprocess_server("floor-asgi", command, "/health") as server, requests.Session() as session:
-        for _ in range(2):
-            _post(session, server.url, "faces/1", body)
-        http_ms, time_ms = [], []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            response = _post(session, server.url, "faces/1", body)
-            http_ms.append((time.perf_counter() - started) * 1000)
-            time_ms.append(float(response.json()["time"]) * 1000)
-    total, in_server = statistics.median(http_ms), statistics.median(time_ms)
-    return {"http_ms": total, "time_ms": in_server, "overhead_ms": total - in_server}
+    environment = os.environ | {
+        "FLOOR_WORK_SECONDS": str(work_ms / 1000),
+        "FLOOR_RESPONSE_BYTES": str(response_bytes),
+        "FLOOR_HOP": floor.hop,
+    }
+    with subprocess_server(f"floor-{index}", command, "/health", env=environment) as server:
+        yield server.url
+
+
+def _floor_poster(stack: ExitStack, floor: Floor, url: str, body: bytes) -> Callable[[], tuple[float, float]]:
+    if floor.client == "http.client":
+        parts = urlsplit(url)
+        connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=TIMEOUT)
+        stack.callback(connection.close)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+        def plain() -> bytes:
+            connection.request("POST", f"/faces/1?api_key={API_KEY}", body=body, headers=headers)
+            response = connection.getresponse()
+            content = response.read()
+            assert response.status == 200, response.status
+            return content
+
+        return lambda: _timed_post(plain)
+    session = stack.enter_context(requests.Session())
+    return lambda: _timed_post(lambda: _post(session, url, "faces/1", body).content)
 
 
 def _server_timing(header: str) -> dict[str, float]:
@@ -187,7 +348,7 @@ def _markdown(
     rows: list[dict[str, object]],
     throughput: list[dict[str, object]],
     peak_rss_mib: float,
-    floor: dict[str, float],
+    floors: list[dict[str, object]],
 ) -> str:
     lines = [
         "### Inference server over HTTP",
@@ -209,16 +370,36 @@ def _markdown(
         f"| {r['not_model_pct']:.0f} % |"
         for r in rows
     ]
-    faces = rows[0]
-    ours_ms = float(str(faces["overhead_ms"]))
     lines += [
         "",
-        "The floor of that overhead, same run: a bare ASGI app on the same uvicorn and client that holds a "
-        f"worker thread for faces/1's `time` ({floor['time_ms']:.1f} ms) and answers as many bytes: HTTP "
-        f"latency {floor['http_ms']:.1f} ms, overhead **{floor['overhead_ms']:.1f} ms "
-        f"({100 * floor['overhead_ms'] / floor['http_ms']:.0f} % of its HTTP latency)**, against "
-        f"{ours_ms:.1f} ms for the model server: our code adds {ours_ms - floor['overhead_ms']:.1f} ms.",
+        "The floor of that overhead, same run: faces/1 at 640 px and bare apps that hold a thread for "
+        f"faces/1's `time` (its median over {2 * FLOOR_BLOCK} requests just before) and answer as many "
+        f"bytes, taking turns: {FLOOR_ROUNDS} rounds of {FLOOR_BLOCK} "
+        f"requests each, the first {FLOOR_BLOCK_WARM} of a turn not counted (the machine's load falls on all "
+        "alike); medians of each request's own figures:",
+        "",
+        "| server | HTTP latency (ms) | `time` (ms) | overhead (ms) | overhead (% of HTTP) |",
+        "|---|---:|---:|---:|---:|",
     ]
+    lines += [
+        f"| {f['label']} | {f['http_ms']:.2f} | {f['time_ms']:.2f} | {f['overhead_ms']:.2f} "
+        f"| {f['overhead_pct']:.1f} % |"
+        for f in floors
+    ]
+    ours = float(str(floors[0]["overhead_ms"]))
+    same_hop = float(str(next(f for f in floors if f["label"] == FLOORS[1].label)["overhead_ms"]))
+    same_work = float(str(next(f for f in floors if f["label"] == FLOORS[6].label)["overhead_ms"]))
+    lines += [
+        "",
+        f"The model server's overhead is {ours - same_hop:+.2f} ms from the busy-wait floor with the same "
+        f"thread hop and {ours - same_work:+.2f} ms from a bare app running the same inference the same way: "
+        "the latter is what the server adds around the same inference (FastAPI's shell, the middlewares, "
+        "the fast path, the response, the access log line).",
+    ]
+    if not any(f["label"] == FLOORS[3].label for f in floors):
+        lines.append(
+            "granian is not installed here: its rows are left out (`pip install granian` adds them)."
+        )
     lines += [
         "",
         f"Throughput, 640 px, {CONCURRENT_REQUESTS} requests (baseline: one client at a time, same process):",

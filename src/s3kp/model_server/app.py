@@ -1,7 +1,7 @@
 """The HTTP API: Roboflow's v0 route, inference-sdk's v1 routes, a model catalogue and a health check.
 
 `create_app` takes already-loaded pipelines, so tests inject fakes and the server loads models once.
-Inference runs in worker threads bounded by a CapacityLimiter (`threads`, see `context`): the event
+Inference runs on `threads` worker threads (a ThreadPoolExecutor, see `context`): the event
 loop keeps accepting requests while the CPU works, and no more than `threads` images are decoded at once.
 The inference routes answer through `answers` (plain JSON, no response-model validation on the hot path);
 the schemas still document them in OpenAPI. The hot route, `POST /{project}/{version}`, is mostly

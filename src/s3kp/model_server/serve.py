@@ -17,6 +17,7 @@ from PIL import Image
 from s3kp_core import redact
 
 from s3kp.local.ports import is_loopback
+from s3kp.model_server.access_log import AccessLog, take_over_uvicorn_access_log
 from s3kp.model_server.allocator import keep_freed_memory
 from s3kp.model_server.app import create_app
 from s3kp.model_server.model_files import ModelFilesMissing
@@ -68,8 +69,11 @@ def serve(
         )
         # loop="auto" and http="auto" (the defaults) pick uvloop and httptools, both installed with the
         # offline stack: each saves a share of every request's round trip (docs/model-server.md#overhead).
-        server = uvicorn.Server(uvicorn.Config(app, log_level="info", server_header=False))
+        # The access log line is queued after the response is sent and written by a thread (access_log.py).
+        config = uvicorn.Config(AccessLog(app), log_level="info", server_header=False)
+        server = uvicorn.Server(config)
         _redact_logs()
+        access_log_writer = take_over_uvicorn_access_log()
         access = "API key required" if api_key else "any API key accepted"
         if allow_private_image_urls:
             access += ", image URLs may name private hosts"
@@ -79,7 +83,10 @@ def serve(
             file=sys.stderr,
             flush=True,
         )
-        server.run(sockets=[listener])
+        try:
+            server.run(sockets=[listener])
+        finally:
+            access_log_writer.stop()  # writes the lines still queued
     return 0
 
 
