@@ -82,25 +82,30 @@ def environment(function: str) -> dict[str, str]:
     return base | _LAMBDA_ENVIRONMENT | extra | {"PYTHONPATH": path}
 
 
-def _import_ms(module: str, env: dict[str, str], probe: str = _PROBE) -> float:
+def _run(code: str, env: dict[str, str], stdin: str | None = None) -> str:
+    """The last line `python -c code` prints, run in a fresh interpreter with `env`."""
     completed = subprocess.run(
-        [sys.executable, "-c", probe.format(module=module)],
+        [sys.executable, "-c", code],
+        input=stdin,
         env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     )
-    return float(completed.stdout.strip().splitlines()[-1])
+    return completed.stdout.strip().splitlines()[-1]
+
+
+def _import_ms(module: str, env: dict[str, str], probe: str = _PROBE) -> float:
+    return float(_run(probe.format(module=module), env))
 
 
 # The modules a handler's import loads that are not ours (libraries and the standard library), in the
 # order they were loaded: importing exactly these is what the handler would cost if our code were free.
 _LIBRARY_MODULES_PROBE = (
     "import json, sys; import {module}; "
-    "ours = tuple(p for p in sys.path if p.startswith({ours!r})); "
     "print(json.dumps([name for name, m in list(sys.modules.items()) "
-    "if not str(getattr(m, '__file__', None) or '').startswith(ours or ('//',))]))"
+    "if name != '__main__' and not str(getattr(m, '__file__', None) or '').startswith({ours!r})]))"
 )
 # `cold_start` first, as each handler does (it pauses the garbage collector during the imports).
 _LIBRARIES_PROBE = (
@@ -117,33 +122,13 @@ _LIBRARIES_PROBE = (
 def library_modules(function: str) -> list[str]:
     """The library and standard-library modules `import <handler>` loads, in load order."""
     ours = (str(ROOT / "functions"), str(ROOT / "layers"))
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _LIBRARY_MODULES_PROBE.format(module=_FUNCTIONS[function]["module"], ours=ours[0]),
-        ],
-        env=environment(function),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    names: list[str] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return [name for name in names if not name.startswith(("s3kp_core", "__main__"))]
+    probe = _LIBRARY_MODULES_PROBE.format(module=_FUNCTIONS[function]["module"], ours=ours)
+    names: list[str] = json.loads(_run(probe, environment(function)))
+    return names
 
 
 def _libraries_ms(names: list[str], env: dict[str, str]) -> float:
-    completed = subprocess.run(
-        [sys.executable, "-c", _LIBRARIES_PROBE],
-        input=json.dumps(names),
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(completed.stdout.strip().splitlines()[-1])
+    return float(_run(_LIBRARIES_PROBE, env, stdin=json.dumps(names)))
 
 
 def measure(runs: int = RUNS) -> dict[str, list[float]]:
