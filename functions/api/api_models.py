@@ -1,29 +1,29 @@
 """The API's response bodies. Result fields are those of the shared ResultRecord; the API adds links.
 
-The shared result types are standard-library dataclasses (so the ingest function never imports pydantic);
-pydantic, which Powertools' resolver validates and documents responses with, reads them as they are, and
-each field's `description`/`examples` from its dataclass metadata (`results.doc`).
+The shared result types are msgspec Structs (so the ingest function never imports pydantic, and defining
+them costs the API's cold start next to nothing); pydantic, which Powertools' resolver validates and
+documents responses with, sees them through `s3kp_core.results_pydantic`, with each field's
+`description`/`examples` from its `doc()` annotation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
-from s3kp_core.results import SUMMARY_FIELDS, ResultRecord, ResultSummary, doc
+from s3kp_core.results import SUMMARY_FIELDS, ResultRecord, ResultSummary, ResultType, doc
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ResultLinks:
-    detail: str = field(metadata=doc("this result", examples=["/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0"]))
-    annotated: str | None = field(
-        metadata=doc(
+class ResultLinks(ResultType, frozen=True, kw_only=True):
+    detail: Annotated[str, doc("this result", examples=["/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0"])]
+    annotated: Annotated[
+        str | None,
+        doc(
             "redirects to the annotated image; null when there is none (failed or skipped)",
             examples=["/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0/annotated"],
-        )
-    )
+        ),
+    ]
 
     @classmethod
     def for_result(cls, result_id: str, has_annotated: bool) -> ResultLinks:
@@ -31,8 +31,7 @@ class ResultLinks:
         return cls(detail=detail, annotated=f"{detail}/annotated" if has_annotated else None)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ResultDetail(ResultRecord):
+class ResultDetail(ResultRecord, frozen=True, kw_only=True):
     """One result with its predictions inlined (read from S3 when they were stored out of line)."""
 
     links: ResultLinks
@@ -40,12 +39,11 @@ class ResultDetail(ResultRecord):
     @classmethod
     def of(cls, record: ResultRecord) -> ResultDetail:
         links = ResultLinks.for_result(record.result_id, record.annotated is not None)
-        fields = {name: getattr(record, name) for name in ResultRecord.__dataclass_fields__}
+        fields = {name: getattr(record, name) for name in ResultRecord.__struct_fields__}
         return cls(**fields, links=links)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ResultItem(ResultSummary):
+class ResultItem(ResultSummary, frozen=True, kw_only=True):
     """A listed result: everything but the predictions."""
 
     links: ResultLinks

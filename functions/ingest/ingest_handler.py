@@ -20,11 +20,12 @@ from s3kp_core import cold_start  # first: it makes the imports below cheaper
 # isort: split
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, replace
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
 import ingest_dependencies
+import msgspec
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -248,7 +249,7 @@ def _traced_process(event: ObjectEvent, deps: Any, deadline: float) -> Outcome:
     logger.info(
         "object processed",
         status=record.status.value if record else "stale",
-        reason=asdict(record.reason) if record and record.reason else None,
+        reason=msgspec.structs.asdict(record.reason) if record and record.reason else None,
         detections=record.detections if record else 0,
         timings_ms=record.timings_ms if record else {},
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1),

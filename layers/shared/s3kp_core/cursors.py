@@ -15,7 +15,8 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import dataclass
+
+import msgspec
 
 CURSOR_VERSION = 1
 # Far above any real cursor (~150 chars): refuse big inputs before decoding them.
@@ -27,8 +28,7 @@ class CursorError(ValueError):
     """The cursor is malformed, tampered with, from another listing or from another version."""
 
 
-@dataclass(frozen=True)
-class CursorCodec:
+class CursorCodec(msgspec.Struct, frozen=True):
     """Encodes and verifies cursors with one HMAC key (from Secrets Manager or the environment)."""
 
     key: bytes

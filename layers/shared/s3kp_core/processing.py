@@ -18,9 +18,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
+import msgspec
 from PIL import Image
 
 from s3kp_core import errors
@@ -315,7 +316,7 @@ def _download(
         if replay:
             # A replay speaks for the key's current object: read that, by ETag, never an older version by
             # id (it may have been replaced since the listing, and the replay has taken the stored order).
-            source = replace(source, version_id=None)
+            source = msgspec.structs.replace(source, version_id=None)
         size = source.size
         if size is None:
             size = deps.objects.head(source.bucket, source.key, version_id=source.version_id).size

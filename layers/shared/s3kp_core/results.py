@@ -4,25 +4,42 @@ Every uploaded object ends in exactly one recorded state: `succeeded`, `failed` 
 `skipped` (with a reason). The item is keyed by `result_id`, derived from bucket + key, so a lookup by
 source object is a single GetItem and a newer version of the same key replaces the older result.
 
-The types are frozen standard-library dataclasses, not pydantic models: the ingest function never pays
-pydantic's import (see docs/ingest-cold-start.md). Nothing here validates: values come from our own code,
-and the boundaries that read foreign data validate into these types (`results_schema.from_item` with
-msgspec; the API with pydantic, which reads the `description`/`examples` in each field's metadata into
-its OpenAPI schema).
+The types are frozen msgspec Structs, not pydantic models or standard-library dataclasses: a Struct
+class is defined in C in a few microseconds where a dataclass compiles five methods (~0.8 ms each on
+CPython 3.12, most of what our code added to the API's cold start), and neither function pays pydantic's
+import for them (docs/ingest-cold-start.md). Nothing here validates on construction: values come from
+our own code, and the boundaries that read foreign data validate into these types (`results_schema.
+from_plain` with msgspec; the API with pydantic, through `results_pydantic`, which this module imports
+only when pydantic asks for a type's schema, and which carries each field's `description`/`examples`
+from its `doc()` annotation into the OpenAPI document).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 
-def doc(description: str | None = None, **extra: Any) -> dict[str, Any]:
-    """A field's documentation as dataclass metadata (pydantic reads `description` and `examples`)."""
-    return {"description": description, **extra} if description is not None else dict(extra)
+def doc(description: str | None = None, *, examples: list[Any] | None = None) -> msgspec.Meta:
+    """A field's documentation, as `Annotated` metadata (msgspec's and, via `results_pydantic`, the API's
+    JSON Schema read it)."""
+    return msgspec.Meta(description=description, examples=examples)
+
+
+class ResultType(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of the result types: frozen, keyword-only, and described to pydantic on demand."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        # Only the API asks (its validation and OpenAPI document); the import of the bridge, and of
+        # pydantic with it, happens there and never in the ingest function.
+        from s3kp_core.results_pydantic import core_schema_of
+
+        return core_schema_of(cls, handler)
 
 
 class Status(StrEnum):
@@ -31,27 +48,24 @@ class Status(StrEnum):
     SKIPPED = "skipped"
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Reason:
+class Reason(ResultType, frozen=True, kw_only=True):
     """Why a result is not `succeeded`: a stable machine code and a human message (never a secret)."""
 
-    code: str = field(metadata=doc(examples=["image_undecodable"]))
-    message: str = field(
-        metadata=doc(examples=["the object is not an image Pillow can read: cannot identify image file"])
-    )
+    code: Annotated[str, doc(examples=["image_undecodable"])]
+    message: Annotated[
+        str, doc(examples=["the object is not an image Pillow can read: cannot identify image file"])
+    ]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Keypoint:
+class Keypoint(ResultType, frozen=True, kw_only=True):
     x: float
     y: float
     confidence: float
-    class_id: int = field(metadata=doc("the keypoint's slot in the model's skeleton"))
-    name: str = field(metadata=doc("the keypoint's label, e.g. `left_eye`"))
+    class_id: Annotated[int, doc("the keypoint's slot in the model's skeleton")]
+    name: Annotated[str, doc("the keypoint's label, e.g. `left_eye`")]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Prediction:
+class Prediction(ResultType, frozen=True, kw_only=True):
     """One detection in original-image pixels: box centre and size, class, confidence, keypoints."""
 
     x: float
@@ -59,39 +73,33 @@ class Prediction:
     width: float
     height: float
     confidence: float
-    class_name: str = field(metadata=doc("the detected class, e.g. `person`"))
+    class_name: Annotated[str, doc("the detected class, e.g. `person`")]
     class_id: int
     detection_id: str | None = None
     keypoints: tuple[Keypoint, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ImageSize:
+class ImageSize(ResultType, frozen=True, kw_only=True):
     width: int
     height: int
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ObjectRef:
+class ObjectRef(ResultType, frozen=True, kw_only=True):
     bucket: str
     key: str
     version_id: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SourceObject:
+class SourceObject(ResultType, frozen=True, kw_only=True):
     bucket: str
-    key: str = field(metadata=doc("the decoded object key"))
+    key: Annotated[str, doc("the decoded object key")]
     version_id: str | None = None
     etag: str | None = None
-    size: int | None = field(default=None, metadata=doc("bytes"))
-    sequencer: str | None = field(
-        default=None, metadata=doc("S3's event sequencer: orders events of one key")
-    )
+    size: Annotated[int | None, doc("bytes")] = None
+    sequencer: Annotated[str | None, doc("S3's event sequencer: orders events of one key")] = None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ResultSummary:
+class ResultSummary(ResultType, frozen=True, kw_only=True):
     """A result without its predictions (which can be large): what a listing returns."""
 
     result_id: str
@@ -99,37 +107,35 @@ class ResultSummary:
     reason: Reason | None = None
     source: SourceObject
     model_id: str
-    fingerprint: str | None = field(
-        default=None,
-        metadata=doc(
+    fingerprint: Annotated[
+        str | None,
+        doc(
             "digest of the model and the inference settings that produced the result "
             "(s3kp_core.fingerprint); absent on results recorded before fingerprints existed"
         ),
-    )
-    image: ImageSize | None = field(default=None, metadata=doc("original size after EXIF orientation"))
-    counts: dict[str, int] = field(default_factory=dict, metadata=doc("detections per class"))
+    ] = None
+    image: Annotated[ImageSize | None, doc("original size after EXIF orientation")] = None
+    counts: Annotated[dict[str, int], doc("detections per class")] = msgspec.field(default_factory=dict)
     detections: int = 0
-    keypoints: int = field(default=0, metadata=doc("keypoints over all detections"))
-    timings_ms: dict[str, float] = field(default_factory=dict)
+    keypoints: Annotated[int, doc("keypoints over all detections")] = 0
+    timings_ms: dict[str, float] = msgspec.field(default_factory=dict)
     annotated: ObjectRef | None = None
     created_at: datetime
     updated_at: datetime
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ResultRecord(ResultSummary):
+class ResultRecord(ResultSummary, frozen=True, kw_only=True):
     """The whole result of one source object, as stored."""
 
-    predictions: tuple[Prediction, ...] | None = field(
-        default=None, metadata=doc("None when stored out of line (see predictions_ref)")
-    )
-    predictions_ref: ObjectRef | None = field(
-        default=None,
-        metadata=doc("S3 JSON document holding the predictions when the item would exceed 400 KB"),
-    )
+    predictions: Annotated[
+        tuple[Prediction, ...] | None, doc("None when stored out of line (see predictions_ref)")
+    ] = None
+    predictions_ref: Annotated[
+        ObjectRef | None, doc("S3 JSON document holding the predictions when the item would exceed 400 KB")
+    ] = None
 
 
-SUMMARY_FIELDS: tuple[str, ...] = tuple(ResultSummary.__dataclass_fields__)
+SUMMARY_FIELDS: tuple[str, ...] = ResultSummary.__struct_fields__
 """The attributes of a summary, in declaration order (what a listing reads of an item)."""
 
 

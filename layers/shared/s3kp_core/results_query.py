@@ -22,9 +22,10 @@ import logging
 import math
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+import msgspec
 
 from s3kp_core.cursors import CursorCodec
 from s3kp_core.results import (
@@ -64,8 +65,7 @@ MAX_QUERIES_PER_SHARD = 4
 SUMMARY_ATTRIBUTES: tuple[str, ...] = SUMMARY_FIELDS
 
 
-@dataclass(frozen=True)
-class ListFilters:
+class ListFilters(msgspec.Struct, frozen=True):
     """What a listing is restricted to. `since` is inclusive, `until` exclusive (millisecond precision)."""
 
     status: Status | None = None
@@ -93,8 +93,7 @@ class ListFilters:
         return self.class_name is not None or self.prefix is not None or self.model_id is not None
 
 
-@dataclass(frozen=True)
-class ShardQuery:
+class ShardQuery(msgspec.Struct, frozen=True):
     """One shard's Query (boto3 client keyword arguments) and the exclusive upper bound on `list_sk`.
 
     `below` is applied to returned items too: a key condition cannot combine a lower bound with an
@@ -110,8 +109,7 @@ class ShardQuery:
         return "FilterExpression" in self.request
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(msgspec.Struct, frozen=True):
     items: list[ResultSummary]
     next_cursor: str | None
 
@@ -204,13 +202,12 @@ def shard_query(
     return ShardQuery(request=request, below=below, empty=empty)
 
 
-@dataclass
-class _ShardRead:
+class _ShardRead(msgspec.Struct):
     """What one listing request has read of one shard so far."""
 
     query: ShardQuery
     next_read: int
-    items: list[dict[str, Any]] = field(default_factory=list)
+    items: list[dict[str, Any]] = msgspec.field(default_factory=list)
     last_key: dict[str, Any] | None = None
     queries: int = 0
     # Set when the read budget ran out: every item of the shard at or above it has been read.
@@ -230,21 +227,32 @@ class _ShardRead:
         return cutoff is None or str(self.last_key_sk) > cutoff
 
 
-@dataclass
 class ResultsQuery:
     """ResultsReader over the results table (and S3 for out-of-line predictions)."""
 
-    items: ItemSource
-    documents: DocumentSource
-    cursors: CursorCodec
-    table_name: str
-    parallel: bool = True
-    filtered_page_size: int = FILTERED_PAGE_SIZE
-    max_queries_per_shard: int = MAX_QUERIES_PER_SHARD
-    # Runs the shard Queries. Pass one to share it between instances (the API builds a new query when the
-    # cursor key rotates); without one, a pool is made on first use and `close()` ends its threads.
-    executor: Executor | None = None
-    _own_pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    def __init__(
+        self,
+        items: ItemSource,
+        documents: DocumentSource,
+        cursors: CursorCodec,
+        table_name: str,
+        *,
+        parallel: bool = True,
+        filtered_page_size: int = FILTERED_PAGE_SIZE,
+        max_queries_per_shard: int = MAX_QUERIES_PER_SHARD,
+        executor: Executor | None = None,
+    ) -> None:
+        self.items = items
+        self.documents = documents
+        self.cursors = cursors
+        self.table_name = table_name
+        self.parallel = parallel
+        self.filtered_page_size = filtered_page_size
+        self.max_queries_per_shard = max_queries_per_shard
+        # Runs the shard Queries. Pass one to share it between instances (the API builds a new query when
+        # the cursor key rotates); without one, a pool is made on first use and `close()` ends its threads.
+        self.executor = executor
+        self._own_pool: ThreadPoolExecutor | None = None
 
     def get(self, result_id: str) -> ResultRecord | None:
         item = self.items.get_item(result_id)
@@ -252,7 +260,9 @@ class ResultsQuery:
             return None
         record = from_item(item)
         if record.predictions is None and record.predictions_ref is not None:
-            record = replace(record, predictions=self._load_predictions(record.predictions_ref))
+            record = msgspec.structs.replace(
+                record, predictions=self._load_predictions(record.predictions_ref)
+            )
         return record
 
     def get_by_source(self, bucket: str, key: str) -> ResultRecord | None:

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import json
 from contextlib import suppress
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from msgspec.structs import replace
 
 from s3kp_core.errors import RESULT_TOO_LARGE
 from s3kp_core.ordering import event_token

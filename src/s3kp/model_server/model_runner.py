@@ -12,9 +12,10 @@ import io
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
+from msgspec.structs import replace
 from PIL import Image
 from s3kp_core import results
 from s3kp_core.annotate import draw_annotations

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
+from msgspec.structs import replace
 from PIL import Image, ImageChops
 from s3kp_core import skeletons
 from s3kp_core.annotate import HALO, class_colour, draw_annotations, resolve_skeleton

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 from s3kp_core.imaging import fit_size
 from s3kp_core.rescale import rescale
 from s3kp_core.results import Keypoint, Prediction

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import jsonschema
 import msgspec
 import pytest
 from botocore.exceptions import ClientError
+from msgspec.structs import replace
 from s3kp_core import errors
 from s3kp_core.result_events import (
     DETAIL_TYPE,

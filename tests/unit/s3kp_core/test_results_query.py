@@ -7,13 +7,14 @@ last item evaluated, matching or not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 from s3kp_core.cursors import CursorCodec
 from s3kp_core.results import ObjectRef, Prediction, ResultRecord, SourceObject, Status, result_id_for
 from s3kp_core.results_query import FIRST_READ_MARGIN, ListFilters, PredictionsUnavailableError, ResultsQuery

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from msgspec.structs import replace
 from s3kp_core.errors import RESULT_TOO_LARGE
 from s3kp_core.ordering import event_order
 from s3kp_core.results import (

@@ -43,9 +43,9 @@ def test_response_field_names_are_the_shared_result_models(unit_api: Any, record
     record = record_factory("incoming/a.jpg")
     unit_api.reader.records.append(record)
     detail = unit_api.get(f"/results/{record.result_id}").json()
-    assert set(detail) - {"links"} <= set(type(record).__dataclass_fields__)
+    assert set(detail) - {"links"} <= set(type(record).__struct_fields__)
     item = unit_api.get("/results").json()["items"][0]
-    assert set(item) - {"links"} <= set(type(record).__dataclass_fields__)
+    assert set(item) - {"links"} <= set(type(record).__struct_fields__)
     assert "predictions" not in item
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, fields
 from decimal import Decimal
 from typing import Any
 
 from api_models import ResultDetail, ResultItem, ResultLinks
+from msgspec import NODEFAULT
+from msgspec.structs import fields
 from pydantic import TypeAdapter
 from s3kp_core.results import SUMMARY_FIELDS, ResultRecord, ResultSummary
 from s3kp_core.results_query import _summary_fields
@@ -20,9 +21,9 @@ def test_the_summary_is_the_result_record_without_predictions() -> None:
     assert set(record_fields) - set(summary_fields) == {"predictions", "predictions_ref"}
     for name, field in summary_fields.items():
         assert field.type == record_fields[name].type, name
-        required = field.default is MISSING and field.default_factory is MISSING
+        required = field.default is NODEFAULT and field.default_factory is NODEFAULT
         assert required == (
-            record_fields[name].default is MISSING and record_fields[name].default_factory is MISSING
+            record_fields[name].default is NODEFAULT and record_fields[name].default_factory is NODEFAULT
         )
 
 
@@ -56,7 +57,7 @@ def test_a_result_without_annotated_copy_has_no_annotated_link(record_factory: A
 
 
 def test_the_openapi_document_keeps_the_field_descriptions_of_the_shared_result_types(unit_api: Any) -> None:
-    """The result types are plain dataclasses: their field metadata must still reach the API's schemas."""
+    """The result types are msgspec Structs: their `doc()` annotations must still reach the API's schemas."""
     schemas = unit_api.get("/openapi.json").json()["components"]["schemas"]
 
     fingerprint = schemas["ResultItem"]["properties"]["fingerprint"]
