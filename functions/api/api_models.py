@@ -1,9 +1,10 @@
 """The API's response bodies. Result fields are those of the shared ResultRecord; the API adds links.
 
-The shared result types are msgspec Structs (so the ingest function never imports pydantic, and defining
-them costs the API's cold start next to nothing); pydantic, which Powertools' resolver validates and
-documents responses with, sees them through `s3kp_core.results_pydantic`, with each field's
-`description`/`examples` from its `doc()` annotation.
+Every body is a msgspec Struct on the shared results' base (`ResultType`): defining one costs the cold
+start microseconds where a dataclass or a pydantic model costs about a millisecond. pydantic, which
+Powertools' resolver validates and documents responses with, sees them through
+`s3kp_core.results_pydantic`, built when a route first needs it (Powertools builds a route's validation
+on that route's first request), with each field's `description`/`examples` from its `doc()` annotation.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, ConfigDict, Field
 from s3kp_core.results import SUMMARY_FIELDS, ResultRecord, ResultSummary, ResultType, doc
 
 
@@ -54,32 +54,23 @@ class ResultItem(ResultSummary, frozen=True, kw_only=True):
         return cls(**{name: getattr(summary, name) for name in SUMMARY_FIELDS}, links=links)
 
 
-# Each model's validator and serializer are built when a request first needs them (Powertools builds a
-# route's validation on that route's first request too), not at import: a cold start answering
-# GET /results/{id} never builds ResultPage's, one answering a list never builds ErrorBody's.
-_BUILT_ON_FIRST_USE = ConfigDict(defer_build=True)
-
-
-class ResultPage(BaseModel):
-    model_config = _BUILT_ON_FIRST_USE
-
+class ResultPage(ResultType, frozen=True, kw_only=True):
     items: list[ResultItem]
-    next_cursor: str | None = Field(
-        description="pass as `cursor` with the same filters for the next page; null on the last page. "
-        "A page may hold fewer than `limit` items (even none) when filters discard most reads."
-    )
+    next_cursor: Annotated[
+        str | None,
+        doc(
+            "pass as `cursor` with the same filters for the next page; null on the last page. "
+            "A page may hold fewer than `limit` items (even none) when filters discard most reads."
+        ),
+    ]
 
 
-class ErrorBody(BaseModel):
-    model_config = _BUILT_ON_FIRST_USE
-
-    message: str = Field(examples=["limit: Input should be less than or equal to 100"])
-    details: list[dict[str, Any]] | None = Field(default=None, description="one entry per invalid input")
+class ErrorBody(ResultType, frozen=True, kw_only=True):
+    message: Annotated[str, doc(examples=["limit: Input should be less than or equal to 100"])]
+    details: Annotated[list[dict[str, Any]] | None, doc("one entry per invalid input")] = None
 
 
-class Health(BaseModel):
-    model_config = _BUILT_ON_FIRST_USE
-
+class Health(ResultType, frozen=True, kw_only=True):
     status: Literal["ok"] = "ok"
 
 

@@ -16,7 +16,7 @@ from s3kp_core.settings import EnvironmentSettings, env
 MAX_PRESIGN_EXPIRY_SECONDS = 3600
 
 
-class ApiSettings(EnvironmentSettings):
+class ApiSettings(EnvironmentSettings, frozen=True, kw_only=True):
     description: ClassVar[str] = "API"
 
     results_table: Annotated[str, env("RESULTS_TABLE"), Meta(min_length=1)]

@@ -47,7 +47,7 @@ def _prefix(value: str) -> str:
     return value.lstrip("/")
 
 
-class IngestSettings(EnvironmentSettings):
+class IngestSettings(EnvironmentSettings, frozen=True, kw_only=True):
     description: ClassVar[str] = "ingest"
 
     inference_url: Annotated[str, env("INFERENCE_URL", parse=_http_url)] = "https://detect.roboflow.com"
