@@ -7,9 +7,10 @@ a quiet machine that is its wall time, and under load it does not count the wait
 `import boto3` is the floor: every function that talks to AWS pays it, and the runtime ships it.
 Goals (issue 9): ingest <= 2x, API <= 1.2x.
 Also: what each handler's import loads beyond boto3 (`-X importtime` self time per top-level package),
-so a regression names its cause; and, for the ingest function, the import plus what its first event
-builds before any I/O (the idempotency layer's DynamoDB client, its S3 and results clients and the
-inference client): work moved from the import to the first event shows there, not as a saving.
+so a regression names its cause; and the import plus what the first event builds before any I/O: for
+the ingest function the idempotency layer's DynamoDB client, its S3 and results clients and the inference
+client; for the API a result's route validation and response serialization (pydantic describing the
+result types). Work moved from the import to the first event shows there, not as a saving.
 """
 
 from __future__ import annotations
@@ -67,6 +68,43 @@ _INGEST_READY_PROBE = (
     "collaborators(ingest_handler.settings, resolve_api_key(ingest_handler.settings)); "
     "print((time.process_time() - t) * 1000)"
 )
+
+# The import, then its first request: GET /results/{id} (what a result link opens), the reader answering
+# from memory (no AWS). What it builds is Powertools' validation of the route and the response's
+# serialization: pydantic describing the result types, which the import leaves for the first request.
+_API_FIRST_REQUEST_PROBE = """
+import json, sys, time
+t = time.process_time()
+import api_dependencies, api_handler
+from datetime import UTC, datetime
+from s3kp_core import results as r
+moment = datetime(2026, 1, 1, tzinfo=UTC)
+keypoint = r.Keypoint(x=1.0, y=2.0, confidence=0.9, class_id=0, name="nose")
+record = r.ResultRecord(
+    result_id="0" * 32, status=r.Status.SUCCEEDED, source=r.SourceObject(bucket="b", key="k.jpg"),
+    model_id="faces/1", image=r.ImageSize(width=640, height=480), counts={"face": 1}, detections=1,
+    keypoints=1, annotated=r.ObjectRef(bucket="b", key="annotated/k.jpg"), created_at=moment,
+    updated_at=moment, predictions=(r.Prediction(x=1.0, y=2.0, width=3.0, height=4.0, confidence=0.9,
+    class_name="face", class_id=0, keypoints=(keypoint,)),),
+)
+class Reader:
+    def get(self, result_id): return record
+class Context:
+    function_name = "s3kp-api"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:s3kp-api"
+    aws_request_id = "bench"
+api_handler.app.dependency_overrides[api_dependencies.results_reader] = Reader
+response = api_handler.lambda_handler(json.loads(sys.stdin.read()), Context())
+assert response["statusCode"] == 200, response
+print((time.process_time() - t) * 1000)
+"""
+
+
+def _result_request_event() -> str:
+    from s3kp.local.apigw import http_api_event
+
+    return json.dumps(http_api_event("GET", "/results/" + "0" * 32, "", {}, b""))
 
 
 def environment(function: str) -> dict[str, str]:
@@ -138,11 +176,13 @@ def measure(runs: int = RUNS) -> dict[str, list[float]]:
     """Interleaved fresh-interpreter import times (ms): boto3 (the floor), each handler, and the libraries
     each handler loads imported alone."""
     libraries = {function: library_modules(function) for function in _FUNCTIONS}
+    request = _result_request_event()
     samples: dict[str, list[float]] = {
         "boto3": [],
         "ingest": [],
         "api": [],
         "ingest_ready": [],
+        "api_first_request": [],
         "ingest_libraries": [],
         "api_libraries": [],
     }
@@ -152,6 +192,9 @@ def measure(runs: int = RUNS) -> dict[str, list[float]]:
             samples[function].append(_import_ms(spec["module"], environment(function)))
             samples[f"{function}_libraries"].append(_libraries_ms(libraries[function], environment(function)))
         samples["ingest_ready"].append(_import_ms("", environment("ingest"), _INGEST_READY_PROBE))
+        samples["api_first_request"].append(
+            float(_run(_API_FIRST_REQUEST_PROBE, environment("api"), stdin=request))
+        )
     return samples
 
 
@@ -183,7 +226,13 @@ def run() -> str:
     floor = statistics.median(samples["boto3"])
     ratios = {
         function: statistics.median(t / b for t, b in zip(samples[function], samples["boto3"], strict=True))
-        for function in (*_FUNCTIONS, "ingest_ready", "ingest_libraries", "api_libraries")
+        for function in (
+            *_FUNCTIONS,
+            "ingest_ready",
+            "api_first_request",
+            "ingest_libraries",
+            "api_libraries",
+        )
     }
     lines = [
         "### Cold start: each function's import as a multiple of `import boto3`",
@@ -205,6 +254,12 @@ def run() -> str:
     lines.append(
         f"| `import ingest_handler` + its first event's setup (every client built, no I/O) "
         f"| {ratios['ingest_ready']:.2f}× | (no goal) | {statistics.median(samples['ingest_ready']):.0f} |"
+    )
+    lines.append(
+        "| `import api_handler` + its first request (GET /results/{id} answered from memory: the route's "
+        "validation and the response's serialization built, no I/O) "
+        f"| {ratios['api_first_request']:.2f}× | (no goal) "
+        f"| {statistics.median(samples['api_first_request']):.0f} |"
     )
     for function, spec in _FUNCTIONS.items():
         key = f"{function}_libraries"

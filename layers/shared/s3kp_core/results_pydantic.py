@@ -29,8 +29,7 @@ def core_schema_of(
     struct_type: type[msgspec.Struct], handler: GetCoreSchemaHandler
 ) -> core_schema.CoreSchema:
     """The core schema of a result type (pydantic's `__get_pydantic_core_schema__`)."""
-    equivalent = dataclass_equivalent(struct_type)
-    described = handler.generate_schema(equivalent)
+    described = handler.generate_schema(dataclass_equivalent(struct_type))
     names = struct_type.__struct_fields__
 
     def validate(value: Any, validate_as_equivalent: core_schema.ValidatorFunctionWrapHandler) -> Any:
@@ -39,10 +38,6 @@ def core_schema_of(
         validated = validate_as_equivalent(value)
         return struct_type(**{name: getattr(validated, name) for name in names})
 
-    def as_equivalent(value: Any) -> Any:
-        # One level only: nested result types are fields of the equivalent, serialized by their own schema.
-        return equivalent(**{name: getattr(value, name) for name in names})
-
     # pydantic documents `described` both ways: what validation accepts (the wrapped schema) and what
     # serialization returns (`return_schema`, which also serializes the equivalent instance).
     serialization = core_schema.plain_serializer_function_ser_schema(as_equivalent, return_schema=described)
@@ -50,16 +45,36 @@ def core_schema_of(
 
 
 def dataclass_equivalent(struct_type: type[msgspec.Struct]) -> type:
-    """A frozen keyword-only dataclass with `struct_type`'s name, docstring, fields and documentation."""
+    """A keyword-only dataclass with `struct_type`'s name, docstring, fields and documentation.
+
+    Only pydantic reads it: it generates no methods (no `__init__`, `__eq__`, `__repr__`, frozen
+    `__setattr__`), whose compilation would cost the API's first request ~0.8 ms a type; pydantic sets a
+    validated instance's fields itself, and `as_equivalent` does the same.
+    """
     if struct_type not in _EQUIVALENTS:
         fields = [_dataclass_field(info) for info in msgspec.structs.fields(struct_type)]
         equivalent = dataclasses.make_dataclass(
-            struct_type.__name__, fields, kw_only=True, frozen=True, module=struct_type.__module__
+            struct_type.__name__,
+            fields,
+            init=False,
+            repr=False,
+            eq=False,
+            match_args=False,
+            kw_only=True,
+            module=struct_type.__module__,
         )
         equivalent.__qualname__ = struct_type.__qualname__
         equivalent.__doc__ = struct_type.__doc__
         _EQUIVALENTS[struct_type] = equivalent
     return _EQUIVALENTS[struct_type]
+
+
+def as_equivalent(value: msgspec.Struct) -> Any:
+    """`value` as an instance of its equivalent dataclass, one level deep (nested result types stay
+    Structs: pydantic serializes each through its own schema)."""
+    instance = object.__new__(dataclass_equivalent(type(value)))
+    instance.__dict__.update(msgspec.structs.asdict(value))
+    return instance
 
 
 def _dataclass_field(info: msgspec.structs.FieldInfo) -> tuple[str, Any, Any]:
