@@ -34,7 +34,8 @@ MAX_ENTRY_BYTES: Final = 256 * 1024
 
 # msgspec Structs, not pydantic models: the detail is built on the ingest function's hot path and its JSON
 # Schema generated from the same types (`detail_json_schema`), without pydantic's import on the cold start.
-# `forbid_unknown_fields` makes the schema closed (`additionalProperties: false`), like the shape we publish.
+# `forbid_unknown_fields` keeps our own decoding of a detail closed (a test reading back what we publish
+# fails on a field the types do not declare); the published schema is open (see `detail_json_schema`).
 class EventReason(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     code: Annotated[str, msgspec.Meta(description="stable snake_case reason code, e.g. `image_undecodable`")]
     message: Annotated[str, msgspec.Meta(description="for people; never holds a secret")]
@@ -143,9 +144,13 @@ def detail_json(detail: ResultEventDetail) -> str:
 
 def detail_json_schema() -> dict[str, Any]:
     """The JSON Schema of the detail (draft 2020-12), as committed under docs/schemas/: msgspec's schema
-    with the detail itself at the root rather than behind a `$ref`."""
+    with the detail itself at the root rather than behind a `$ref`, and open: fields may be added within
+    a schema version (docs/events.md), so a consumer validating with it must not reject them."""
     generated: dict[str, Any] = msgspec.json.schema(ResultEventDetail)
     definitions: dict[str, Any] = generated["$defs"]
+    for shape in definitions.values():
+        if shape.get("additionalProperties") is False:  # from `forbid_unknown_fields`, ours only
+            del shape["additionalProperties"]
     root: dict[str, Any] = definitions.pop(ResultEventDetail.__name__)
     root["title"] = "Keypoint Result detail"
     root["description"] = (
