@@ -42,6 +42,7 @@ from s3kp_core.results import (
 from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 from s3kp_core.skeletons import FACE_6
 
+from benchmarks.browser import chromium_installed, headless_chromium
 from benchmarks.servers import free_port
 from s3kp import samples
 from s3kp.export.run import ExportOptions, export
@@ -164,25 +165,13 @@ def _newest(count: int) -> dict[str, str]:
 
 
 def _viewer_figures(stack: LocalStack) -> dict[str, float] | str:
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
+    if not chromium_installed():
         return "n/a (chromium and chromium-driver are not installed)"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     api = ResultsApi(stack.api_url)
     server = ViewerServer(Viewer(api, s3_client_factory=s3_client_factory(api, stack.aws_endpoint)), port=0)
     server.start()
     profile = tempfile.mkdtemp(prefix="s3kp-bench-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,900",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    driver = headless_chromium(profile)
     try:
         runs = []
         for _ in range(3):  # the first load also warms the server's thumbnail cache; report each

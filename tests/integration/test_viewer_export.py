@@ -32,6 +32,7 @@ import requests
 from PIL import Image
 from pycocotools.coco import COCO
 
+from benchmarks.browser import chromium_installed, headless_chromium
 from s3kp import samples
 from s3kp.local.stack import LocalStack, StackOptions
 from s3kp.results_api import ResultsApi
@@ -47,8 +48,6 @@ UPLOADS = {
     "viewer/bad/empty.jpg": b"",
 }
 RESULT_TIMEOUT = 180.0
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SCREENSHOTS = ROOT / ".cache" / "screenshots"
 README_SCREENSHOT = ROOT / "docs" / "viewer.png"
 
@@ -232,24 +231,12 @@ def test_s3kp_view_serves_the_app_for_the_given_api_and_stops_on_ctrl_c(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+    if not chromium_installed():
         pytest.skip(
             "Debian's chromium and chromium-driver are not installed (scripts/setup.sh installs them)"
         )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     profile = SCREENSHOTS.parent / f"chromium-profile-{os.getpid()}"
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,900",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver = headless_chromium(profile, browser_logs=True)
     try:
         yield driver
     finally:
