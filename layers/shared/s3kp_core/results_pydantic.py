@@ -72,7 +72,7 @@ def dataclass_equivalent(struct_type: type[msgspec.Struct]) -> type:
 def as_equivalent(value: msgspec.Struct) -> Any:
     """`value` as an instance of its equivalent dataclass, one level deep (nested result types stay
     Structs: pydantic serializes each through its own schema)."""
-    instance = object.__new__(dataclass_equivalent(type(value)))
+    instance: Any = object.__new__(dataclass_equivalent(type(value)))
     instance.__dict__.update(msgspec.structs.asdict(value))
     return instance
 
