@@ -19,7 +19,8 @@ before (anyio's `to_thread.run_sync` with a CapacityLimiter) and as it does now 
 or on the event loop itself (no thread hop: what running inference on the loop would give); granian
 (a Rust HTTP server: RSGI on its loop, WSGI in its own thread) when it is installed (it is not a
 dependency: `pip install granian` adds its rows); and the on-loop app posted with `http.client` instead
-of `requests` (not the official clients' way: it shows the client's own share). Their overhead is what
+of `requests` (not the official clients' way: it shows the client's own share; the model server is
+posted that way too, in its own row). Their overhead is what
 the client, the HTTP stack and the hand-over cost on this machine with no server code at all. Two more
 bare apps run faces/1's own inference of the posted body (`run_inference`, as the server does) instead of
 a busy wait, in a ThreadPoolExecutor worker and on the loop: the model server without its HTTP code.
@@ -151,6 +152,7 @@ class Floor:
     client: str = "requests"  # or http.client
 
 
+SERVER_WITH_HTTP_CLIENT = "`s3kp model-server`, posted with `http.client`"
 FLOORS = (
     Floor("uvicorn, worker thread via anyio (the server before)", "anyio", "uvicorn"),
     Floor("uvicorn, worker thread via a ThreadPoolExecutor (the server now)", "executor", "uvicorn"),
@@ -228,6 +230,8 @@ def _side_by_side(
     with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
         app_file = Path(folder) / "bench_floor_app.py"
         app_file.write_text(_FLOOR_APP)
+        # The server itself with the leanest client: what it costs without `requests`' share.
+        posts[SERVER_WITH_HTTP_CLIENT] = _http_client_poster(stack, url, body)
         for index, floor in enumerate(floors):
             floor_url = stack.enter_context(_floor_server(index, floor, app_file, work_ms, response_bytes))
             posts[floor.label] = _floor_poster(stack, floor, floor_url, body)
@@ -285,21 +289,26 @@ def _floor_server(
 
 def _floor_poster(stack: ExitStack, floor: Floor, url: str, body: bytes) -> Callable[[], tuple[float, float]]:
     if floor.client == "http.client":
-        parts = urlsplit(url)
-        connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=TIMEOUT)
-        stack.callback(connection.close)
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
-
-        def plain() -> bytes:
-            connection.request("POST", f"/faces/1?api_key={API_KEY}", body=body, headers=headers)
-            response = connection.getresponse()
-            content = response.read()
-            assert response.status == 200, response.status
-            return content
-
-        return lambda: _timed_post(plain)
+        return _http_client_poster(stack, url, body)
     session = stack.enter_context(requests.Session())
     return lambda: _timed_post(lambda: _post(session, url, "faces/1", body).content)
+
+
+def _http_client_poster(stack: ExitStack, url: str, body: bytes) -> Callable[[], tuple[float, float]]:
+    """Posts `body` to faces/1 over one keep-alive `http.client` connection: the leanest Python client."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=TIMEOUT)
+    stack.callback(connection.close)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def plain() -> bytes:
+        connection.request("POST", f"/faces/1?api_key={API_KEY}", body=body, headers=headers)
+        response = connection.getresponse()
+        content = response.read()
+        assert response.status == 200, response.status
+        return content
+
+    return lambda: _timed_post(plain)
 
 
 def _server_timing(header: str) -> dict[str, float]:
@@ -396,6 +405,13 @@ def _markdown(
         "the latter is what the server adds around the same inference (FastAPI's shell, the middlewares, "
         "the fast path, the response, the access log line).",
     ]
+    lean = next((f for f in floors if f["label"] == SERVER_WITH_HTTP_CLIENT), None)
+    if lean is not None:
+        lean_ms, lean_pct = float(str(lean["overhead_ms"])), float(str(lean["overhead_pct"]))
+        lines[-1] += (
+            f" Posted with `http.client`, the model server's own overhead is {lean_ms:.2f} ms, "
+            f"{lean_pct:.1f} % of its round trip: what it costs without `requests`' share."
+        )
     if not any(f["label"] == FLOORS[3].label for f in floors):
         lines.append(
             "granian is not installed here: its rows are left out (`pip install granian` adds them)."
