@@ -250,7 +250,11 @@ def _parallel_vs_sequential(resources: LocalResources, repeats: int) -> dict[str
             parallel=parallel,
         )
         query.list_results(ListFilters(), PAGE, None)
-        figures[label] = _timed(lambda _, q=query: q.list_results(ListFilters(), PAGE, None), repeats)
+
+        def list_page(_: int, query: ResultsQuery = query) -> object:
+            return query.list_results(ListFilters(), PAGE, None)
+
+        figures[label] = _timed(list_page, repeats)
         query.close()
     return figures
 

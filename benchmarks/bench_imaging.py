@@ -324,7 +324,7 @@ print(json.dumps({"before": before, "peak": peak_mib(), "outcome": outcome}))
 """
 
 
-def _image_classes() -> dict[str, Callable[[Path], None]]:
+def _image_classes() -> dict[str, Callable[[Path], object]]:
     def sixteen_bit(path: Path) -> None:
         gradient = Image.linear_gradient("L").resize((10_000, 10_000)).convert("I")
         gradient.point(lambda v: v * 257).convert("I;16").save(path, format="PNG", compress_level=9)

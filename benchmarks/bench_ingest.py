@@ -230,7 +230,7 @@ def _counting_bytes() -> Iterator[list[int]]:
     original = HTTPAdapter.send
 
     def counting_send(self: HTTPAdapter, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        if request.method == "POST" and request.body is not None:
+        if request.method == "POST" and isinstance(request.body, bytes | str):
             sent.append(len(request.body))
         return original(self, request, *args, **kwargs)
 
