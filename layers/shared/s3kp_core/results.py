@@ -5,13 +5,13 @@ Every uploaded object ends in exactly one recorded state: `succeeded`, `failed` 
 source object is a single GetItem and a newer version of the same key replaces the older result.
 
 The types are frozen msgspec Structs, not pydantic models or standard-library dataclasses: a Struct
-class is defined in C in a few microseconds where a dataclass compiles five methods (~0.8 ms each on
-CPython 3.12, most of what our code added to the API's cold start), and neither function pays pydantic's
-import for them (docs/ingest-cold-start.md). Nothing here validates on construction: values come from
-our own code, and the boundaries that read foreign data validate into these types (`results_schema.
-from_plain` with msgspec; the API with pydantic, through `results_pydantic`, which this module imports
-only when pydantic asks for a type's schema, and which carries each field's `description`/`examples`
-from its `doc()` annotation into the OpenAPI document).
+class is defined in C in a few microseconds, where a dataclass compiles its generated methods (~0.8 ms a
+class on CPython 3.12, most of what our code added to the API's cold start), and neither function pays
+pydantic's import for them (docs/ingest-cold-start.md). Nothing here validates on construction: values
+come from our own code, and the boundaries that read foreign data validate into these types: msgspec in
+`results_schema.from_plain`; pydantic in the API, through `results_pydantic`, which this module imports
+only when pydantic asks for a type's schema and which carries each field's `description`/`examples`
+from its `doc()` annotation into the OpenAPI document.
 """
 
 from __future__ import annotations
