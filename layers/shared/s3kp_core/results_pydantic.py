@@ -1,7 +1,7 @@
 """How pydantic sees the result types (msgspec Structs): for the API's validation and OpenAPI document.
 
-pydantic has no support for msgspec Structs, and no maintained bridge exists, so each result type answers
-pydantic's `__get_pydantic_core_schema__` here, on first use: pydantic describes an equivalent frozen
+pydantic does not support msgspec Structs, and we found no maintained bridge, so each result type answers
+pydantic's `__get_pydantic_core_schema__` here, on first use: pydantic describes an equivalent
 dataclass (same name, docstring, fields, defaults, and each field's `doc()` as the dataclass field
 metadata pydantic reads `description` and `examples` from), so the OpenAPI document is what it was when
 the result types were dataclasses. Instances of the type pass validation as they are (as dataclass
