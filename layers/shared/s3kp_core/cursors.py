@@ -37,6 +37,10 @@ class CursorCodec(msgspec.Struct, frozen=True):
         if len(self.key) < 16:
             raise ValueError("the cursor signing key must be at least 16 bytes")
 
+    def __repr__(self) -> str:
+        # The key is a secret: a repr reaches logs and tracebacks (the API's reader holds this codec).
+        return "CursorCodec(key=***)"
+
     def encode(self, position: str, fingerprint: str) -> str:
         payload = json.dumps(
             {"v": CURSOR_VERSION, "p": position, "f": fingerprint}, separators=(",", ":")

@@ -97,3 +97,9 @@ def test_a_character_inserted_into_a_valid_cursor_makes_it_invalid() -> None:
 def test_a_short_key_is_rejected_at_construction() -> None:
     with pytest.raises(ValueError, match="16 bytes"):
         CursorCodec(b"short")
+
+
+def test_the_signing_key_never_appears_in_a_repr() -> None:
+    codec = CursorCodec(b"a-secret-signing-key-0123")
+    assert "secret" not in repr(codec)
+    assert "secret" not in repr([codec])
