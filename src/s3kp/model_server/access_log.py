@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import queue
+from http import HTTPStatus
 from typing import Any, cast
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -62,7 +63,6 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         status = 0
-        http_scope = cast(Any, scope)  # uvicorn's helpers are typed with its own (private) scope types
 
         async def send_then_log(message: Message) -> None:
             nonlocal status
@@ -70,13 +70,24 @@ class AccessLog:
             if message["type"] == "http.response.start":
                 status = message["status"]
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                self.logger.info(
-                    '%s - "%s %s HTTP/%s" %d',
-                    get_client_addr(http_scope),
-                    scope["method"],
-                    get_path_with_query_string(http_scope),
-                    scope["http_version"],
-                    status,
-                )
+                self._log(scope, status)
 
-        await self.app(scope, receive, send_then_log)
+        try:
+            await self.app(scope, receive, send_then_log)
+        except Exception:
+            # uvicorn answers 500 itself when the app fails before starting its response: log that answer
+            # too, so every request has its line. (A cancelled request, whose client left, gets none.)
+            if status == 0:
+                self._log(scope, HTTPStatus.INTERNAL_SERVER_ERROR)
+            raise
+
+    def _log(self, scope: Scope, status: int) -> None:
+        http_scope = cast(Any, scope)  # uvicorn's helpers are typed with its own (private) scope types
+        self.logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            get_client_addr(http_scope),
+            scope["method"],
+            get_path_with_query_string(http_scope),
+            scope["http_version"],
+            status,
+        )

@@ -87,6 +87,26 @@ def test_a_streamed_response_is_logged_once_at_its_end() -> None:
     ]
 
 
+def test_an_app_that_fails_before_answering_is_logged_with_the_500_uvicorn_sends() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("boom")
+
+    events: list[tuple[str, Any]] = []
+    with pytest.raises(RuntimeError, match="boom"):
+        serve(app, SCOPE | {"query_string": b""}, events=events)
+    assert events == [("log", '127.0.0.1:50123 - "POST /faces/1 HTTP/1.1" 500 Internal Server Error')]
+
+
+def test_a_request_cancelled_before_its_answer_gets_no_line() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise asyncio.CancelledError
+
+    events: list[tuple[str, Any]] = []
+    with pytest.raises(asyncio.CancelledError):
+        serve(app, SCOPE, events=events)
+    assert events == []
+
+
 @pytest.mark.parametrize("scope_type", ["lifespan", "websocket"])
 def test_other_scopes_pass_through_unlogged(scope_type: str) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
