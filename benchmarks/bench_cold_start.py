@@ -120,7 +120,7 @@ def environment(function: str) -> dict[str, str]:
     return base | _LAMBDA_ENVIRONMENT | extra | {"PYTHONPATH": path}
 
 
-def _run(code: str, env: dict[str, str], stdin: str | None = None) -> str:
+def run_probe(code: str, env: dict[str, str], stdin: str | None = None) -> str:
     """The last line `python -c code` prints, run in a fresh interpreter with `env`."""
     completed = subprocess.run(
         [sys.executable, "-c", code],
@@ -135,7 +135,7 @@ def _run(code: str, env: dict[str, str], stdin: str | None = None) -> str:
 
 
 def _import_ms(module: str, env: dict[str, str], probe: str = _PROBE) -> float:
-    return float(_run(probe.format(module=module), env))
+    return float(run_probe(probe.format(module=module), env))
 
 
 # The modules a handler's import loads that are not ours (libraries and the standard library), in the
@@ -164,12 +164,12 @@ def library_modules(function: str) -> list[str]:
     """The library and standard-library modules `import <handler>` loads, in load order."""
     ours = (str(ROOT / "functions"), str(ROOT / "layers"))
     probe = _LIBRARY_MODULES_PROBE.format(module=_FUNCTIONS[function]["module"], ours=ours)
-    names: list[str] = json.loads(_run(probe, environment(function)))
+    names: list[str] = json.loads(run_probe(probe, environment(function)))
     return names
 
 
 def _libraries_ms(names: list[str], env: dict[str, str]) -> float:
-    return float(_run(_LIBRARIES_PROBE, env, stdin=json.dumps(names)))
+    return float(run_probe(_LIBRARIES_PROBE, env, stdin=json.dumps(names)))
 
 
 def measure(runs: int = RUNS) -> dict[str, list[float]]:
@@ -193,7 +193,7 @@ def measure(runs: int = RUNS) -> dict[str, list[float]]:
             samples[f"{function}_libraries"].append(_libraries_ms(libraries[function], environment(function)))
         samples["ingest_ready"].append(_import_ms("", environment("ingest"), _INGEST_READY_PROBE))
         samples["api_first_request"].append(
-            float(_run(_API_FIRST_REQUEST_PROBE, environment("api"), stdin=request))
+            float(run_probe(_API_FIRST_REQUEST_PROBE, environment("api"), stdin=request))
         )
     return samples
 

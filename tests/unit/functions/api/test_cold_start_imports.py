@@ -9,10 +9,8 @@ its route needs. Checked in a fresh interpreter with the environment Lambda's ru
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from benchmarks.bench_cold_start import ROOT, environment
+from benchmarks.bench_cold_start import environment, run_probe
 
 _PROBE = """
 import json, sys
@@ -26,13 +24,5 @@ print(json.dumps({
 
 
 def test_the_import_describes_no_response_body_to_pydantic_and_builds_no_aws_client() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        env=environment("api"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    loaded = json.loads(completed.stdout.strip().splitlines()[-1])
+    loaded = json.loads(run_probe(_PROBE, environment("api")))
     assert loaded == {"described to pydantic": False, "boto3": False}

@@ -10,12 +10,10 @@ a fresh interpreter with the environment Lambda's runtime sets, as the benchmark
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from benchmarks.bench_cold_start import ROOT, environment
+from benchmarks.bench_cold_start import environment, run_probe
 
 # Records every botocore client built (boto3's included) and the modules loaded by the handler's import.
 _PROBE = """
@@ -37,15 +35,7 @@ print(json.dumps({"clients": clients, "modules": sorted(sys.modules)}))
 
 @pytest.fixture(scope="module")
 def cold_start() -> dict[str, list[str]]:
-    completed = subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        env=environment("ingest"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    loaded: dict[str, list[str]] = json.loads(completed.stdout.strip().splitlines()[-1])
+    loaded: dict[str, list[str]] = json.loads(run_probe(_PROBE, environment("ingest")))
     return loaded
 
 
