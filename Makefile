@@ -39,6 +39,9 @@ lint: setup  ## ruff and mypy (strict, on everything pyproject's [tool.mypy] lis
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+audit: setup  ## pins vs the minimum-safe-version table, then pip-audit (says plainly when it could not audit)
+	$(BIN)/python scripts/audit.py
+
 up: setup  ## start the offline stack (AWS on :4566, inference on :9001, HTTP API on :3000)
 	$(BIN)/s3kp up
 
@@ -55,7 +58,7 @@ validate: setup  ## sam validate --lint
 	$(BIN)/python -m s3kp.samtools validate
 
 clean:  ## remove environments, caches and build output
-	rm -rf $(VENV) .venv-tools .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-tools .venv-clients .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache
 
 soak: setup  ## fault and soak run: the offline stack behind a flaky endpoint, a killed worker (~10 min)
 	$(BIN)/python -m s3kp.local.soak --write-docs $(SOAK_ARGS)

@@ -2,7 +2,8 @@
 # Creates the project's environments and fetches the models. Idempotent: each step is skipped
 # when its inputs have not changed since it last succeeded.
 #   .venv        the project (Lambda code, s3kp CLI, model server, offline stack, tests)
-#   .venv-tools  aws-sam-cli, cfn-lint, checkov (their pins conflict with the Roboflow clients)
+#   .venv-tools  aws-sam-cli, cfn-lint, checkov, pip-audit (their pins conflict with the Roboflow clients)
+#   .venv-clients  inference-sdk for the contract tests (it pins pillow<13 and brings a second OpenCV)
 #   .cache/models  MediaPipe .tflite files taken out of the mediapipe==0.10.14 wheel, SHA-256 verified
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,8 +73,23 @@ ensure_browser() {  # Debian's chromium + chromedriver for the viewer's browser 
   fi
 }
 
+retire_from_venv() {  # removes what earlier setups put into .venv and the project no longer declares
+  local retired=(inference-sdk opencv-python) present=() name
+  for name in "${retired[@]}"; do
+    .venv/bin/python -m pip show -q "$name" >/dev/null 2>&1 && present+=("$name")
+  done
+  [ ${#present[@]} -gt 0 ] || return 0
+  say "removing from .venv what it no longer declares: ${present[*]}"
+  .venv/bin/python -m pip uninstall -y -q "${present[@]}"
+  # Both OpenCV distributions write the same cv2/ directory: the uninstall took the pinned one's files too.
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps \
+    "$(grep -o 'opencv-python-headless==[0-9.]*' pyproject.toml)"
+}
+
 ensure_browser
 ensure_venv .venv pyproject.toml layers/shared/requirements.txt -- -e ".[dev]"
+retire_from_venv
+ensure_venv .venv-clients requirements-clients.txt -- -r requirements-clients.txt
 if [ "${S3KP_SKIP_TOOLS:-0}" != "1" ]; then
   ensure_venv .venv-tools requirements-tools.txt -- -r requirements-tools.txt
 fi

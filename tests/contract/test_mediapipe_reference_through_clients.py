@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from inference_sdk import InferenceConfiguration, InferenceHTTPClient
 from roboflow.models.keypoint_detection import KeypointDetectionModel
 
 from s3kp.samples import SAMPLE_IMAGES
 from tests.conftest import FIXTURES, MODEL_SERVER_API_KEY
+from tests.contract.inference_sdk_remote import InferenceSdk
 
 REFERENCE = json.loads((FIXTURES / "mediapipe_reference.json").read_text())
 GRAPH_THRESHOLD = REFERENCE["settings"]["min_detection_confidence"]
@@ -77,12 +77,15 @@ def test_roboflow_python_with_its_defaults_gets_mediapipes_keypoints(
 @pytest.mark.parametrize("api", ["v1", "v0"])
 @pytest.mark.parametrize(("model_id", "image"), CASES)
 def test_inference_sdk_with_its_defaults_gets_mediapipes_keypoints(
-    model_server_url: str, png_paths: dict[str, Path], model_id: str, image: str, api: str
+    inference_sdk: InferenceSdk,
+    model_server_url: str,
+    png_paths: dict[str, Path],
+    model_id: str,
+    image: str,
+    api: str,
 ) -> None:
-    sdk = InferenceHTTPClient(api_url=model_server_url, api_key=MODEL_SERVER_API_KEY)
-    sdk.configure(
-        InferenceConfiguration(api_key_transport="legacy")
-    )  # today's default, stated to keep it quiet
+    sdk = inference_sdk.client(model_server_url, MODEL_SERVER_API_KEY)
+    sdk.configure(api_key_transport="legacy")  # today's default, stated to keep it quiet
     if api == "v0":
         sdk.select_api_v0()
     result = sdk.infer(str(png_paths[image]), model_id=model_id)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
 from s3kp import samtools
+from scripts import audit
 from tests.infra.iac_tools import run_tool, tool
 
 
@@ -67,6 +70,13 @@ def test_sam_build_produces_the_functions_and_a_layer_with_the_shared_package(tm
     assert (layer / "s3kp_core" / "results_schema.py").is_file()
     for dependency in ("aws_lambda_powertools", "requests", "PIL"):
         assert (layer / dependency).is_dir(), f"{dependency} missing from the layer"
+    # The decoder that ships is the patched one (scripts/minimum_versions.toml).
+    shipped = {
+        audit.normalized(dist.metadata["Name"]): Version(dist.version)
+        for dist in metadata.distributions(path=[str(layer)])
+    }
+    assert "pillow" in shipped
+    assert audit.below_minimum(shipped, "the built layer", audit.minimum_versions()) == []
     assert (build_dir / "IngestFunction" / "ingest_handler.py").is_file()
     assert (build_dir / "ApiFunction" / "api_handler.py").is_file()
     assert (build_dir / "template.yaml").is_file()

@@ -1,0 +1,96 @@
+"""The minimum-safe-version table holds for every pin, and `make audit` never calls a skipped audit clean."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import pytest
+from packaging.version import Version
+
+from scripts import audit
+
+
+def test_every_pin_of_an_upload_decoding_package_is_at_or_above_its_minimum_safe_version() -> None:
+    assert audit.check_pins() == []
+
+
+def test_every_minimum_names_the_advisories_that_set_it() -> None:
+    table = audit.minimum_versions()
+    assert "pillow" in table
+    for minimum in table.values():
+        assert minimum.advisories, minimum.package
+        assert all(advisory.startswith(("GHSA-", "CVE-")) for advisory in minimum.advisories)
+
+
+def test_the_pins_that_ship_are_the_ones_read() -> None:
+    """A pin the parser misses would pass the check unseen: the layer and the project both name Pillow."""
+    for path in audit.PIN_FILES:
+        assert "pillow" in audit.pins(path.read_text()), path
+
+
+def test_a_pin_below_its_minimum_is_reported_with_its_advisories() -> None:
+    table = {"pillow": audit.Minimum("pillow", Version("13.0.0"), ("GHSA-8g5g-8vmr-9782",))}
+    pinned = audit.pins('dependencies = [\n    "Pillow==12.3.0",  # old\n    "msgspec==0.23.0",\n]\n')
+    assert audit.below_minimum(pinned, "pyproject.toml", table) == [
+        "pyproject.toml: pillow==12.3.0 is below the minimum safe 13.0.0 (GHSA-8g5g-8vmr-9782)"
+    ]
+
+
+def test_a_commented_out_pin_is_not_read() -> None:
+    assert audit.pins("# pillow==12.3.0\npillow==13.0.0\n") == {"pillow": Version("13.0.0")}
+
+
+def test_the_environment_the_model_server_and_tests_run_in_has_the_patched_pillow() -> None:
+    assert Version(metadata.version("pillow")) >= audit.minimum_versions()["pillow"].version
+
+
+def test_a_report_that_skipped_every_package_is_not_audited() -> None:
+    report = {
+        "dependencies": [{"name": "pillow", "skip_reason": "Dependency not found on PyPI"}],
+        "fixes": [],
+    }
+    code, lines = audit.summarize(report)
+    assert code == 2
+    assert lines[0].startswith("NOT AUDITED: 1 of 1 packages")
+
+
+def test_a_known_vulnerability_fails_and_outranks_skips() -> None:
+    report = {
+        "dependencies": [
+            {"name": "pillow", "version": "12.3.0", "vulns": [{"id": "GHSA-8g5g-8vmr-9782"}]},
+            {"name": "requests", "skip_reason": "Dependency not found on PyPI"},
+        ]
+    }
+    code, lines = audit.summarize(report)
+    assert code == 1
+    assert lines[0] == "VULNERABLE pillow 12.3.0: GHSA-8g5g-8vmr-9782"
+
+
+def test_a_full_clean_report_passes() -> None:
+    assert audit.summarize({"dependencies": [{"name": "pillow", "version": "13.0.0", "vulns": []}]})[0] == 0
+
+
+def cv2_distributions() -> list[str]:
+    return sorted(
+        dist.metadata["Name"]
+        for dist in metadata.distributions()
+        if any(str(file).split("/", 1)[0] == "cv2" for file in dist.files or [])
+    )
+
+
+def test_one_opencv_in_the_environment_the_version_pyproject_pins() -> None:
+    """A second OpenCV (inference-sdk's opencv-python) shadowed the pin: the fidelity suite ran on it."""
+    cv2 = pytest.importorskip("cv2")
+    [pin] = [
+        f"{name}=={version}"
+        for name, version in audit.pins((audit.ROOT / "pyproject.toml").read_text()).items()
+        if name.startswith("opencv")
+    ]
+    assert cv2_distributions() == [pin.split("==")[0]]
+    assert Version(cv2.__version__) == Version(".".join(pin.split("==")[1].split(".")[:3]))
+
+
+def test_inference_sdk_is_not_in_the_project_environment() -> None:
+    """It pins pillow<13: it runs in .venv-clients (tests/contract/inference_sdk_remote.py)."""
+    with pytest.raises(metadata.PackageNotFoundError):
+        metadata.version("inference-sdk")
