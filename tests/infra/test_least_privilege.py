@@ -1,6 +1,7 @@
 """Least privilege as `sam deploy` creates it: the roles aws-sam-translator generates (inline statements and
-the AWS managed policies it attaches, read from moto's copy of their documents), judged for concrete
-requests. No role may touch a queue other than the ingest queue."""
+the AWS managed policies it attaches, read from moto's copy of their documents) and the bucket policy,
+judged for concrete requests. No role may touch a queue other than the ingest queue; nobody but the
+ingest function (and an optional admin) may write or delete the outputs."""
 
 from __future__ import annotations
 
@@ -8,15 +9,25 @@ import json
 import re
 from typing import Any
 
+import pytest
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 
-from s3kp.local.cfn_template import Resolver
+from s3kp.local.cfn_template import Resolver, function_environment
 from tests.infra.iac_tools import resources_of_type
-from tests.infra.policy_evaluation import as_list, matches_action
+from tests.infra.policy_evaluation import Decision, Request, as_list, matches_action, resource_policy_decision
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+BUCKET = "s3kp-123456789012-5f0c6a70"
+INGEST_ROLE = f"arn:aws:iam::{ACCOUNT}:role/s3-keypoints-IngestFunctionRole-AbCdEf123456"
+OTHERS = {
+    "an uploader": f"arn:aws:iam::{ACCOUNT}:role/uploader",
+    "the API function": f"arn:aws:iam::{ACCOUNT}:role/s3-keypoints-ApiFunctionRole-ZyXwVu654321",
+    "the account root": f"arn:aws:iam::{ACCOUNT}:root",
+    "an admin's SSO role": f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Ops",
+    "an AWS service (no principal ARN)": None,
+}
 # Every SQS action a policy could grant (the Service Authorization Reference's list).
 SQS_ACTIONS = [
     f"sqs:{name}"
@@ -47,6 +58,13 @@ SQS_ACTIONS = [
 # function itself calls (functions/ingest/sqs_retries.py).
 POLLING = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
 RETRY_TIMING = ["sqs:ChangeMessageVisibility", "sqs:SendMessage"]
+WRITES = [
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:PutObjectTagging",
+    "s3:PutObjectAcl",
+]
 
 
 def _queue_arn(logical_id: str) -> str:
@@ -192,3 +210,104 @@ def test_the_event_source_mapping_feeds_the_ingest_function_from_its_queue_after
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert properties["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "MaxConcurrency"}}
     assert "IngestFunctionRole" in _dependencies(expanded, mapping)
+
+
+# ------------------------------------------------------------------------------------------ bucket policy
+
+
+def _bucket_policy(expanded: dict[str, Any], **parameters: str) -> dict[str, Any]:
+    resolver = Resolver(
+        expanded,
+        references={
+            "UploadBucket": BUCKET,
+            "UploadBucket.Arn": f"arn:aws:s3:::{BUCKET}",
+            "IngestFunctionRole.Arn": INGEST_ROLE,
+        },
+        parameters={"ModelId": "my-pose/1", **parameters},
+    )
+    policy = expanded["Resources"]["UploadBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "UploadBucket"}
+    return dict(resolver.resolve(policy["PolicyDocument"]))
+
+
+def _decision(
+    policy: dict[str, Any], principal: str | None, action: str, key: str, *, https: bool = True
+) -> Decision:
+    context = {"aws:SecureTransport": "true" if https else "false"}
+    if principal is not None:
+        context["aws:PrincipalArn"] = principal
+    return resource_policy_decision(policy, Request(action, f"arn:aws:s3:::{BUCKET}/{key}", context))
+
+
+@pytest.fixture(scope="module")
+def output_keys(template: dict[str, Any]) -> list[str]:
+    """A key under each prefix the ingest function writes (its environment's, as deployed)."""
+    environment = function_environment(template, "IngestFunction")
+    assert environment["OUTPUT_BUCKET"] == {"Ref": "UploadBucket"}
+    return [f"{environment['OUTPUT_PREFIX']}cat.jpg.e1.jpg", f"{environment['PREDICTIONS_PREFIX']}r1.e1.json"]
+
+
+@pytest.mark.parametrize("who", list(OTHERS))
+def test_nobody_but_the_ingest_function_writes_or_deletes_the_outputs(
+    expanded: dict[str, Any], output_keys: list[str], who: str
+) -> None:
+    policy = _bucket_policy(expanded)
+
+    for key in output_keys:
+        for action in WRITES:
+            assert _decision(policy, OTHERS[who], action, key) == Decision.DENY, f"{who}: {action} {key}"
+            assert _decision(policy, INGEST_ROLE, action, key) != Decision.DENY, f"ingest: {action} {key}"
+
+
+def test_uploads_and_reads_stay_with_identity_policies_and_plain_http_is_refused_to_all(
+    expanded: dict[str, Any], output_keys: list[str]
+) -> None:
+    policy = _bucket_policy(expanded)
+    uploader = OTHERS["an uploader"]
+
+    assert _decision(policy, uploader, "s3:PutObject", "incoming/cat.jpg") == Decision.NEUTRAL
+    assert _decision(policy, uploader, "s3:GetObject", output_keys[0]) == Decision.NEUTRAL
+    for principal in (uploader, INGEST_ROLE):
+        assert _decision(policy, principal, "s3:PutObject", output_keys[0], https=False) == Decision.DENY
+
+
+def test_the_admin_parameter_adds_one_principal_and_nothing_when_empty(
+    expanded: dict[str, Any], output_keys: list[str]
+) -> None:
+    admin = OTHERS["an admin's SSO role"]
+    with_admin = _bucket_policy(expanded, OutputsAdminPrincipalArn=admin)
+    (deny,) = [
+        s
+        for s in _bucket_policy(expanded)["Statement"]
+        if s.get("Sid") == "OnlyTheIngestFunctionWritesOutputs"
+    ]
+
+    for key in output_keys:
+        for action in WRITES:
+            assert _decision(with_admin, admin, action, key) != Decision.DENY
+            assert _decision(with_admin, INGEST_ROLE, action, key) != Decision.DENY
+            assert _decision(with_admin, OTHERS["an uploader"], action, key) == Decision.DENY
+    # Empty: the ingest role alone (no empty string that some future operator could read as a match).
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [INGEST_ROLE]}}
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        (f"arn:aws:iam::{ACCOUNT}:role/ops-admin", True),
+        (OTHERS["an admin's SSO role"], True),
+        (f"arn:aws:iam::{ACCOUNT}:user/alice", True),
+        (f"arn:aws:iam::{ACCOUNT}:root", True),
+        ("*", False),  # would exempt everyone
+        (f"arn:aws:iam::{ACCOUNT}:role/*", False),
+        (f"arn:aws:iam::{ACCOUNT}:*", False),
+        ("ops-admin", False),
+    ],
+)
+def test_the_admin_parameter_takes_one_exact_principal_arn(
+    template: dict[str, Any], value: str, accepted: bool
+) -> None:
+    pattern = template["Parameters"]["OutputsAdminPrincipalArn"]["AllowedPattern"]
+
+    assert (re.fullmatch(pattern, value) is not None) == accepted
