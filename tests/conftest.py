@@ -148,20 +148,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def aws_call_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The session's record of AWS calls made by handler code (one JSON object per line)."""
     from tests.iam_proof import recorder
-    from tests.iam_proof.proof import recorder_settings
+    from tests.iam_proof.proof import recorder_pollers, recorder_settings
 
     path = tmp_path_factory.getbasetemp() / "aws-calls.jsonl"
     functions, variables = recorder_settings()
+    pollers = recorder_pollers()
     site = ROOT / "tests" / "iam_proof" / "site"
     exported = {
         recorder.LOG_VARIABLE: str(path),
         recorder.FUNCTIONS_VARIABLE: ";".join(f"{name}={directory}" for name, directory in functions.items()),
+        recorder.POLLERS_VARIABLE: ";".join(f"{name}={module}" for name, module in pollers.items()),
         recorder.ENVIRONMENT_VARIABLE: ",".join(variables),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
     }
     saved = {name: os.environ.get(name) for name in exported}
     os.environ.update(exported)
-    recorder.configure(path, functions, variables)
+    recorder.configure(path, functions, variables, pollers)
     try:
         yield path
     finally:

@@ -6,9 +6,10 @@ concrete resource the recorded call used: a function's environment names its tab
 (`RESULTS_TABLE: !Ref ResultsTable`), so the ARN in the policy and the ARN of the call are the same
 string exactly when the template grants that resource. A resource no variable names is bound by its
 type when the template has one of that type (the upload bucket, an event bus), or, for a queue, when it
-is the queue the function's SQS event reads. Each needed permission is then evaluated with moto's IAM
-policy evaluator (`IAMPolicy.is_action_permitted`), never with moto's server-side enforcement (which
-checks DynamoDB and Secrets Manager calls against `*`).
+is the queue the function's event source mapping reads (the queue runner's receives and deletes are
+recorded as the function's: the mapping makes them with the function's role). Each needed permission is
+then evaluated with moto's IAM policy evaluator (`IAMPolicy.is_action_permitted`), never with moto's
+server-side enforcement (which checks DynamoDB and Secrets Manager calls against `*`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from s3kp.local.cfn_template import TEMPLATE_PATH, Resolver, function_environment, load_template
+from s3kp.local.cfn_template import (
+    TEMPLATE_PATH,
+    Resolver,
+    function_environment,
+    load_template,
+    sqs_event_sources,
+)
 from s3kp.local.template_functions import template_functions
 from tests.iam_proof.actions import (
     ACCOUNT_ID,
@@ -69,6 +76,18 @@ def recorder_settings(template_path: Path = TEMPLATE_PATH) -> tuple[dict[str, Pa
         }
     )
     return functions, tuple(variables)
+
+
+def recorder_pollers(template_path: Path = TEMPLATE_PATH) -> dict[str, Path]:
+    """The module that polls a queue on a function's behalf, by function: the offline stack's queue runner
+    does what Lambda's event source mapping does, with the function's role (receive, delete)."""
+    from s3kp.local import runner
+
+    template = load_template(template_path)
+    polled = [name for name in template_functions(template_path) if sqs_event_sources(template, name)]
+    if len(polled) > 1:
+        raise RuntimeError(f"one queue runner, several functions with an event source mapping: {polled}")
+    return {name: Path(runner.__file__).resolve() for name in polled}
 
 
 @cache
@@ -200,16 +219,13 @@ class Proof:
         }
 
     def _event_queues(self, function: str) -> list[str]:
-        events = self.template["Resources"][function]["Properties"].get("Events", {})
         return [
-            event["Properties"]["Queue"]["Fn::GetAtt"][0]
-            for event in events.values()
-            if event["Type"] == "SQS" and isinstance(event["Properties"].get("Queue"), dict)
+            source["EventSourceArn"]["Fn::GetAtt"][0] for source in sqs_event_sources(self.template, function)
         ]
 
     def logical_id(self, call: Call, need: Need) -> str | None:
         """The template resource the call's resource is: named by the function's environment, or the one
-        resource of its type, or (a queue) the queue the function's SQS event reads."""
+        resource of its type, or (a queue) the queue the function's event source mapping reads."""
         resource_type = _KIND_TYPES[need.kind]
         environment = call.environment or {}
         named = self.resource_variables(call.function)

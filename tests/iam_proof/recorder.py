@@ -6,7 +6,9 @@ the offline stack's worker processes. A call belongs to a function when the func
 stack of the call or, in a thread the handler started (the API's shard queries), when that function's
 code created the client:
 the code directories come from the template (`CodeUri`), so in-process handlers and worker sandboxes are
-tagged alike, and calls of the tests themselves are not recorded.
+tagged alike, and calls of the tests themselves are not recorded. A poller (the offline stack's queue
+runner, which does what Lambda's event source mapping does with the function's role) is tagged with the
+function it polls for when its module is on the stack.
 
 Standalone on purpose (standard library and botocore only): `site/sitecustomize.py` loads this file by
 path in every Python process the test session starts, before the Lambda worker replaces its environment.
@@ -27,6 +29,7 @@ from typing import Any
 LOG_VARIABLE = "S3KP_AWS_CALL_LOG"  # where to append the records (unset: recording off)
 FUNCTIONS_VARIABLE = "S3KP_AWS_CALL_FUNCTIONS"  # "IngestFunction=/abs/functions/ingest;ApiFunction=..."
 ENVIRONMENT_VARIABLE = "S3KP_AWS_CALL_ENVIRONMENT"  # variables naming resources, recorded with each call
+POLLERS_VARIABLE = "S3KP_AWS_CALL_POLLERS"  # "IngestFunction=/abs/src/s3kp/local/runner.py"
 
 # The parameters that name what a call touches; everything else (bodies, items) is left out.
 RESOURCE_PARAMETERS = (
@@ -44,17 +47,20 @@ RESOURCE_PARAMETERS = (
 )
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {"log": None, "functions": (), "variables": (), "enabled": True}
+_state: dict[str, Any] = {"log": None, "functions": (), "pollers": (), "variables": (), "enabled": True}
 
 
 def configure(
     log_path: str | os.PathLike[str],
     functions: Mapping[str, str | os.PathLike[str]],
     variables: tuple[str, ...],
+    pollers: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> None:
-    """Start recording into `log_path`; `functions` maps a logical id to its code directory."""
+    """Start recording into `log_path`; `functions` maps a logical id to its code directory, `pollers` a
+    logical id to the module file that polls its queue on its behalf."""
     _state["log"] = str(log_path)
     _state["functions"] = tuple((name, str(Path(path).resolve())) for name, path in functions.items())
+    _state["pollers"] = tuple((name, str(Path(path).resolve())) for name, path in (pollers or {}).items())
     _state["variables"] = variables
     if "botocore.session" in sys.modules:
         _patch_botocore()
@@ -69,12 +75,16 @@ def configure_from_environment(environ: Mapping[str, str] = os.environ) -> bool:
     log_path = environ.get(LOG_VARIABLE)
     if not log_path:
         return False
-    functions = dict(
-        entry.split("=", 1) for entry in environ.get(FUNCTIONS_VARIABLE, "").split(";") if "=" in entry
-    )
+    functions = _pairs(environ.get(FUNCTIONS_VARIABLE, ""))
+    pollers = _pairs(environ.get(POLLERS_VARIABLE, ""))
     variables = tuple(name for name in environ.get(ENVIRONMENT_VARIABLE, "").split(",") if name)
-    configure(log_path, functions, variables)
+    configure(log_path, functions, variables, pollers)
     return True
+
+
+def _pairs(value: str) -> dict[str, str]:
+    """`Name=path;Name=path` as a dict."""
+    return dict(entry.split("=", 1) for entry in value.split(";") if "=" in entry)
 
 
 def set_enabled(enabled: bool) -> None:
@@ -83,13 +93,16 @@ def set_enabled(enabled: bool) -> None:
 
 
 def function_on_stack(frame: Any = None) -> str | None:
-    """The logical id of the function whose code is running in this thread, if any."""
-    functions = _state["functions"]
+    """The logical id of the function whose code (or poller) is running in this thread, if any."""
+    functions, pollers = _state["functions"], _state["pollers"]
     frame = frame or sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
         for name, directory in functions:
             if filename.startswith(directory + os.sep):
+                return str(name)
+        for name, module in pollers:
+            if filename == module:
                 return str(name)
         frame = frame.f_back
     return None

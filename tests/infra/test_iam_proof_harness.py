@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from s3kp.local import runner
 from tests.iam_proof import recorder
 from tests.iam_proof.actions import Call, UnknownCall, required_permissions
-from tests.iam_proof.proof import Proof, recorder_settings
+from tests.iam_proof.proof import Proof, recorder_pollers, recorder_settings
 
 REGION = "us-east-1"
 BUCKET = "uploads"
@@ -199,7 +200,7 @@ def test_a_refused_call_names_the_statement_to_add(proof: Proof) -> None:
 
 def test_resources_no_variable_names_are_bound_by_type_or_event_source(proof: Proof) -> None:
     """The API reads the upload bucket without a variable naming it; the ingest function's queue is the
-    one its SQS event reads."""
+    one its event source mapping reads."""
     presign = _call("s3", "GetObject", "ApiFunction", params={"Bucket": "any-name", "Key": "annotated/x.jpg"})
     visibility = _call("sqs", "ChangeMessageVisibility", params={"QueueUrl": MOTO_QUEUE_URL})
 
@@ -253,6 +254,45 @@ def test_the_recorder_tags_calls_of_function_code_and_ignores_the_rest(
     assert record["environment"] == {"RESULTS_TABLE": "results-1"}
 
 
+POLLER_CODE = """
+def poll(client):
+    return client.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "polled"})
+"""
+
+
+def test_a_pollers_calls_are_recorded_as_the_function_it_polls_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue runner receives and deletes as Lambda's event source mapping does, with the function's
+    role: its calls are the function's, whoever created its client; the same client elsewhere is not."""
+    import boto3
+
+    poller = tmp_path / "fake_poller.py"
+    poller.write_text(POLLER_CODE)
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setattr(recorder, "_state", dict(recorder._state))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    recorder.configure_from_environment(
+        {
+            recorder.LOG_VARIABLE: str(log),
+            recorder.FUNCTIONS_VARIABLE: f"PolledFunction={_fake_function(tmp_path)}",
+            recorder.POLLERS_VARIABLE: f"PolledFunction={poller}",
+        }
+    )
+    recorder.set_enabled(True)
+    import fake_poller
+
+    client = boto3.client("s3", region_name="us-east-1")
+    fake_poller.poll(client)
+    client.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "not-polled"})
+
+    (record,) = recorder.read_log(log)
+    assert record["function"] == "PolledFunction"
+    assert record["params"]["Key"] == "polled"
+
+
 def test_the_recorder_runs_in_child_processes_through_sitecustomize(tmp_path: Path) -> None:
     """The offline stack's Lambda workers are spawned processes that replace their environment at once."""
     code = _fake_function(tmp_path)
@@ -293,3 +333,5 @@ def test_the_recorder_knows_each_functions_code_and_resource_variables() -> None
     assert {"RESULTS_TABLE", "IDEMPOTENCY_TABLE", "ROBOFLOW_API_KEY_SECRET_ARN", "CURSOR_SECRET_ARN"} <= set(
         variables
     )
+    # The offline stack's stand-in for the ingest function's event source mapping.
+    assert recorder_pollers() == {"IngestFunction": Path(runner.__file__).resolve()}

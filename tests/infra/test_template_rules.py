@@ -11,7 +11,7 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from s3kp_core import results_schema
 
-from s3kp.local.cfn_template import Resolver, function_environment, parameter_defaults
+from s3kp.local.cfn_template import Resolver, function_environment, parameter_defaults, sqs_event_sources
 from tests.infra.iac_tools import resources_of_type
 
 # IAM statement resources that AWS only accepts as "*" (none are used today; listed here when needed).
@@ -23,9 +23,8 @@ def _properties(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
 
 
 def _ingest_sqs_event(template: dict[str, Any]) -> dict[str, Any]:
-    events = _properties(template, "IngestFunction")["Events"]
-    (event,) = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
-    return dict(event)
+    (event,) = sqs_event_sources(template, "IngestFunction")
+    return event
 
 
 def _inline_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -87,7 +86,7 @@ def test_function_statements_name_exact_resources_and_actions(template: dict[str
             elif any(action.startswith("events:") for action in actions):
                 assert (logical_id, path) == ("ResultsEventBus", ""), f"{function}: {resource}"
             elif any(action.startswith("sqs:") for action in actions):
-                # Retry timing (functions/ingest/sqs_retries.py): the ingest queue only.
+                # Retry timing and the event source mapping's polling: the ingest queue only.
                 assert (logical_id, path) == ("IngestQueue", ""), f"{function}: {resource}"
 
 
@@ -257,7 +256,7 @@ def test_ingest_reports_partial_batch_failures_and_throughput_is_parameterised(
     event = _ingest_sqs_event(template)
 
     assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert event["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert event["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
     assert event["BatchSize"] == {"Ref": "BatchSize"}
     assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "MaxConcurrency"}
     # Lambda's minimum for MaximumConcurrency is 2.

@@ -4,7 +4,8 @@ Runs after every other test (marker `iam_proof`, ordered by tests/conftest.py). 
 representative set of events through both handlers itself, so the proof holds when it runs alone or with
 a subset: an upload that succeeds with its predictions spilled to S3, a bad file (failed), an object
 deleted before processing (skipped), a versioned bucket (GetObject with a VersionId), a redelivered
-message (Powertools idempotency), a stale event, then the API's list, status filter, pagination, get,
+message (Powertools idempotency), a stale event, a batch the queue runner receives and deletes as the
+event source mapping does with the function's role, then the API's list, status filter, pagination, get,
 by-source and annotated-image routes. Then it evaluates every call recorded in the session (this test's
 and those of every earlier integration test, the offline stack's worker processes included) against
 the role SAM deploys for the function that made it (tests/iam_proof/proof.py).
@@ -27,6 +28,7 @@ from s3kp import samples
 from s3kp.local.apigw import http_api_event, http_response
 from s3kp.local.lambda_runtime import LambdaContext
 from s3kp.local.resources import api_environment
+from s3kp.local.runner import QueueRunner, RunnerSettings
 from tests.iam_proof import recorder
 from tests.iam_proof.proof import Proof, denied, distinct_calls
 from tests.integration.test_ingest_pipeline import (  # noqa: F401 - fixtures
@@ -52,6 +54,8 @@ EXERCISED = {
     ("IngestFunction", "s3:DeleteObject"),
     ("IngestFunction", "events:PutEvents"),
     ("IngestFunction", "sqs:ChangeMessageVisibility"),
+    ("IngestFunction", "sqs:ReceiveMessage"),  # the event source mapping's, with the function's role
+    ("IngestFunction", "sqs:DeleteMessage"),
     ("ApiFunction", "dynamodb:Query"),
     ("ApiFunction", "dynamodb:GetItem"),
     ("ApiFunction", "secretsmanager:GetSecretValue"),
@@ -115,6 +119,17 @@ def _drive_ingest(stack: IngestStack) -> dict[str, str]:
     return {"good": record["result_id"], "good_key": good}
 
 
+def _poll_like_the_event_source_mapping(stack: IngestStack) -> None:
+    """One batch through the queue runner: it receives, invokes the handler and deletes what succeeded,
+    as Lambda's event source mapping does with the function's role."""
+    stack.upload("proof/polled.jpg", samples.sample_jpeg("astronaut"))
+    handler = stack.handler.lambda_handler
+    settings = RunnerSettings(stack.resources.queue_url, stack.resources.queue_arn, wait_seconds=10)
+    outcome = QueueRunner(stack.sqs, settings, [handler]).poll_once(handler)
+    assert outcome is not None
+    assert outcome.deleted, outcome
+
+
 def _api(monkeypatch: pytest.MonkeyPatch, stack: IngestStack) -> Any:
     for name, value in api_environment(stack.resources).items():
         monkeypatch.setenv(name, value)
@@ -157,6 +172,7 @@ def test_every_aws_call_the_handlers_make_is_allowed_by_the_role_sam_deploys(
         ingest_dependencies, "DynamoDBResultsStore", partial(DynamoDBResultsStore, item_budget=600)
     )
     ids = _drive_ingest(stack)
+    _poll_like_the_event_source_mapping(stack)
     _drive_api(_api(monkeypatch, stack), stack, ids)
 
     proof = Proof()

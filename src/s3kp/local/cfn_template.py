@@ -73,6 +73,27 @@ def function_environment(template: Mapping[str, Any], logical_id: str) -> dict[s
     return {**global_variables, **own}
 
 
+def sqs_event_sources(template: Mapping[str, Any], function: str) -> list[dict[str, Any]]:
+    """The properties of every `AWS::Lambda::EventSourceMapping` that feeds `function` (by `!Ref` or
+    `!GetAtt .Arn`) from a queue of the template (`EventSourceArn: !GetAtt Queue.Arn`)."""
+    resources = template["Resources"]
+    by_function = ({"Ref": function}, {"Fn::GetAtt": [function, "Arn"]})
+    sources = []
+    for resource in resources.values():
+        properties = resource.get("Properties", {})
+        if (
+            resource.get("Type") != "AWS::Lambda::EventSourceMapping"
+            or properties.get("FunctionName") not in by_function
+        ):
+            continue
+        source = properties.get("EventSourceArn")
+        if isinstance(source, dict) and "Fn::GetAtt" in source:
+            queue, attribute = source["Fn::GetAtt"]
+            if attribute == "Arn" and resources.get(queue, {}).get("Type") == "AWS::SQS::Queue":
+                sources.append(dict(properties))
+    return sources
+
+
 _SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
 
 

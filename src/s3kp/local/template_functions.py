@@ -1,7 +1,8 @@
 """The Lambda functions and HTTP API routes as `template.yaml` declares them.
 
-Read from the template (parameters at their defaults, `Globals.Function` applied) so the offline stack
-runs each handler with the timeout, memory, batch size and concurrency it gets in AWS.
+Read from the template (parameters at their defaults, `Globals.Function` applied, the batch settings
+from the function's `AWS::Lambda::EventSourceMapping`) so the offline stack runs each handler with the
+timeout, memory, batch size and concurrency it gets in AWS.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s3kp.local.cfn_template import load_template, parameter_defaults
+from s3kp.local.cfn_template import load_template, parameter_defaults, sqs_event_sources
 
 
 @dataclass(frozen=True)
@@ -35,14 +36,8 @@ def template_functions(path: Path | None = None) -> dict[str, TemplateFunction]:
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         properties = globals_ | resource.get("Properties", {})
-        sqs = next(
-            (
-                event.get("Properties", {})
-                for event in properties.get("Events", {}).values()
-                if event["Type"] == "SQS"
-            ),
-            None,
-        )
+        # An explicit event source mapping, not a SAM `Events: SQS` (template.yaml says why).
+        sqs = next(iter(sqs_event_sources(template, logical_id)), None)
         concurrency = (
             _resolve(sqs.get("ScalingConfig", {}).get("MaximumConcurrency"), defaults) if sqs else None
         )
