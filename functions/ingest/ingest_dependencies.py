@@ -16,8 +16,11 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from ingest_settings import IngestSettings
+from s3kp_core.circuit import CircuitBreaker, GuardedPredictor
+from s3kp_core.circuit_dynamodb import DynamoDBCircuitStore
 from s3kp_core.inference import InferenceClient
 from s3kp_core.objects_s3 import S3ObjectStore
+from s3kp_core.observability import logger
 from s3kp_core.processing import Collaborators, ProcessingSettings
 from s3kp_core.result_events_eventbridge import EventBridgePublisher
 from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
@@ -52,8 +55,13 @@ def idempotency_store(settings: IngestSettings) -> DynamoDBPersistenceLayer:
 
 
 @lru_cache(maxsize=1)
+def dynamodb_resource() -> Any:
+    return aws_session().resource("dynamodb")
+
+
+@lru_cache(maxsize=1)
 def results_store(settings: IngestSettings) -> DynamoDBResultsStore:
-    table = aws_session().resource("dynamodb").Table(settings.results_table)
+    table = dynamodb_resource().Table(settings.results_table)
     return DynamoDBResultsStore(
         table,
         s3_client(),
@@ -69,6 +77,19 @@ def inference_client(settings: IngestSettings, api_key: str) -> InferenceClient:
 
 
 @lru_cache(maxsize=1)
+def circuit_breaker(settings: IngestSettings) -> CircuitBreaker:
+    """The endpoint's circuit, shared by every invocation through one item of the idempotency table."""
+    endpoint = f"{settings.inference_url}/{settings.model_id}"
+    return CircuitBreaker(
+        DynamoDBCircuitStore(dynamodb_resource().Table(settings.idempotency_table), endpoint),
+        endpoint=endpoint,
+        probe_interval=settings.circuit_probe_seconds,
+        probe_lease=settings.inference_connect_timeout + settings.inference_read_timeout,
+        log=logger,
+    )
+
+
+@lru_cache(maxsize=1)
 def event_publisher(settings: IngestSettings) -> EventBridgePublisher | None:
     """Built on first use (not at import): the events client costs nothing until a result is recorded."""
     if not settings.results_event_bus:
@@ -79,7 +100,7 @@ def event_publisher(settings: IngestSettings) -> EventBridgePublisher | None:
 def collaborators(settings: IngestSettings, api_key: str) -> Collaborators:
     return Collaborators(
         objects=S3ObjectStore(s3_client()),
-        predictor=inference_client(settings, api_key),
+        predictor=GuardedPredictor(inference_client(settings, api_key), circuit_breaker(settings)),
         results=results_store(settings),
         events=event_publisher(settings),
     )

@@ -5,7 +5,8 @@ Two event shapes:
   one failing message is retried alone. A message may hold several S3 records; a transient failure of
   any fails the message, and idempotency makes the redelivery skip the records already done. The
   messages' visibility is moved by `sqs_retries`: a lease for the invocation (crash backstop), a short
-  exponential backoff for failed ones, and a deferral for duplicates of an object still in progress.
+  exponential backoff for failed ones, and a deferral for duplicates of an object still in progress and
+  for messages waiting out an inference endpoint outage (the circuit breaker in `s3kp_core.circuit`).
 - A plain S3 notification (`sam local invoke`): records are processed in turn; a transient failure is
   re-raised so Lambda's asynchronous retry runs the event again.
 
@@ -45,10 +46,10 @@ from s3_events import (
     work_unit,
 )
 from s3kp_core import redact
-from s3kp_core.errors import CONFIGURATION_CODES, TransientError
+from s3kp_core.errors import CONFIGURATION_CODES, EndpointUnavailable, TransientError
 from s3kp_core.observability import logger, metrics, tracer
 from s3kp_core.processing import ObjectEvent, Outcome, process_object
-from sqs_retries import LEASE_MARGIN_SECONDS, MessageVisibility
+from sqs_retries import LEASE_MARGIN_SECONDS, MessageVisibility, message_age_seconds, outage_delay_seconds
 
 # Time kept back from the inference deadline for annotating, writing the copy and the result.
 RESERVED_SECONDS = 5.0
@@ -105,13 +106,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str
     return handle_s3_event(event, context)
 
 
-def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
-    visibility = MessageVisibility(
+def _message_visibility() -> MessageVisibility:
+    return MessageVisibility(
         sqs_client(),
         base_delay=settings.retry_base_delay_seconds,
         max_delay=settings.retry_max_delay_seconds,
         log=logger,
     )
+
+
+def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
+    visibility = _message_visibility()
     messages = [SQSRecord(raw) for raw in event["Records"]]
     # If this invocation crashes, its messages come back once it would have timed out, not after 750 s.
     visibility.lease(messages, context.get_remaining_time_in_millis() / 1000 + LEASE_MARGIN_SECONDS)
@@ -137,29 +142,50 @@ def handle_sqs_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
         return
     receive_count = int(record.attributes.approximate_receive_count or 1)
     final_attempt = receive_count >= settings.max_receive_count
+    # While the queue would still keep it, a message waits for an unavailable endpoint (deferred, not
+    # failed); past that it takes the ordinary path: recorded as failed on its last delivery, then the DLQ.
+    age = message_age_seconds(record, time.time() * 1000)
+    deferrable = age + settings.outage_max_defer_seconds < settings.message_retention_seconds
     try:
-        _process_notification(notification, lambda_context, final_attempt=final_attempt)
+        _process_notification(
+            notification, lambda_context, final_attempt=final_attempt, outage_deferrable=deferrable
+        )
     except InProgressElsewhere as busy:
         # The record's expiry unknown (it could not be read): wait the longest backoff (300 s by default,
         # beyond the 120 s function timeout that bounds any in-progress record).
         seconds = busy.seconds_left if busy.seconds_left is not None else settings.retry_max_delay_seconds
-        visibility = MessageVisibility(
-            sqs_client(),
-            base_delay=settings.retry_base_delay_seconds,
-            max_delay=settings.retry_max_delay_seconds,
-            log=logger,
-        )
-        if not visibility.defer(record, seconds + 1):
+        if not _message_visibility().defer(record, seconds + 1, why="duplicate in progress"):
             raise  # a batch item failure: the message comes back after its backoff
+    except EndpointUnavailable as outage:
+        if not deferrable:
+            raise
+        delay = outage_delay_seconds(
+            outage.retry_in,
+            outage.open_for,
+            floor=settings.circuit_probe_seconds,
+            cap=settings.outage_max_defer_seconds,
+        )
+        if not _message_visibility().defer(
+            record, delay, why=f"waiting for the endpoint: {outage.code}", counted=False
+        ):
+            raise
+        metrics.add_metric(name="OutageDeferrals", unit=MetricUnit.Count, value=1)
+        if outage.open_for is not None:
+            # Alarmed on (template: CircuitOpenAlarm): how long the endpoint has been failing.
+            metrics.add_metric(
+                name="CircuitOpenSeconds", unit=MetricUnit.Seconds, value=round(outage.open_for)
+            )
 
 
 def handle_s3_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     notification = parse_notification(event)
-    _process_notification(notification, context, final_attempt=False)
+    _process_notification(notification, context, final_attempt=False, outage_deferrable=False)
     return {"processed": len(notification.objects)}
 
 
-def _process_notification(notification: Notification, context: LambdaContext, *, final_attempt: bool) -> None:
+def _process_notification(
+    notification: Notification, context: LambdaContext, *, final_attempt: bool, outage_deferrable: bool
+) -> None:
     if notification.is_test_event:
         logger.info("ignoring S3 test event")
         metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
@@ -174,7 +200,9 @@ def _process_notification(notification: Notification, context: LambdaContext, *,
         unit = work_unit(event, settings.fingerprint)
         try:
             idempotent(process_once)(
-                unit=unit, event=replace(event, final_attempt=final_attempt), context=context
+                unit=unit,
+                event=replace(event, final_attempt=final_attempt, outage_deferrable=outage_deferrable),
+                context=context,
             )
         except IdempotencyAlreadyInProgressError:
             seconds_left = _in_progress_seconds_left(unit)
@@ -190,7 +218,9 @@ def _process_notification(notification: Notification, context: LambdaContext, *,
                 reason=outcome.code,
             )
         except TransientError as error:
-            logger.warning("transient failure: the message will be retried", reason=str(error))
+            logger.warning(
+                "transient failure: the message will be retried", reason=str(error), detail=error.detail
+            )
             metrics.add_metric(name="TransientFailures", unit=MetricUnit.Count, value=1)
             raise
         finally:

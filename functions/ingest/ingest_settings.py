@@ -82,6 +82,13 @@ class IngestSettings(EnvironmentSettings, frozen=True, kw_only=True):
     # A failed message comes back after half to all of base × 2^(receive − 1) seconds, at most max.
     retry_base_delay_seconds: Annotated[float, env("RETRY_BASE_DELAY_SECONDS"), Meta(ge=0, le=3600)] = 15
     retry_max_delay_seconds: Annotated[float, env("RETRY_MAX_DELAY_SECONDS"), Meta(ge=1, le=43_200)] = 300
+    # Endpoint outages (docs/ingest.md): the whole stack probes a failing endpoint once per interval; a
+    # waiting message is deferred up to the cap at a time, for as long as the queue would keep it.
+    circuit_probe_seconds: Annotated[float, env("CIRCUIT_PROBE_SECONDS"), Meta(ge=1, le=900)] = 15
+    outage_max_defer_seconds: Annotated[float, env("OUTAGE_MAX_DEFER_SECONDS"), Meta(ge=1, le=900)] = 60
+    message_retention_seconds: Annotated[int, env("MESSAGE_RETENTION_SECONDS"), Meta(ge=60, le=1_209_600)] = (
+        345_600
+    )
 
     def __post_init__(self) -> None:
         if not (self.api_key_secret_arn or self.api_key):

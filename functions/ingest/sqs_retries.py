@@ -19,6 +19,14 @@ spend one of the queue's receives, and enough of them would send it to the DLQ w
 It is sent again (`sqs:SendMessage`) with a delay that ends when the in-progress record expires, and the
 original is reported as done. When the delayed copy arrives, either the first copy finished (it is
 answered from the idempotency table) or it died and its record expired (the copy processes the object).
+
+The same deferral waits out an inference endpoint outage (`EndpointUnavailable`): the message is sent
+again after `outage_delay_seconds` instead of being failed, so an outage of any length spends none of
+its receives. A copy carries its first send time (`FIRST_SENT_ATTRIBUTE`), so "as long as the queue
+would keep the message" is measured from the upload's notification, not from the latest copy: once a
+message is older than the queue's retention it is no longer deferred and takes the ordinary path
+(recorded as failed on its last delivery, then the DLQ). Outage deferrals are not counted against
+`MAX_DEFERRALS`, which bounds only the duplicates' loop.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ LEASE_MARGIN_SECONDS = 10  # covers the event source mapping deleting the messag
 SQS_MAX_DELAY_SECONDS = 900  # SendMessage's DelaySeconds limit
 SQS_MAX_VISIBILITY_SECONDS = 43_200
 REQUEUE_ATTRIBUTE = "s3kp-deferrals"  # how many times a duplicate was deferred (a bound on loops)
+FIRST_SENT_ATTRIBUTE = "s3kp-first-sent"  # epoch ms of the original message's send, kept on every copy
 MAX_DEFERRALS = 20
 _BATCH_LIMIT = 10
 
@@ -54,6 +63,27 @@ def backoff_seconds(
     """Seconds before try `receive_count + 1`: half to all of min(cap, base × 2^(receive_count − 1))."""
     ceiling = min(cap, base * 2.0 ** max(0, receive_count - 1))
     return min(SQS_MAX_VISIBILITY_SECONDS, max(1, math.ceil(uniform(ceiling / 2, ceiling))))
+
+
+def outage_delay_seconds(
+    retry_in: float | None,
+    open_for: float | None,
+    *,
+    floor: float,
+    cap: float,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> int:
+    """How long a message waiting for the endpoint is deferred: not before the next probe may go
+    (`retry_in`, else `floor`), and spread up to how long the endpoint has been failing (`open_for`),
+    at most `cap`: a short outage drains within seconds of recovery, a long one costs few receives."""
+    low = max(1.0, retry_in if retry_in is not None else floor)
+    high = max(low, min(cap, open_for or 0.0))
+    return min(SQS_MAX_DELAY_SECONDS, math.ceil(uniform(low, high)))
+
+
+def message_age_seconds(record: SQSRecord, now_ms: float) -> float:
+    """Seconds since the original message was sent (a deferred copy keeps its first send time)."""
+    return max(0.0, (now_ms - _first_sent_ms(record)) / 1000)
 
 
 class StructuredLog(Protocol):
@@ -94,12 +124,17 @@ class MessageVisibility:
             self._log.info("failed messages will be retried after a backoff", retry_in_seconds=delays)
         return delays
 
-    def defer(self, record: SQSRecord, seconds: float) -> bool:
-        """Send the message again, delayed by `seconds`; False when it could not (then fail it instead)."""
+    def defer(self, record: SQSRecord, seconds: float, *, why: str, counted: bool = True) -> bool:
+        """Send the message again, delayed by `seconds`; False when it could not (then fail it instead).
+
+        `why` is logged; `counted` deferrals (a duplicate's) are bounded by MAX_DEFERRALS, uncounted ones
+        (an outage's, bounded by the message's age instead) carry the count unchanged.
+        """
         deferrals = _deferrals(record)
-        if deferrals >= MAX_DEFERRALS:
+        if counted and deferrals >= MAX_DEFERRALS:
             self._log.warning("a duplicate was deferred too often; failing it instead", deferrals=deferrals)
             return False
+        deferrals += 1 if counted else 0
         delay = min(SQS_MAX_DELAY_SECONDS, max(1, math.ceil(seconds)))
         try:
             self._sqs.send_message(
@@ -107,17 +142,19 @@ class MessageVisibility:
                 MessageBody=record.body,
                 DelaySeconds=delay,
                 MessageAttributes={
-                    REQUEUE_ATTRIBUTE: {"DataType": "Number", "StringValue": str(deferrals + 1)}
+                    REQUEUE_ATTRIBUTE: {"DataType": "Number", "StringValue": str(deferrals)},
+                    FIRST_SENT_ATTRIBUTE: {"DataType": "Number", "StringValue": str(_first_sent_ms(record))},
                 },
             )
         except Exception as error:  # any refusal: the caller falls back to failing the message
-            self._log.warning("could not defer a duplicate message", error=f"{type(error).__name__}: {error}")
+            self._log.warning("could not defer a message", why=why, error=f"{type(error).__name__}: {error}")
             return False
         self._log.info(
-            "duplicate deferred until the first copy's in-progress record expires",
+            "message deferred",
+            why=why,
             message_id=record.message_id,
             delay_seconds=delay,
-            deferrals=deferrals + 1,
+            deferrals=deferrals,
         )
         return True
 
@@ -164,8 +201,24 @@ def _receive_count(record: SQSRecord) -> int:
 
 
 def _deferrals(record: SQSRecord) -> int:
-    attribute = (record.raw_event.get("messageAttributes") or {}).get(REQUEUE_ATTRIBUTE) or {}
+    return int(_number_attribute(record, REQUEUE_ATTRIBUTE) or 0)
+
+
+def _first_sent_ms(record: SQSRecord) -> int:
+    """The original message's send time: the copy's attribute, else this message's SentTimestamp."""
+    carried = _number_attribute(record, FIRST_SENT_ATTRIBUTE)
+    if carried is not None:
+        return int(carried)
     try:
-        return int(attribute.get("stringValue") or 0)
-    except ValueError:
-        return 0
+        return int(record.attributes.sent_timestamp)
+    except (TypeError, ValueError):
+        return 0  # unknown: treated as very old, so the message takes the ordinary path
+
+
+def _number_attribute(record: SQSRecord, name: str) -> float | None:
+    attribute = (record.raw_event.get("messageAttributes") or {}).get(name) or {}
+    try:
+        value = float(attribute.get("stringValue") or "")
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None

@@ -54,6 +54,7 @@ EXERCISED = {
     ("IngestFunction", "s3:DeleteObject"),
     ("IngestFunction", "events:PutEvents"),
     ("IngestFunction", "sqs:ChangeMessageVisibility"),
+    ("IngestFunction", "sqs:SendMessage"),  # a message deferred while the endpoint is unavailable
     ("IngestFunction", "sqs:ReceiveMessage"),  # the event source mapping's, with the function's role
     ("IngestFunction", "sqs:DeleteMessage"),
     ("ApiFunction", "dynamodb:Query"),
@@ -85,16 +86,17 @@ def _drive_ingest(stack: IngestStack) -> dict[str, str]:
         for version in s3.list_object_versions(Bucket=bucket, Prefix=stack.key_for("proof/"))["Versions"]
     }
     s3.delete_object(Bucket=bucket, Key=gone, VersionId=versions[gone])
-    # The endpoint answers 503 once (one attempt): the image fails transiently, and idempotency drops
-    # its in-progress record so that the redelivery runs it again.
+    # The endpoint answers 503 once (one attempt): the circuit opens (its state in the idempotency table),
+    # the image's message is deferred (sent again with a delay), and idempotency drops its in-progress
+    # record so that the copy runs it again: the copy is the probe that closes the circuit.
     stack.proxy.faults.append(Fault(503))
     messages = [_with_version_id(message, versions) for message in stack.receive(3)]
-    failed = stack.invoke(messages)
-    (retry,) = [message for message in messages if message["MessageId"] in failed]
-    for _ in range(2):  # the retry succeeds; the next redelivery is answered by idempotency
+    assert stack.invoke(messages) == set()
+    (retry,) = stack.receive(1, timeout=15)
+    for _ in range(2):  # the copy succeeds; the next redelivery is answered by idempotency
+        assert stack.invoke([_with_version_id(retry, versions)]) == set()
         stack.make_visible_again([retry])
         (retry,) = stack.receive(1)
-        assert stack.invoke([_with_version_id(retry, versions)]) == set()
 
     # A stale event: the second version is processed first, then the first version's event arrives.
     stack.upload("proof/twice.jpg", faces)
@@ -165,7 +167,12 @@ def test_every_aws_call_the_handlers_make_is_allowed_by_the_role_sam_deploys(
     monkeypatch: pytest.MonkeyPatch,
     aws_call_log: Path,
 ) -> None:
-    stack = ingest_stack(model_id=FULL_RANGE_FACES, INFERENCE_MAX_ATTEMPTS="1")
+    stack = ingest_stack(
+        model_id=FULL_RANGE_FACES,
+        INFERENCE_MAX_ATTEMPTS="1",
+        CIRCUIT_PROBE_SECONDS="1",
+        OUTAGE_MAX_DEFER_SECONDS="1",
+    )
     # A tiny item budget: every result with predictions keeps them in S3 (predictions/), as big ones do.
     ingest_dependencies = sys.modules["ingest_dependencies"]
     monkeypatch.setattr(

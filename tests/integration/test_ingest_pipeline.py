@@ -141,6 +141,17 @@ class IngestStack:
         assert len(messages) == count, f"expected {count} messages, got {len(messages)}"
         return messages
 
+    def queued_messages(self) -> dict[str, int]:
+        """The ingest queue's approximate counts: visible, delayed (deferred copies) and in flight."""
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.resources.queue_url, AttributeNames=["All"])[
+            "Attributes"
+        ]
+        return {
+            "visible": int(attributes["ApproximateNumberOfMessages"]),
+            "delayed": int(attributes["ApproximateNumberOfMessagesDelayed"]),
+            "in_flight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+        }
+
     def make_visible_again(self, messages: list[dict[str, Any]]) -> None:
         """What a failed invocation leads to: the messages reappear for another receive."""
         for message in messages:

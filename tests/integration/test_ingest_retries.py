@@ -16,6 +16,14 @@ from s3kp.local.lambda_runtime import LambdaContext
 from tests.integration.test_ingest_pipeline import Fault, StackFactory, ingest_stack, proxy  # noqa: F401
 
 FAST = {"INFERENCE_READ_TIMEOUT": "1", "INFERENCE_MAX_ATTEMPTS": "2", "RETRY_BASE_DELAY_SECONDS": "2"}
+# A message the queue would not keep through one more deferral (retention 60 s, deferral cap 60 s) takes the
+# ordinary path when the endpoint fails: reported failed, backed off, recorded on its last delivery. A
+# one-second probe interval lets its retry through the circuit its first failure opened.
+ORDINARY_PATH = {
+    "MESSAGE_RETENTION_SECONDS": "60",
+    "OUTAGE_MAX_DEFER_SECONDS": "60",
+    "CIRCUIT_PROBE_SECONDS": "1",
+}
 
 
 def receive_within(stack: Any, seconds: float) -> list[dict[str, Any]]:
@@ -38,10 +46,10 @@ def receive_within(stack: Any, seconds: float) -> list[dict[str, Any]]:
 def test_a_failed_message_comes_back_after_a_short_backoff_not_the_visibility_timeout(
     ingest_stack: StackFactory,
 ) -> None:
-    """GIVEN an endpoint down for the first delivery WHEN the message is reported failed THEN it is
-    visible again after ~RETRY_BASE_DELAY_SECONDS (1-2 s here), long before the queue's 30 s timeout,
-    and the retry succeeds."""
-    stack = ingest_stack(**FAST)
+    """GIVEN an endpoint down for the first delivery of a message too old to wait for it (the ordinary
+    path) WHEN the message is reported failed THEN it is visible again after ~RETRY_BASE_DELAY_SECONDS (1-2 s
+    here), long before the queue's 30 s timeout, and the retry succeeds."""
+    stack = ingest_stack(**FAST, **ORDINARY_PATH)
     stack.proxy.faults.extend([Fault(503)] * 2)
     key = stack.upload("backoff.jpg", samples.sample_jpeg("astronaut"))
     messages = stack.receive(1)
@@ -60,9 +68,10 @@ def test_a_failed_message_comes_back_after_a_short_backoff_not_the_visibility_ti
 def test_a_contract_breaking_200_is_retried_and_recorded_only_on_the_last_delivery(
     ingest_stack: StackFactory,
 ) -> None:
-    """GIVEN a gateway answering 200 `{"message": ...}` (no `predictions`) on every attempt THEN the first
-    delivery is retried without a record; the last one records `inference_bad_response`."""
-    stack = ingest_stack(MAX_RECEIVE_COUNT="2", **FAST)
+    """GIVEN a gateway answering 200 `{"message": ...}` (no `predictions`) on every attempt, for a message too
+    old to wait for the endpoint, THEN the first delivery is retried without a record; the last one
+    records `inference_bad_response`."""
+    stack = ingest_stack(MAX_RECEIVE_COUNT="2", **FAST, **ORDINARY_PATH)
     stack.proxy.faults.extend([Fault(200)] * 4)
     key = stack.upload("gateway.jpg", samples.sample_jpeg("astronaut"))
     messages = stack.receive(1)
@@ -75,7 +84,7 @@ def test_a_contract_breaking_200_is_retried_and_recorded_only_on_the_last_delive
     record = stack.result(key)
     assert record["status"] == "failed"
     assert record["reason"]["code"] == "inference_bad_response"
-    assert stack.proxy.inference_calls() == 4
+    assert stack.proxy.inference_calls() == 3  # two attempts, then the open circuit's one-attempt probe
 
 
 def test_a_crashed_invocation_leaves_its_messages_leased_for_its_timeout_only(

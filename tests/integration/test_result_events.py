@@ -123,21 +123,31 @@ def test_one_event_per_upload_matching_the_documented_pattern_and_none_for_dupli
 def test_running_an_object_again_without_a_change_of_state_publishes_nothing_new(
     ingest_stack: StackFactory,
 ) -> None:
-    """Idempotency does not cover everything: a failure caused by the deployment (a wrong key) is not
-    remembered, so the re-sent event runs the object again. Same state again: no second event; once the
-    key is fixed and the object succeeds, one more."""
-    stack = ingest_stack(api_key="placeholder-key-0123", API_KEY_CACHE_SECONDS="0")
+    """Idempotency does not cover everything: a failure caused by the deployment (a wrong key, recorded here
+    because the message is too old to wait for the key: the ordinary path) is not remembered, so the
+    re-sent event runs the object again. Same state again: no second event; once the key is fixed and the
+    object succeeds, one more."""
+    stack = ingest_stack(
+        api_key="placeholder-key-0123",
+        API_KEY_CACHE_SECONDS="0",
+        MAX_RECEIVE_COUNT="1",
+        MESSAGE_RETENTION_SECONDS="60",
+        OUTAGE_MAX_DEFER_SECONDS="60",
+        CIRCUIT_PROBE_SECONDS="1",
+    )
     consumer = Consumer(stack.resources.event_bus_name)
     key = stack.upload("early.jpg", samples.sample_jpeg("astronaut"))
     messages = stack.receive(1)
-    assert stack.invoke(messages) == set()
+    assert len(stack.invoke(messages)) == 1  # recorded failed on its last delivery, on to the DLQ
     for _ in range(2):
+        time.sleep(1.1)  # past the probe interval: each run is the circuit's probe, and calls the endpoint
         stack.sqs.send_message(QueueUrl=stack.resources.queue_url, MessageBody=messages[0]["Body"])
-        assert stack.invoke(stack.receive(1)) == set()
+        assert len(stack.invoke(stack.receive(1))) == 1
     assert stack.proxy.inference_calls() == 3
     boto3.client("secretsmanager").put_secret_value(
         SecretId=stack.resources.api_key_secret_arn, SecretString=MODEL_SERVER_API_KEY
     )
+    time.sleep(1.1)
     stack.sqs.send_message(QueueUrl=stack.resources.queue_url, MessageBody=messages[0]["Body"])
     assert stack.invoke(stack.receive(1)) == set()
 
@@ -149,13 +159,21 @@ def test_running_an_object_again_without_a_change_of_state_publishes_nothing_new
 def test_a_failure_recorded_on_the_last_delivery_then_a_success_on_redrive_publish_twice(
     ingest_stack: StackFactory,
 ) -> None:
-    stack = ingest_stack(MAX_RECEIVE_COUNT="1", **FAST)
+    """(A message too old to wait for the endpoint: the ordinary path records the failure.)"""
+    stack = ingest_stack(
+        MAX_RECEIVE_COUNT="1",
+        MESSAGE_RETENTION_SECONDS="60",
+        OUTAGE_MAX_DEFER_SECONDS="60",
+        CIRCUIT_PROBE_SECONDS="1",
+        **FAST,
+    )
     consumer = Consumer(stack.resources.event_bus_name)
     stack.proxy.faults.append(Fault(503))
     key = stack.upload("flaky.jpg", samples.sample_jpeg("astronaut"))
     messages = stack.receive(1)
 
     assert stack.invoke(messages) == {messages[0]["MessageId"]}  # to the DLQ, failure recorded
+    time.sleep(1.1)  # the next probe may go
     stack.make_visible_again(messages)  # the redrive
     assert stack.invoke(stack.receive(1)) == set()
 

@@ -5,15 +5,20 @@ Three outcomes, one exception class each:
 - `PermanentError`: recorded as `failed` and never retried (the same input would fail the same way).
 - `TransientError`: not recorded as a final state; the handler reports the message as a batch item
   failure, SQS redelivers it, and after the queue's `maxReceiveCount` it lands in the dead-letter queue.
+  Its subclass `EndpointUnavailable` is the inference endpoint's fault (unreachable, 5xx, 429, a
+  contract-breaking answer, a refused key): the handler defers such a message for as long as the queue
+  would keep it instead of spending its receives (docs/ingest.md, "Endpoint outages").
 - `Skipped`: recorded as `skipped` with the reason (nothing to do for this object); never retried.
 
-Codes are stable snake_case strings (API clients and dashboards match on them); messages are for people
-and are redacted on construction, so a secret can never reach a log line or a stored result through one.
+Codes are stable snake_case strings (API clients and dashboards match on them); messages are one short
+sentence for people (stored, shown by the API and the viewer: no URLs, no library internals) and are
+redacted on construction, so a secret can never reach a log line or a stored result through one. The
+technical detail, when there is one, travels in `detail` (redacted too) and goes to the log only.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from s3kp_core.redact import redact
 from s3kp_core.results import Reason, Status
@@ -46,12 +51,13 @@ IMAGE_TOO_SMALL: Final = "image_too_small"
 INFERENCE_REJECTED: Final = "inference_rejected"
 """A 4xx other than 401/403/408/429: the request itself is wrong (bad model id, image refused...)."""
 INFERENCE_UNAUTHORIZED: Final = "inference_unauthorized"
-"""401/403: the API key is wrong, lacks the scope, or the quota is exhausted."""
+"""401/402/403: the API key is wrong, lacks the scope, or the quota or credits are exhausted. The
+operator's to fix: the message waits (deferred) until the key works or the queue's retention runs out."""
 INFERENCE_UNAVAILABLE: Final = "inference_unavailable"
-"""Timeouts, connection errors, 429 or 5xx on every attempt (or no time left): retried via SQS."""
+"""Timeouts, connection errors, 429 or 5xx on every attempt (or no time left): the message waits."""
 INFERENCE_BAD_RESPONSE: Final = "inference_bad_response"
-"""A 200 whose body is not the contract's JSON: the endpoint's (or a gateway's) fault, so retried like a
-5xx; recorded as `failed` only when the client's attempts and the queue's deliveries are exhausted."""
+"""A 200 whose body is not the contract's JSON: the endpoint's (or a gateway's) fault, so it waits like a
+5xx; recorded as `failed` only when the queue's retention runs out."""
 
 # --- why an object is skipped ---------------------------------------------------------------------
 OUTPUT_PREFIX: Final = "output_prefix"
@@ -75,17 +81,18 @@ class ProcessingError(Exception):
     permanent: ClassVar[bool] = True
     status: ClassVar[Status] = Status.FAILED
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, detail: str | None = None) -> None:
         self.code = code
         self.message = redact(message)
+        self.detail = None if detail is None else redact(detail)
         super().__init__(self.message)
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
 
-    def __reduce__(self) -> tuple[type[ProcessingError], tuple[str, str]]:
-        # Exceptions pickle their args; ours are (code, message), not the single message we pass up.
-        return type(self), (self.code, self.message)
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle their args; ours are (code, message) plus keywords, not the single message.
+        return _rebuild, (type(self), self.code, self.message, vars(self))
 
     def reason(self) -> Reason:
         """The `Reason` stored on the result record."""
@@ -102,7 +109,42 @@ class TransientError(ProcessingError):
     permanent = False
 
 
+class EndpointUnavailable(TransientError):
+    """The inference endpoint's fault, not the object's: the message is deferred, not failed.
+
+    `retry_in`: seconds until the endpoint should be tried again (the circuit breaker's next probe);
+    `open_for`: how long the endpoint has been failing, when a shared circuit knows (for metrics and
+    for spreading deferrals out); `calls_made`: whether this attempt reached for the endpoint at all
+    (False when the open circuit answered without calling it); `rate_limited`: the last answer was a
+    429, so the endpoint is up and asks for fewer requests (it does not open the circuit).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        detail: str | None = None,
+        retry_in: float | None = None,
+        open_for: float | None = None,
+        calls_made: bool = True,
+        rate_limited: bool = False,
+    ) -> None:
+        super().__init__(code, message, detail=detail)
+        self.retry_in = retry_in
+        self.open_for = open_for
+        self.calls_made = calls_made
+        self.rate_limited = rate_limited
+
+
 class Skipped(ProcessingError):
     """Nothing to do for this object: recorded as `skipped` with the reason; never retried."""
 
     status = Status.SKIPPED
+
+
+def _rebuild(cls: type[ProcessingError], code: str, message: str, state: dict[str, Any]) -> ProcessingError:
+    error = cls.__new__(cls)
+    ProcessingError.__init__(error, code, message)
+    error.__dict__.update(state)
+    return error

@@ -8,9 +8,14 @@ base64 of a JPEG, `Content-Type: application/x-www-form-urlencoded` (what robofl
 Retry policy: timeouts, connection errors, 408, 429, 500/502/503/504 and a 200 that breaks the contract
 (not JSON, or JSON without `predictions`: a misbehaving gateway's answer, not the image's fault) are
 retried with exponential backoff and full jitter (429/503 honour `Retry-After`, capped), bounded by
-`max_attempts` and by the caller's deadline; any other 4xx is permanent. Exhausted retries raise
-`TransientError` (code `inference_bad_response` when the last answer broke the contract, else
-`inference_unavailable`) so the SQS message is retried later and ends in the DLQ if it never clears.
+`max_attempts` and by the caller's deadline. Exhausted retries raise `EndpointUnavailable` (code
+`inference_bad_response` when the last answer broke the contract, else `inference_unavailable`); so do
+401/402/403 at once (`inference_unauthorized`: a wrong, rotated or exhausted key is the operator's to fix,
+and the upload must still be waiting then). Any other 4xx is the request's fault: `PermanentError`.
+
+Errors carry a short sentence for people (stored on the result: no URL, no library internals, e.g.
+"inference endpoint unreachable: connection refused (4 attempts)") and the technical detail, redacted,
+for the log.
 
 The API key never leaves this module in clear: it is registered with `s3kp_core.redact`, and it is added
 to the query string only inside the transport adapter (`_KeyedAdapter`), below `Session.request`, where
@@ -25,6 +30,7 @@ import io
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,14 +43,21 @@ from PIL import Image
 from requests.adapters import HTTPAdapter
 
 from s3kp_core import errors
-from s3kp_core.errors import PermanentError, TransientError
+from s3kp_core.errors import EndpointUnavailable, PermanentError
 from s3kp_core.inference_wire import ParsedResponse, parse_response
 from s3kp_core.predictor import InferenceResult
 from s3kp_core.redact import redact, register_secret
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-UNAUTHORIZED_STATUSES = frozenset({401, 403})
-_SERVER_MESSAGE_LIMIT = 300  # characters of the server's message kept in an error
+# The account's, not the request's: a wrong or rotated key (401), credits (402), scope or quota (403).
+UNAUTHORIZED_STATUSES = {
+    401: "refused the API key",
+    402: "refused the request: out of credits",
+    403: "refused the API key: no access, or the quota is used up",
+}
+_SERVER_MESSAGE_LIMIT = 300  # characters of the server's message kept in an error's detail
+_STORED_SERVER_MESSAGE_LIMIT = 120  # ... and in the short message a rejected request stores
+_URL = re.compile(r"\b\w+://\S+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,9 +97,11 @@ class InferenceSettings:
 
 @dataclass(frozen=True)
 class _RetryableFailure:
-    reason: str  # human, redacted
+    summary: str  # one short sentence for people, without the attempt count
+    detail: str  # what happened, redacted: for the log
     code: str = errors.INFERENCE_UNAVAILABLE
     retry_after: float | None = None  # seconds the server asked us to wait
+    rate_limited: bool = False  # a 429: the endpoint is up
 
 
 class InferenceClient:
@@ -114,19 +129,25 @@ class InferenceClient:
     def close(self) -> None:
         self._session.close()
 
-    def predict(self, jpeg: bytes, *, deadline: float | None = None) -> InferenceResult:
+    def predict(
+        self, jpeg: bytes, *, deadline: float | None = None, max_attempts: int | None = None
+    ) -> InferenceResult:
         """Predictions for one JPEG, retrying transient failures.
 
         `deadline`: a `clock()` value after which no new attempt starts (e.g. the Lambda's remaining time
         minus a safety margin); each attempt's timeouts are also shortened to end by then.
-        Raises PermanentError (rejected, unauthorized, bad response) or TransientError (unavailable).
+        `max_attempts`: fewer attempts than the settings' (a circuit breaker's probe makes one).
+        Raises PermanentError (the request was rejected) or EndpointUnavailable (the endpoint's fault).
         """
         started = self._clock()
         body = base64.b64encode(jpeg)
-        last_failure = "no attempt was made: the deadline had already passed"
-        failure_code = errors.INFERENCE_UNAVAILABLE
+        limit = min(max_attempts or self.settings.max_attempts, self.settings.max_attempts)
+        failure = _RetryableFailure(
+            "no time left to call the inference endpoint", "the deadline had passed before the first attempt"
+        )
         attempts = 0
-        for attempt in range(1, self.settings.max_attempts + 1):
+        detail_suffix = ""
+        for attempt in range(1, limit + 1):
             timeout = self._timeout(deadline)
             if timeout is None:
                 break
@@ -134,17 +155,22 @@ class InferenceClient:
             outcome = self._attempt(body, timeout)
             if isinstance(outcome, ParsedResponse):
                 return self._result(outcome, jpeg, len(body), attempts, started)
-            last_failure, failure_code = outcome.reason, outcome.code
-            if attempt == self.settings.max_attempts:
+            failure = outcome
+            if attempt == limit:
                 break
             delay = self._backoff(attempt, outcome.retry_after)
             if deadline is not None and self._clock() + delay >= deadline:
-                last_failure += "; no time left for another attempt"
+                detail_suffix = "; no time left for another attempt"
                 break
             self._sleep(delay)
-        raise TransientError(
-            failure_code,
-            f"{self.settings.endpoint} failed after {attempts} attempt(s): {last_failure}",
+        counted = f" ({attempts} attempt{'' if attempts == 1 else 's'})" if attempts else ""
+        raise EndpointUnavailable(
+            failure.code,
+            failure.summary + counted,
+            detail=f"{self.settings.endpoint} failed after {attempts} attempt(s): {failure.detail}"
+            + detail_suffix,
+            retry_in=failure.retry_after,
+            rate_limited=failure.rate_limited,
         )
 
     def _timeout(self, deadline: float | None) -> tuple[float, float] | None:
@@ -169,31 +195,58 @@ class InferenceClient:
                 allow_redirects=False,
             )
         except requests.Timeout as exc:
-            return _RetryableFailure(f"timed out ({type(exc).__name__})")
+            return _RetryableFailure(
+                "inference endpoint did not answer in time", f"timed out ({type(exc).__name__}: {exc})"
+            )
         except requests.ConnectionError as exc:
-            return _RetryableFailure(f"connection failed: {redact(str(exc))}")
+            text = redact(str(exc))
+            return _RetryableFailure(
+                f"inference endpoint unreachable: {connection_failure_cause(text)}",
+                f"connection failed: {text}",
+            )
         status = response.status_code
         if status == 200:
             try:
                 payload = response.json()
             except ValueError:
                 # A proxy's HTML page or a cut-off body: the endpoint's fault, worth another try.
-                reason = f"HTTP 200 with a body that is not JSON: {_snippet(response.text)}"
-                return _RetryableFailure(reason, errors.INFERENCE_BAD_RESPONSE)
+                return _RetryableFailure(
+                    "inference endpoint answered with a body that is not JSON",
+                    f"HTTP 200 with a body that is not JSON: {_snippet(response.text)}",
+                    errors.INFERENCE_BAD_RESPONSE,
+                )
             try:
                 return parse_response(payload)
             except PermanentError as error:
                 # A 200 without the contract's shape comes from the endpoint (or a gateway in front of
                 # it), never from the image: retried like a 5xx, recorded only once retries run out.
-                return _RetryableFailure(f"HTTP 200 {error.message}", errors.INFERENCE_BAD_RESPONSE)
-        detail = f"HTTP {status}: {_server_message(response)}"
-        endpoint = self.settings.endpoint
+                return _RetryableFailure(
+                    "inference endpoint's answer breaks the response contract",
+                    f"HTTP 200 {error.message}",
+                    errors.INFERENCE_BAD_RESPONSE,
+                )
+        server_message = _server_message(response)
+        detail = f"{self.settings.endpoint} answered HTTP {status}: {server_message}"
         if status in RETRYABLE_STATUSES:
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-            return _RetryableFailure(detail, retry_after=retry_after)
+            summary = (
+                "inference endpoint is rate-limiting requests (HTTP 429)"
+                if status == 429
+                else f"inference endpoint unavailable (HTTP {status})"
+            )
+            return _RetryableFailure(summary, detail, retry_after=retry_after, rate_limited=status == 429)
         if status in UNAUTHORIZED_STATUSES:
-            raise PermanentError(errors.INFERENCE_UNAUTHORIZED, f"{endpoint} refused the API key: {detail}")
-        raise PermanentError(errors.INFERENCE_REJECTED, f"{endpoint} rejected the request: {detail}")
+            # Not retried within this invocation (a key does not fix itself in seconds): the message waits.
+            raise EndpointUnavailable(
+                errors.INFERENCE_UNAUTHORIZED,
+                f"inference endpoint {UNAUTHORIZED_STATUSES[status]} (HTTP {status})",
+                detail=detail,
+            )
+        raise PermanentError(
+            errors.INFERENCE_REJECTED,
+            f"inference endpoint rejected the request (HTTP {status}): {_for_people(server_message)}",
+            detail=detail,
+        )
 
     def _query(self) -> dict[str, str]:
         """The query string without the key (`_KeyedAdapter` adds it at send time)."""
@@ -317,6 +370,37 @@ def _server_message(response: requests.Response) -> str:
                 text = value if isinstance(value, str) else json.dumps(value)
                 return _snippet(text)
     return _snippet(json.dumps(payload))
+
+
+def connection_failure_cause(text: str) -> str:
+    """What a connection error's text (urllib3's, wrapped by requests) says went wrong, in a few words."""
+    lowered = text.lower()
+    causes = (
+        (("connection refused", "errno 111", "errno 61"), "connection refused"),
+        (
+            ("name or service not known", "nameresolutionerror", "temporary failure in name resolution",
+             "nodename nor servname", "getaddrinfo failed", "no address associated"),
+            "host name not found",
+        ),
+        (("connection reset", "errno 104", "econnreset"), "connection reset"),
+        (("remotedisconnected", "connection aborted", "closed connection without response"),
+         "connection closed without an answer"),
+        (("ssl", "certificate", "tls"), "TLS handshake failed"),
+        (("network is unreachable", "no route to host", "errno 101", "errno 113"), "network unreachable"),
+        (("proxy",), "proxy error"),
+        (("timed out", "timeout"), "connection timed out"),
+    )  # fmt: skip
+    for needles, cause in causes:
+        if any(needle in lowered for needle in needles):
+            return cause
+    return "connection failed"
+
+
+def _for_people(server_message: str) -> str:
+    """The server's message as a stored reason may show it: no URLs, one short line."""
+    text = _URL.sub("<url>", server_message)
+    limit = _STORED_SERVER_MESSAGE_LIMIT
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _snippet(text: str) -> str:

@@ -24,6 +24,9 @@ class InferenceResult:
 
 
 class Predictor(Protocol):
-    def predict(self, jpeg: bytes, *, deadline: float | None = None) -> InferenceResult:
-        """Predictions for one JPEG; `deadline` is a clock time after which no new attempt starts."""
+    def predict(
+        self, jpeg: bytes, *, deadline: float | None = None, max_attempts: int | None = None
+    ) -> InferenceResult:
+        """Predictions for one JPEG; `deadline` is a clock time after which no new attempt starts;
+        `max_attempts` lowers the predictor's own attempt budget (None: its default)."""
         ...

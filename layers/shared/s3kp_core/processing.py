@@ -5,8 +5,10 @@ pass small fakes. Every object ends in exactly one recorded state:
 - `succeeded`, `failed` (PermanentError) or `skipped` (Skipped) are written at once;
 - a TransientError is raised without a record so the queue redelivers the message, except on the last
   delivery the queue allows (`final_attempt`): then `failed` is recorded with the transient reason
-  (e.g. `inference_unavailable`) *and* the error is re-raised, so the message still reaches the
-  dead-letter queue; a redrive that later succeeds overwrites the record (same event order).
+  (e.g. `object_read_failed`) *and* the error is re-raised, so the message still reaches the
+  dead-letter queue; a redrive that later succeeds overwrites the record (same event order);
+- an `EndpointUnavailable` (the inference endpoint's fault) is not recorded even then while the event is
+  `outage_deferrable`: the handler defers the message to wait for the endpoint instead of failing it.
 
 Once a state is recorded, its result event is published (`deps.events`) when the write changed the state
 or an earlier delivery still owes it; a publisher that keeps failing raises TransientError, which leaves
@@ -95,6 +97,9 @@ class ObjectEvent:
     replay: bool = False
     # The notification's name for what happened (e.g. `ObjectCreated:Put`): for logs, not for the flow.
     event_name: str | None = None
+    # The handler will defer the message if the endpoint is unavailable (it is young enough for the queue
+    # to keep it): such a failure is never the object's final state, whatever the delivery count says.
+    outage_deferrable: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,9 +193,9 @@ def process_object(
             return Outcome(record=None, stale=True)
         record = record_of(error.status, error.reason(), None, None)
     except errors.TransientError as error:
-        if record_failure:
-            reason = Reason(code=error.code, message=f"gave up after the last delivery: {error.message}")
-            _record(record_of(Status.FAILED, reason, None, None), order, deps)
+        waits = event.outage_deferrable and isinstance(error, errors.EndpointUnavailable)
+        if record_failure and not waits:
+            _record(record_of(Status.FAILED, error.reason(), None, None), order, deps)
         raise
     except Exception as error:
         # A bug or an unforeseen library error: let the queue retry, but leave a state on the last try.

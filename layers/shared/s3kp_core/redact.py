@@ -3,8 +3,10 @@
 The key travels in the request's query string, so anything that echoes a URL (a `requests` exception,
 a debug line) would leak it. Three layers of defence:
 
-- `redact(text)` replaces every registered secret (also in its URL-encoded forms), any `api_key=…` /
-  `"api_key": "…"` value and any `Authorization: Bearer …` credential with `***`;
+- `redact(text)` replaces any `api_key=…` / `"api_key": "…"` value, any `Authorization: Bearer …`
+  credential and every registered secret (also in its URL-encoded forms) with `***`. A secret of
+  `SUBSTRING_MIN_LENGTH` characters or more is masked wherever it appears; a shorter one (a test key such
+  as `k`) only as a whole token, or it would mask letters of ordinary words (`api_***ey`, `***eypoints`);
 - `ProcessingError` messages go through it on construction (see `s3kp_core.errors`);
 - `install(logger)` puts a `RedactingFilter` on the logger's handlers and redacts the final JSON line a
   Powertools formatter produces, which also covers appended keys, `extra=` fields and tracebacks. It also
@@ -24,6 +26,8 @@ from urllib.parse import quote, quote_plus
 from aws_lambda_powertools import Logger
 
 MASK = "***"
+SUBSTRING_MIN_LENGTH = 8
+_WORD_CLASS = "A-Za-z0-9_.~-"  # what continues a token (a key, a parameter name)
 
 # `api_key=VALUE` in a query string, `"api_key": "VALUE"` in JSON or a repr'd dict (also apiKey, api-key).
 # The value stops at a URL, JSON or whitespace delimiter; a backslash stops it too, so JSON escapes survive.
@@ -68,13 +72,18 @@ def unregister_all() -> None:
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` with registered and given secrets, `api_key` values and bearer credentials masked."""
+    """`text` with `api_key` values, bearer credentials and registered and given secrets masked."""
+    # The patterns first: they keep the parameter's name intact whatever the secret looks like.
+    text = _API_KEY_VALUE.sub(rf"\g<1>{MASK}", text)
+    text = _BEARER.sub(rf"\g<1>{MASK}", text)
     candidates = registered_secrets().union(*(_variants(s) for s in secrets if s))
     # Longest first, so a secret that contains another one is masked whole.
     for secret in sorted(candidates, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    text = _API_KEY_VALUE.sub(rf"\g<1>{MASK}", text)
-    return _BEARER.sub(rf"\g<1>{MASK}", text)
+        if len(secret) >= SUBSTRING_MIN_LENGTH:
+            text = text.replace(secret, MASK)
+        else:
+            text = re.sub(rf"(?<![{_WORD_CLASS}]){re.escape(secret)}(?![{_WORD_CLASS}])", MASK, text)
+    return text
 
 
 def redact_value(value: Any) -> Any:

@@ -61,7 +61,9 @@ class FakePredictor:
     behaviour: Callable[[], None] | None = None
     calls: list[tuple[bytes, float | None]] = field(default_factory=list)
 
-    def predict(self, jpeg: bytes, *, deadline: float | None = None) -> InferenceResult:
+    def predict(
+        self, jpeg: bytes, *, deadline: float | None = None, max_attempts: int | None = None
+    ) -> InferenceResult:
         self.calls.append((jpeg, deadline))
         if self.behaviour is not None:
             self.behaviour()

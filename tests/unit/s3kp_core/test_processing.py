@@ -17,7 +17,7 @@ from s3kp_core.processing import (
     annotated_key,
     process_object,
 )
-from s3kp_core.results import Keypoint, Prediction, ResultRecord, SourceObject, Status, result_id_for
+from s3kp_core.results import Keypoint, Prediction, Reason, ResultRecord, SourceObject, Status, result_id_for
 
 from tests.unit.derived_settings import processing_settings
 from tests.unit.s3kp_core.fakes import (
@@ -73,10 +73,16 @@ class Pipeline:
         self.key = key
 
     def run(
-        self, *, size: int | None = None, sequencer: str | None = None, final_attempt: bool = False, **kw
+        self,
+        *,
+        size: int | None = None,
+        sequencer: str | None = None,
+        final_attempt: bool = False,
+        outage_deferrable: bool = False,
+        **kw,
     ):
         source = SourceObject(bucket=BUCKET, key=self.key, etag="etag-1", size=size, sequencer=sequencer)
-        event = ObjectEvent(source=source, final_attempt=final_attempt)
+        event = ObjectEvent(source=source, final_attempt=final_attempt, outage_deferrable=outage_deferrable)
         return process_object(event, settings=kw.pop("settings", SETTINGS), deps=self.deps, **kw)
 
 
@@ -303,12 +309,36 @@ def test_a_transient_error_is_raised_and_records_nothing() -> None:
 
 def test_on_the_last_delivery_a_transient_error_is_recorded_and_still_raised() -> None:
     """The message must still reach the DLQ (for a redrive), but the object must not stay without state."""
-    pipeline = Pipeline(behaviour=raise_(errors.TransientError(errors.INFERENCE_UNAVAILABLE, "503 x4")))
+    pipeline = Pipeline(behaviour=raise_(errors.TransientError(errors.OBJECT_READ_FAILED, "S3 answered 503")))
     with pytest.raises(errors.TransientError):
         pipeline.run(final_attempt=True)
     record = pipeline.results.only()
-    assert (record.status, record.reason.code) == (Status.FAILED, errors.INFERENCE_UNAVAILABLE)
-    assert "last delivery" in record.reason.message
+    assert (record.status, record.reason.code) == (Status.FAILED, errors.OBJECT_READ_FAILED)
+    assert record.reason.message == "S3 answered 503"
+
+
+def test_an_unavailable_endpoint_on_the_last_delivery_records_nothing_while_the_message_can_wait() -> None:
+    """Issue 19: the handler defers such a message instead of failing it; no `failed` state may be written
+    for an upload that is still waiting for the endpoint."""
+    unavailable = errors.EndpointUnavailable(errors.INFERENCE_UNAVAILABLE, "inference endpoint unreachable")
+    pipeline = Pipeline(behaviour=raise_(unavailable))
+
+    with pytest.raises(errors.EndpointUnavailable):
+        pipeline.run(final_attempt=True, outage_deferrable=True)
+
+    assert pipeline.results.items == {}
+
+
+def test_an_unavailable_endpoint_past_the_queues_retention_is_recorded_on_the_last_delivery() -> None:
+    unavailable = errors.EndpointUnavailable(errors.INFERENCE_UNAVAILABLE, "inference endpoint unreachable")
+    pipeline = Pipeline(behaviour=raise_(unavailable))
+
+    with pytest.raises(errors.EndpointUnavailable):
+        pipeline.run(final_attempt=True, outage_deferrable=False)
+
+    assert pipeline.results.only().reason == Reason(
+        code=errors.INFERENCE_UNAVAILABLE, message="inference endpoint unreachable"
+    )
 
 
 def test_an_unexpected_error_on_the_last_delivery_is_recorded_as_internal_error() -> None:

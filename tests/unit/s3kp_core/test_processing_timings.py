@@ -23,7 +23,9 @@ RAW_INFERENCE_MS = 6.8480629997793585
 class RawPredictor(FakePredictor):
     """Reports its latency unrounded, as a real client measuring with perf_counter would."""
 
-    def predict(self, jpeg: bytes, *, deadline: float | None = None) -> InferenceResult:
+    def predict(
+        self, jpeg: bytes, *, deadline: float | None = None, max_attempts: int | None = None
+    ) -> InferenceResult:
         return dataclasses.replace(super().predict(jpeg, deadline=deadline), elapsed_ms=RAW_INFERENCE_MS)
 
 

@@ -215,3 +215,21 @@ def test_without_install_urllib3_would_log_the_key(
         _get_with_keys_in_the_query(local_http_url)
 
     assert "unregistered-secret-42" in caplog.text
+
+
+def test_a_short_secret_is_masked_as_a_token_without_mangling_the_parameter_name() -> None:
+    """A one-letter test key used to turn `api_key=k` into `api_***ey=***` in a stored reason."""
+    register_secret("k")
+
+    text = "POST /faces/1?confidence=0.4&format=json&api_key=k (keypoints k, key=k)"
+
+    assert (
+        redact(text)
+        == f"POST /faces/1?confidence=0.4&format=json&api_key={MASK} (keypoints {MASK}, key={MASK})"
+    )
+
+
+def test_a_long_secret_is_still_masked_inside_other_text() -> None:
+    register_secret("rf_live_0123456789")
+
+    assert redact("prefixrf_live_0123456789suffix") == f"prefix{MASK}suffix"

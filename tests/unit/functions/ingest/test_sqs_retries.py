@@ -8,10 +8,13 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from sqs_retries import (
+    FIRST_SENT_ATTRIBUTE,
     MAX_DEFERRALS,
     REQUEUE_ATTRIBUTE,
     MessageVisibility,
     backoff_seconds,
+    message_age_seconds,
+    outage_delay_seconds,
     queue_url_from_arn,
 )
 
@@ -52,16 +55,26 @@ class RecordingSqs:
         return {"MessageId": "new"}
 
 
-def record(message_id: str, receive_count: int = 1, deferrals: int | None = None) -> SQSRecord:
+SENT_MS = 1_700_000_000_000
+
+
+def record(
+    message_id: str,
+    receive_count: int = 1,
+    deferrals: int | None = None,
+    first_sent_ms: int | None = None,
+) -> SQSRecord:
     attributes = (
         {REQUEUE_ATTRIBUTE: {"stringValue": str(deferrals), "dataType": "Number"}} if deferrals else {}
     )
+    if first_sent_ms is not None:
+        attributes[FIRST_SENT_ATTRIBUTE] = {"stringValue": str(first_sent_ms), "dataType": "Number"}
     return SQSRecord(
         {
             "messageId": message_id,
             "receiptHandle": f"handle-{message_id}",
             "body": '{"Records": []}',
-            "attributes": {"ApproximateReceiveCount": str(receive_count)},
+            "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": str(SENT_MS)},
             "messageAttributes": attributes,
             "eventSource": "aws:sqs",
             "eventSourceARN": ARN,
@@ -127,7 +140,7 @@ def test_a_refused_visibility_change_is_logged_not_raised() -> None:
 def test_a_deferred_duplicate_is_sent_again_with_the_delay_and_a_deferral_count() -> None:
     sqs = RecordingSqs()
 
-    assert visibility_for(sqs).defer(record("a", deferrals=2), 41.3)
+    assert visibility_for(sqs).defer(record("a", deferrals=2), 41.3, why="duplicate in progress")
 
     ((name, call),) = sqs.calls
     assert name == "send_message"
@@ -135,10 +148,46 @@ def test_a_deferred_duplicate_is_sent_again_with_the_delay_and_a_deferral_count(
     assert call["DelaySeconds"] == 42
     assert call["MessageBody"] == '{"Records": []}'
     assert call["MessageAttributes"][REQUEUE_ATTRIBUTE]["StringValue"] == "3"
+    assert call["MessageAttributes"][FIRST_SENT_ATTRIBUTE]["StringValue"] == str(SENT_MS)
 
 
 def test_a_duplicate_is_not_deferred_forever_or_when_sqs_refuses() -> None:
     sqs = RecordingSqs()
-    assert not visibility_for(sqs).defer(record("a", deferrals=MAX_DEFERRALS), 10)
+    assert not visibility_for(sqs).defer(record("a", deferrals=MAX_DEFERRALS), 10, why="duplicate")
     assert sqs.calls == []
-    assert not visibility_for(RecordingSqs(refuse=True)).defer(record("a"), 10)
+    assert not visibility_for(RecordingSqs(refuse=True)).defer(record("a"), 10, why="duplicate")
+
+
+def test_an_outage_deferral_is_not_counted_and_keeps_the_first_send_time() -> None:
+    """A message may wait out a long outage: no MAX_DEFERRALS bound, and its age survives every copy."""
+    sqs = RecordingSqs()
+    waiting = record("a", deferrals=MAX_DEFERRALS, first_sent_ms=SENT_MS - 3_600_000)
+
+    assert visibility_for(sqs).defer(waiting, 30, why="endpoint", counted=False)
+
+    ((_, call),) = sqs.calls
+    assert call["MessageAttributes"][REQUEUE_ATTRIBUTE]["StringValue"] == str(MAX_DEFERRALS)
+    assert call["MessageAttributes"][FIRST_SENT_ATTRIBUTE]["StringValue"] == str(SENT_MS - 3_600_000)
+
+
+def test_a_messages_age_counts_from_the_original_send() -> None:
+    assert message_age_seconds(record("a"), SENT_MS + 90_000) == 90
+    assert message_age_seconds(record("a", first_sent_ms=SENT_MS - 10_000), SENT_MS) == 10
+
+
+@pytest.mark.parametrize(
+    ("retry_in", "open_for", "bounds"),
+    [
+        (12.0, 0.0, (12, 12)),  # just opened: back at the next probe
+        (12.0, 45.0, (12, 45)),  # spread over the outage so far
+        (12.0, 3600.0, (12, 60)),  # ... at most the cap
+        (None, None, (15, 15)),  # no circuit to ask (a 429): the floor
+        (0.0, 600.0, (1, 60)),  # the probe is due now: at least a second
+    ],
+)
+def test_an_outage_deferral_waits_for_the_next_probe_and_spreads_up_to_the_cap(
+    retry_in: float | None, open_for: float | None, bounds: tuple[int, int]
+) -> None:
+    low = outage_delay_seconds(retry_in, open_for, floor=15, cap=60, uniform=lambda a, b: a)
+    high = outage_delay_seconds(retry_in, open_for, floor=15, cap=60, uniform=lambda a, b: b)
+    assert (low, high) == bounds

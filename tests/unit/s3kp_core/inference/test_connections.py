@@ -81,5 +81,7 @@ def test_a_real_read_timeout_is_retried_then_reported(local_server: tuple[str, t
     with pytest.raises(TransientError) as raised:
         inference.predict(JPEG)
 
-    assert "timed out (ReadTimeout)" in raised.value.message
+    assert raised.value.message == "inference endpoint did not answer in time (2 attempts)"
+    assert raised.value.detail is not None
+    assert "timed out (ReadTimeout" in raised.value.detail
     assert_key_hidden(raised.value)

@@ -66,8 +66,11 @@ def test_exhausted_retries_are_transient_with_the_last_failure_and_no_key(
         client(fake_time, max_attempts=4).predict(JPEG)
 
     assert raised.value.code == errors.INFERENCE_UNAVAILABLE
-    assert "after 4 attempt(s)" in raised.value.message
-    assert "HTTP 503: Model not ready" in raised.value.message
+    # One short sentence is stored for people; what happened goes to the log.
+    assert raised.value.message == "inference endpoint unavailable (HTTP 503) (4 attempts)"
+    assert raised.value.detail is not None
+    assert "after 4 attempt(s)" in raised.value.detail
+    assert "HTTP 503: Model not ready" in raised.value.detail
     assert len(mocked.calls) == 4
     assert fake_time.sleeps == [0.5, 1.0, 2.0]
     assert_key_hidden(raised.value)
@@ -79,7 +82,10 @@ def test_a_connection_error_message_is_redacted(mocked: responses.RequestsMock, 
     with pytest.raises(TransientError) as raised:
         client(fake_time, max_attempts=1).predict(JPEG)
 
-    assert "api_key=***" in raised.value.message
+    assert raised.value.detail is not None
+    assert "api_key=***" in raised.value.detail
+    assert "?" not in raised.value.message
+    assert "://" not in raised.value.message
     assert_key_hidden(raised.value)
 
 
@@ -92,7 +98,9 @@ def test_a_200_that_is_not_json_is_retried_then_reported_as_a_bad_response(
         client(fake_time, max_attempts=2).predict(JPEG)
 
     assert raised.value.code == errors.INFERENCE_BAD_RESPONSE
-    assert "not JSON: <html>502 Bad Gateway</html>" in raised.value.message
+    assert raised.value.message == "inference endpoint answered with a body that is not JSON (2 attempts)"
+    assert raised.value.detail is not None
+    assert "not JSON: <html>502 Bad Gateway</html>" in raised.value.detail
     assert len(mocked.calls) == 2
 
 
@@ -155,7 +163,8 @@ def test_no_attempt_starts_after_the_deadline(mocked: responses.RequestsMock, fa
     assert len(mocked.calls) == 2
     assert fake_time.sleeps == [0.5]
     assert raised.value.code == errors.INFERENCE_UNAVAILABLE
-    assert "no time left" in raised.value.message
+    assert raised.value.detail is not None
+    assert "no time left" in raised.value.detail
 
 
 def test_a_deadline_already_passed_makes_no_request(
@@ -165,7 +174,7 @@ def test_a_deadline_already_passed_makes_no_request(
         client(fake_time).predict(JPEG, deadline=fake_time.now - 1)
 
     assert len(mocked.calls) == 0
-    assert "after 0 attempt(s)" in raised.value.message
+    assert raised.value.message == "no time left to call the inference endpoint"
 
 
 def test_timeouts_are_shortened_to_end_by_the_deadline(fake_time: FakeTime) -> None:
@@ -187,3 +196,43 @@ def test_timeouts_are_shortened_to_end_by_the_deadline(fake_time: FakeTime) -> N
         inference.predict(JPEG, deadline=fake_time.now + 2.0)
 
     assert seen == [(3.05, 30.0), (2.0, 2.0)]
+
+
+REFUSED = (
+    "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: /p/1?api_key=*** "
+    "(Caused by "
+    "NewConnectionError(\"HTTPConnection(host='127.0.0.1', port=9): Failed to establish a new connection: "
+    '[Errno 111] Connection refused"))'
+)
+UNRESOLVED = (
+    "NameResolutionError(\"Failed to resolve 'nowhere.invalid' ([Errno -2] Name or service not known)\")"
+)
+
+
+@pytest.mark.parametrize(
+    ("error_text", "cause"),
+    [
+        (REFUSED, "connection refused"),
+        (UNRESOLVED, "host name not found"),
+        (
+            "('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))",
+            "connection reset",
+        ),
+        (
+            "RemoteDisconnected('Remote end closed connection without response')",
+            "connection closed without an answer",
+        ),
+        ("SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED]'))", "TLS handshake failed"),
+        ("something else entirely", "connection failed"),
+    ],
+)
+def test_a_connection_failure_is_stored_as_a_short_cause_without_the_url(
+    mocked: responses.RequestsMock, fake_time: FakeTime, error_text: str, cause: str
+) -> None:
+    """Issue 19: the stored reason read `...&format=json&api_***ey=*** (Caused by NewConnectionError(...`."""
+    mocked.post(ENDPOINT, body=requests.ConnectionError(error_text))
+
+    with pytest.raises(TransientError) as raised:
+        client(fake_time, max_attempts=4).predict(JPEG)
+
+    assert raised.value.message == f"inference endpoint unreachable: {cause} (4 attempts)"
