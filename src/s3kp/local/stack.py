@@ -151,9 +151,10 @@ class LocalStack:
         # Children first: no thread exists yet (see processes.py), and the models load meanwhile.
         self._moto = ChildProcess(
             "moto server",
-            [sys.executable, "-m", "moto.server", "-H", options.host, "-p", str(options.aws_port)],
+            [sys.executable, "-m", "s3kp.local.aws_server", "-H", options.host, "-p", str(options.aws_port),
+             *(["--allow-remote"] if options.allow_remote else [])],  # moto behind our guards
             options.log_dir / "moto.log",
-        )
+        )  # fmt: skip
         self._moto.start()
         self._remember(self._moto, options.aws_port)
         if local_inference:
