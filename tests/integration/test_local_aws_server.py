@@ -2,7 +2,7 @@
 
 Specification: it answers only this machine — a request naming another `Host` (DNS rebinding) or sent
 by a page elsewhere (`Origin`) is refused with a 403 before moto sees it, and no origin is granted CORS —
-while boto3 and the aws CLI work as before.
+while boto3 and the aws CLI work as before; and concurrent receives lose no message.
 """
 
 from __future__ import annotations
@@ -11,12 +11,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 import requests
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from tests.conftest import REGION, ROOT, free_port, wait_for_http
 
@@ -144,3 +148,106 @@ def test_boto3_and_the_aws_cli_work_by_address_and_by_localhost(endpoint: str, t
     )
     assert copy.returncode == 0, copy.stderr
     assert (tmp_path / "a.txt").read_bytes() == b"hello"
+
+
+# --------------------------------------------------------------------------------- concurrent receives
+# The fixture `fresh_aws` is the same server in this test process (tests/conftest.py), so the test can
+# reach moto's queue and open the race window two pollers otherwise hit by chance under load.
+
+
+class _RaceWindow(list[Any]):
+    """A queue's message list whose first `remove` (moto moving a message to the DLQ at the end of a
+    receive) first lets `second_receive` run to its end: the interleaving of two concurrent receives."""
+
+    def __init__(self, messages: list[Any], second_receive: Callable[[], None]) -> None:
+        super().__init__(messages)
+        self._second_receive = second_receive
+        self.second: threading.Thread | None = None
+
+    def remove(self, message: Any) -> None:
+        if self.second is None:
+            self.second = threading.Thread(target=self._second_receive)
+            self.second.start()
+            # Unlocked, the second receive runs to its end here. Locked, it waits for this one: the
+            # join gives up after a while and this receive goes on (a bound on waiting, not a check).
+            self.second.join(timeout=2)
+        super().remove(message)
+
+
+def test_concurrent_receives_at_max_receive_count_lose_no_message(fresh_aws: str) -> None:
+    """GIVEN a queue with a DLQ (maxReceiveCount 1), message A received once, then B and C WHEN two
+    receives run at once and both find A due for the DLQ THEN each of B and C goes to one receiver, A is
+    in the DLQ, and no receive fails. (moto 5.2.5 unpatched: the second `remove(A)` raises ValueError,
+    that receive fails with a 500, and the message it had marked received reappears only after its
+    visibility timeout.)"""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs.models import sqs_backends
+
+    once = Config(retries={"total_max_attempts": 1})  # a failed receive shows, it is not retried
+    sqs = boto3.client("sqs", endpoint_url=fresh_aws, region_name=REGION, config=once)
+    dlq = sqs.create_queue(QueueName="race-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1})
+    queue = sqs.create_queue(QueueName="race", Attributes={"RedrivePolicy": redrive})["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="A")
+    assert sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)["Messages"][0]["Body"] == "A"
+    sqs.send_message(QueueUrl=queue, MessageBody="B")
+    sqs.send_message(QueueUrl=queue, MessageBody="C")
+
+    delivered: list[str] = []
+    errors: list[str] = []
+
+    def receive() -> None:
+        client = boto3.client("sqs", endpoint_url=fresh_aws, region_name=REGION, config=once)
+        try:
+            answer = client.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, VisibilityTimeout=600)
+        except ClientError as error:
+            errors.append(str(error))
+            return
+        delivered.extend(message["Body"] for message in answer.get("Messages", []))
+
+    moto_queue = sqs_backends[DEFAULT_ACCOUNT_ID][REGION].get_queue("race")
+    window = _RaceWindow(moto_queue._messages, receive)
+    moto_queue._messages = window
+    receive()
+    assert window.second is not None, "the first receive moved A to the DLQ"
+    window.second.join()
+
+    assert errors == []
+    assert sorted(delivered) == ["B", "C"]
+    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
+    assert [message["Body"] for message in dead] == ["A"]
+
+
+def test_a_long_poll_does_not_hold_up_other_queue_calls(
+    fresh_aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN a receive long-polling an empty queue, waiting for messages WHEN a message is sent meanwhile
+    THEN the send is answered and the poll returns that message (no lock is held while a poll waits)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs.models import sqs_backends
+
+    sqs = boto3.client("sqs", endpoint_url=fresh_aws, region_name=REGION)
+    queue = sqs.create_queue(QueueName="long-poll")["QueueUrl"]
+    moto_queue = sqs_backends[DEFAULT_ACCOUNT_ID][REGION].get_queue("long-poll")
+    waiting = threading.Event()
+    wait_for_messages = moto_queue.wait_for_messages
+
+    def wait_and_tell(timeout: int) -> None:
+        waiting.set()
+        wait_for_messages(timeout)
+
+    monkeypatch.setattr(moto_queue, "wait_for_messages", wait_and_tell)
+    received: list[str] = []
+    poll = threading.Thread(
+        target=lambda: received.extend(
+            m["Body"] for m in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=20).get("Messages", [])
+        )
+    )
+    poll.start()
+    waiting.wait()
+    boto3.client("sqs", endpoint_url=fresh_aws, region_name=REGION).send_message(
+        QueueUrl=queue, MessageBody="while polling"
+    )
+    poll.join()
+    assert received == ["while polling"]

@@ -57,6 +57,9 @@ def guarded_moto_app(guard: HostGuard) -> GuardedApp:
     """moto's server app (every service, one state per process) behind `guard`."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    from s3kp.local import moto_sqs_lock
+
+    moto_sqs_lock.install()
     return GuardedApp(DomainDispatcherApplication(create_backend_app), guard)
 
 
