@@ -48,7 +48,8 @@ from s3kp import samples
 from s3kp.export.run import ExportOptions, export
 from s3kp.local.stack import LocalStack, StackOptions
 from s3kp.results_api import ResultsApi
-from s3kp.viewer.server import Viewer, ViewerServer, s3_client_factory
+from s3kp.viewer.server import Viewer, ViewerServer
+from s3kp.viewer.storage import storage_for
 
 VIEWER_RESULTS = 200
 EXPORT_RESULTS = 1000
@@ -168,7 +169,7 @@ def _viewer_figures(stack: LocalStack) -> dict[str, float] | str:
     if not chromium_installed():
         return "n/a (chromium and chromium-driver are not installed)"
     api = ResultsApi(stack.api_url)
-    server = ViewerServer(Viewer(api, s3_client_factory=s3_client_factory(api, stack.aws_endpoint)), port=0)
+    server = ViewerServer(Viewer(api, storage=storage_for(api, stack.aws_endpoint)), port=0)
     server.start()
     profile = tempfile.mkdtemp(prefix="s3kp-bench-chromium-")
     driver = headless_chromium(profile)

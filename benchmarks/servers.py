@@ -62,20 +62,19 @@ def subprocess_server(
 
 @contextmanager
 def moto_server(*, in_process: bool = False) -> Iterator[LocalServer]:
-    """moto server, in its own process (its own GIL) unless `in_process`."""
+    """moto server as the offline stack runs it (`s3kp.local.aws_server`), in its own process (its own GIL)
+    unless `in_process`."""
     if not in_process:
-        with subprocess_server(
-            "moto", lambda port: [sys.executable, "-m", "moto.server", "-p", str(port)], "/moto-api/"
-        ) as server:
+        command = [sys.executable, "-m", "s3kp.local.aws_server"]
+        with subprocess_server("moto", lambda port: [*command, "-p", str(port)], "/moto-api/") as server:
             yield server
         return
-    from moto.server import ThreadedMotoServer
+    from s3kp.local.aws_server import LocalAwsServer
 
-    port = free_port()
-    threaded = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    threaded = LocalAwsServer("127.0.0.1", 0)
     threaded.start()
     try:
-        yield LocalServer(f"http://127.0.0.1:{port}", pid=None)
+        yield LocalServer(threaded.url, pid=None)
     finally:
         threaded.stop()
 

@@ -41,13 +41,13 @@ def wait_for_http(url: str, timeout: float = 90.0, process: subprocess.Popen | N
 
 @pytest.fixture(scope="session")
 def aws_endpoint() -> Iterator[str]:
-    """moto in server mode on a free loopback port; every boto3 client in the process points at it."""
-    from moto.server import ThreadedMotoServer
+    """moto in server mode as the offline stack runs it (`s3kp.local.aws_server`: its guards, its SQS lock),
+    on a free loopback port; every boto3 client in the process points at it."""
+    from s3kp.local.aws_server import LocalAwsServer
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = LocalAwsServer("127.0.0.1", 0)
     server.start()
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = server.url
     saved = {k: os.environ.get(k) for k in _AWS_ENV}
     os.environ.update(
         AWS_ENDPOINT_URL=endpoint,

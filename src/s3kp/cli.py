@@ -326,8 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument(
         "--aws-endpoint-url",
         default=None,
-        help="S3 endpoint for source images (default: $AWS_ENDPOINT_URL; with a loopback API and no "
-        "variable set, the local stack's http://127.0.0.1:4566)",
+        help="S3 endpoint for source images, and the only host annotated images are fetched from (default: "
+        "$AWS_ENDPOINT_URL; with a loopback API and no variable set, the local stack's http://127.0.0.1:4566)",
     )
     view.set_defaults(func=_view)
 

@@ -116,9 +116,10 @@ class ResultsApi:
         return dict(self.get_json(f"/results/{result_id}"))
 
     def download(self, url: str) -> requests.Response:
-        """GET a presigned URL (it carries its own signature: no auth header must be added)."""
+        """GET a presigned URL (it carries its own signature: no auth header must be added), streamed, and
+        without following a redirect (the caller checked where this URL points, not where it might send)."""
         try:
-            return self._session.get(url, timeout=self._timeout, stream=True)
+            return self._session.get(url, timeout=self._timeout, stream=True, allow_redirects=False)
         except requests.RequestException as error:
             raise ApiError(f"cannot download {urlsplit(url).netloc}: {_short(error)}") from None
 

@@ -225,6 +225,52 @@ def test_malformed_parameter_is_422_with_detail(model_server_url: str, query: st
     assert response.json()["detail"]
 
 
+# --- only this machine ------------------------------------------------------------------------------------
+
+
+def test_a_rebinding_page_is_refused(model_server_url: str) -> None:
+    """GIVEN a page whose name now resolves to 127.0.0.1 WHEN its requests reach the server (with its own
+    name as Host) THEN 403 on every route, before the key or the body is looked at; loopback names
+    (with or without the port) are served."""
+    port = model_server_url.rsplit(":", 1)[1]
+    for host in (f"attacker.example:{port}", "attacker.example", f"127.0.0.1.nip.io:{port}"):
+        assert (
+            requests.get(f"{model_server_url}/health", headers={"Host": host}, timeout=10).status_code == 403
+        )
+        inference = requests.post(
+            f"{model_server_url}/faces/1?api_key={MODEL_SERVER_API_KEY}",
+            data=base64.b64encode(ASTRONAUT),
+            headers={**FORM, "Host": host},
+            timeout=TIMEOUT,
+        )
+        assert inference.status_code == 403, host
+        assert "only this machine" in inference.json()["message"]
+    for host in (f"localhost:{port}", "localhost", f"127.0.0.1:{port}"):
+        assert (
+            requests.get(f"{model_server_url}/health", headers={"Host": host}, timeout=10).status_code == 200
+        )
+
+
+def test_a_page_elsewhere_is_refused_and_granted_no_cors(model_server_url: str) -> None:
+    """GIVEN a page on another site WHEN it posts an image (a form needs no preflight) or sends a
+    preflight THEN 403 without CORS headers: it cannot use the server, let alone read its answers."""
+    foreign = {"Origin": "https://attacker.example"}
+    posted = requests.post(
+        f"{model_server_url}/faces/1?api_key={MODEL_SERVER_API_KEY}",
+        data=base64.b64encode(ASTRONAUT),
+        headers={**FORM, **foreign},
+        timeout=TIMEOUT,
+    )
+    preflight = requests.options(
+        f"{model_server_url}/infer/keypoints_detection",
+        headers={**foreign, "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    for refused in (posted, preflight):
+        assert refused.status_code == 403
+        assert not [name for name in refused.headers if name.lower().startswith("access-control-")]
+
+
 # --- image=<url> ------------------------------------------------------------------------------------------
 
 HOSTED: dict[str, tuple[str, bytes]] = {

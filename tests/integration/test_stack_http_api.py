@@ -2,7 +2,9 @@
 
 Specification: it answers like API Gateway's HTTP API in front of a Lambda proxy integration — route
 matching against the template's routes, v2 events, the handler's response written back verbatim, and
-gateway errors for unknown routes and failed invocations.
+gateway errors for unknown routes and failed invocations — but only to this machine: a foreign `Host`
+(DNS rebinding) or a page elsewhere (`Origin`) is refused, and CORS is granted to this machine's pages
+(the viewer's origin) only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from s3kp.local.host_guard import HostGuard
 from s3kp.local.http_api import HttpApiBridge
 from s3kp.local.lambda_runtime import LambdaContext
 from s3kp.local.ports import port_is_free
@@ -23,6 +26,7 @@ from s3kp.local.workers import HandlerError
 from tests.conftest import free_port
 
 ROUTES = ["GET /results", "GET /results/{result_id}", "GET /results/{result_id}/annotated"]
+VIEWER_ORIGIN = "http://127.0.0.1:8080"  # `s3kp view`'s default
 
 
 class RecordingFunction:
@@ -150,13 +154,14 @@ def test_a_browser_preflight_is_answered_as_the_templates_cors_configuration_say
     template_api: str, function: RecordingFunction
 ) -> None:
     """GIVEN the template's CorsConfiguration (origins: the CorsAllowOrigin default `*`, methods GET and
-    OPTIONS, its headers, max age 600) WHEN a browser sends a preflight THEN the gateway answers it
-    itself: 204 with those headers, and the function is not invoked."""
+    OPTIONS, its headers, max age 600) WHEN the viewer's page sends a preflight THEN the gateway answers
+    it itself: 204 with those headers, the origin named rather than `*` (only this machine's pages pass
+    the guard), and the function is not invoked."""
     template = template_functions_cors()
     response = requests.options(
         f"{template_api}/results/abc",
         headers={
-            "Origin": "https://viewer.example",
+            "Origin": VIEWER_ORIGIN,
             "Access-Control-Request-Method": "GET",
             "Access-Control-Request-Headers": "authorization",
         },
@@ -164,7 +169,8 @@ def test_a_browser_preflight_is_answered_as_the_templates_cors_configuration_say
     )
     assert response.status_code == 204
     assert response.content == b""
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Access-Control-Allow-Origin"] == VIEWER_ORIGIN
+    assert response.headers["Vary"] == "origin"
     assert response.headers["Access-Control-Allow-Methods"] == "GET,OPTIONS"
     assert response.headers["Access-Control-Allow-Headers"].split(",") == list(template.allow_headers)
     assert "authorization" in template.allow_headers
@@ -179,29 +185,84 @@ def test_a_browser_preflight_is_answered_as_the_templates_cors_configuration_say
 def test_a_cross_origin_request_gets_the_gateways_cors_headers_not_the_functions(
     template_api: str,
 ) -> None:
-    response = requests.get(
-        f"{template_api}/results", headers={"Origin": "https://viewer.example"}, timeout=5
-    )
+    response = requests.get(f"{template_api}/results", headers={"Origin": VIEWER_ORIGIN}, timeout=5)
     assert response.status_code == 200
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Access-Control-Allow-Origin"] == VIEWER_ORIGIN
     assert "Access-Control-Allow-Methods" not in response.headers  # preflight-only header
 
 
 def test_a_preflight_from_an_origin_not_allowed_gets_no_cors_headers(function: RecordingFunction) -> None:
-    cors = CorsConfiguration(allow_origins=("https://app.example",), allow_methods=("GET", "OPTIONS"))
+    """GIVEN a configuration naming one origin of this machine THEN another page of this machine passes
+    the guard but gets no CORS headers."""
+    cors = CorsConfiguration(allow_origins=("http://localhost:8080",), allow_methods=("GET", "OPTIONS"))
     bridge = HttpApiBridge("127.0.0.1", free_port(), function, routes=ROUTES, cors=cors)
     bridge.start()
     try:
         url = f"http://127.0.0.1:{bridge.port}/results"
         preflight = {"Access-Control-Request-Method": "GET"}
-        allowed = requests.options(url, headers={"Origin": "https://app.example", **preflight}, timeout=5)
-        other = requests.options(url, headers={"Origin": "https://evil.example", **preflight}, timeout=5)
+        allowed = requests.options(url, headers={"Origin": "http://localhost:8080", **preflight}, timeout=5)
+        other = requests.options(url, headers={"Origin": "http://localhost:5173", **preflight}, timeout=5)
     finally:
         bridge.stop()
     assert allowed.status_code == other.status_code == 204
-    assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert allowed.headers["Access-Control-Allow-Origin"] == "http://localhost:8080"
     assert "Access-Control-Allow-Origin" not in other.headers
     assert function.events == []
+
+
+# ------------------------------------------------------------------------ only this machine's pages
+def _cors_headers(response: requests.Response) -> list[str]:
+    return [name for name in response.headers if name.lower().startswith("access-control-")]
+
+
+def test_a_rebinding_page_is_refused_before_the_function_runs(
+    template_api: str, function: RecordingFunction
+) -> None:
+    """GIVEN the local API as the stack configures it WHEN a request names another Host (a page whose
+    name now resolves to 127.0.0.1) THEN 403 without invoking the function; loopback names are served."""
+    port = template_api.rsplit(":", 1)[1]
+    for host in (f"attacker.example:{port}", "attacker.example", f"127.0.0.1.nip.io:{port}"):
+        refused = requests.get(f"{template_api}/results", headers={"Host": host}, timeout=5)
+        assert refused.status_code == 403, host
+        assert "only this machine" in refused.json()["message"]
+    assert function.events == []
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+        assert requests.get(f"{template_api}/results", headers={"Host": host}, timeout=5).status_code == 200
+
+
+def test_a_page_elsewhere_is_refused_and_granted_no_cors_even_in_preflight(
+    template_api: str, function: RecordingFunction
+) -> None:
+    """GIVEN the template's CORS configuration (`*`) WHEN a page on another site sends a request or a
+    preflight THEN both are refused with 403 and no Access-Control-* header, the function not invoked."""
+    foreign = {"Origin": "https://attacker.example"}
+    direct = requests.get(f"{template_api}/results", headers=foreign, timeout=5)
+    assert direct.status_code == 403
+    assert _cors_headers(direct) == []
+    preflight = requests.options(
+        f"{template_api}/results",
+        headers={**foreign, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "x"},
+        timeout=5,
+    )
+    assert preflight.status_code == 403
+    assert _cors_headers(preflight) == []
+    assert function.events == []
+
+
+def test_with_allow_remote_clients_on_the_network_use_the_address(function: RecordingFunction) -> None:
+    """GIVEN the guard of a stack bound off loopback with --allow-remote THEN a Host naming an address is
+    served (how another machine reaches it), a rebinding name still is not."""
+    guard = HostGuard.for_bind("0.0.0.0", allow_remote=True)
+    bridge = HttpApiBridge("127.0.0.1", free_port(), function, routes=ROUTES, guard=guard)
+    bridge.start()
+    try:
+        url = f"http://127.0.0.1:{bridge.port}/results"
+        by_address = requests.get(url, headers={"Host": f"192.168.1.5:{bridge.port}"}, timeout=5)
+        rebound = requests.get(url, headers={"Host": f"attacker.example:{bridge.port}"}, timeout=5)
+    finally:
+        bridge.stop()
+    assert by_address.status_code == 200
+    assert rebound.status_code == 403
 
 
 def template_functions_cors() -> CorsConfiguration:

@@ -36,7 +36,8 @@ from benchmarks.browser import chromium_installed, headless_chromium
 from s3kp import samples
 from s3kp.local.stack import LocalStack, StackOptions
 from s3kp.results_api import ResultsApi
-from s3kp.viewer.server import Viewer, ViewerServer, s3_client_factory
+from s3kp.viewer.server import Viewer, ViewerServer
+from s3kp.viewer.storage import storage_for
 from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.slow
@@ -180,7 +181,7 @@ def test_export_draws_a_progress_bar_only_on_a_terminal(
 @pytest.fixture(scope="module")
 def viewer_url(stack: LocalStack) -> Iterator[str]:
     api = ResultsApi(stack.api_url)
-    server = ViewerServer(Viewer(api, s3_client_factory=s3_client_factory(api, stack.aws_endpoint)), port=0)
+    server = ViewerServer(Viewer(api, storage=storage_for(api, stack.aws_endpoint)), port=0)
     server.start()
     yield server.url
     server.stop()
@@ -201,6 +202,33 @@ def test_the_viewer_forwards_images_and_refuses_foreign_host_names(
     rebound = requests.get(f"{viewer_url}/api/results", headers={"Host": "attacker.example"}, timeout=30)
     assert rebound.status_code == 403, "a DNS-rebinding page cannot read results through the viewer"
     assert requests.post(f"{viewer_url}/api/results", timeout=30).status_code == 501
+
+
+def test_the_viewer_refuses_an_annotated_object_overwritten_as_html(
+    stack: LocalStack, viewer_url: str, processed: list[dict[str, Any]]
+) -> None:
+    """GIVEN someone who may write the bucket overwrites an annotated copy with a page served as text/html
+    WHEN the browser asks the viewer for that image THEN a 502 JSON message, never the page (it would run
+    as the viewer's own origin, its scripts admitted by the CSP's script-src 'self')."""
+    item = next(item for item in processed if item["source"]["key"].endswith("astronaut.jpg"))
+    ref = item["annotated"]
+    s3 = boto3.client("s3", endpoint_url=stack.aws_endpoint, region_name="us-east-1")
+    original = s3.get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read()
+    page = b"<!doctype html><script src='/api/results/x/annotated'></script>"
+    s3.put_object(Bucket=ref["bucket"], Key=ref["key"], Body=page, ContentType="text/html")
+    try:
+        redirect = requests.get(
+            f"{stack.api_url}/results/{item['result_id']}/annotated", allow_redirects=False, timeout=30
+        )
+        stored = requests.get(redirect.headers["Location"], timeout=30)
+        assert stored.headers["Content-Type"] == "text/html", "storage now serves the page"
+        response = requests.get(f"{viewer_url}/api/results/{item['result_id']}/annotated", timeout=30)
+    finally:
+        s3.put_object(Bucket=ref["bucket"], Key=ref["key"], Body=original, ContentType="image/jpeg")
+    assert response.status_code == 502
+    assert response.headers["Content-Type"] == "application/json"
+    assert b"<script" not in response.content
+    assert "not a JPEG or PNG" in response.json()["message"]
 
 
 def test_s3kp_view_serves_the_app_for_the_given_api_and_stops_on_ctrl_c(

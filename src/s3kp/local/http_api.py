@@ -10,6 +10,11 @@ more explicit); and, with the template's `CorsConfiguration`, a browser's prefli
 `Origin` and `Access-Control-Request-Method`) is answered 204 with the configured CORS headers — only
 when the origin is allowed — while the function's own `Access-Control-*` headers are replaced by the
 configured ones, as API Gateway does.
+
+Unlike API Gateway it answers only this machine (`host_guard`): a request with a foreign `Host` (DNS
+rebinding) or from a page elsewhere (`Origin`) gets a 403 before anything else. So the template's CORS
+origins are narrowed to this machine's pages (the viewer's): where the template allows `*`, the gateway
+names the requesting origin instead, with `Vary: Origin`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from s3kp.local import apigw
+from s3kp.local.host_guard import REFUSED_STATUS, HostGuard
 from s3kp.local.lambda_runtime import LambdaContext
 from s3kp.local.template_functions import CorsConfiguration
 from s3kp.local.workers import InvocationError
@@ -50,11 +56,14 @@ class HttpApiBridge:
         function_name: str = "s3kp-api",
         timeout_seconds: float = 30.0,
         cors: CorsConfiguration | None = None,
+        guard: HostGuard | None = None,
     ) -> None:
         """`routes` are the API's route keys (`GET /results/{id}`); None sends everything as `$default`.
-        `cors` is the API's CORS configuration (`template_functions.http_api_cors`), None for none."""
+        `cors` is the API's CORS configuration (`template_functions.http_api_cors`), None for none.
+        `guard` decides which `Host` and `Origin` are served (default: loopback names only)."""
         self._invoke = invoke
         self._cors = cors
+        self._guard = guard or HostGuard()
         self._routes = [(route, _route_pattern(route)) for route in routes] if routes is not None else None
         self._function_name = function_name
         self._timeout_seconds = min(timeout_seconds, INTEGRATION_TIMEOUT_SECONDS)
@@ -86,6 +95,9 @@ class HttpApiBridge:
         """One request through the API function: status, headers and body to send back."""
         path, _, query = target.partition("?")
         origin = _header(headers, "origin")
+        refusal = self._guard.refusal(_header(headers, "host"), origin)
+        if refusal is not None:
+            return _gateway_error(REFUSED_STATUS, refusal)
         preflight = method == "OPTIONS" and _header(headers, "access-control-request-method") is not None
         if self._cors is not None and origin is not None and preflight:
             return 204, self._cors_headers(origin, preflight=True), b""
@@ -143,16 +155,13 @@ class HttpApiBridge:
         return sorted(methods)
 
     def _cors_headers(self, origin: str, *, preflight: bool) -> list[tuple[str, str]]:
-        """The CORS headers API Gateway adds for `origin`: none when the origin is not allowed."""
+        """The CORS headers API Gateway adds for `origin` (one the guard let through): none when the
+        configuration does not allow it; the origin itself, never `*` (see the module doc)."""
         cors = self._cors
         assert cors is not None
-        if "*" in cors.allow_origins and not cors.allow_credentials:
-            allow_origin = "*"
-        elif _origin_allowed(origin, cors.allow_origins):
-            allow_origin = origin
-        else:
+        if "*" not in cors.allow_origins and not _origin_allowed(origin, cors.allow_origins):
             return []
-        headers = [("access-control-allow-origin", allow_origin)]
+        headers = [("access-control-allow-origin", origin), ("vary", "origin")]
         if cors.allow_credentials:
             headers.append(("access-control-allow-credentials", "true"))
         if preflight:

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from s3kp.local import preflight
+from s3kp.local.host_guard import HostGuard
 from s3kp.local.http_api import HttpApiBridge
 from s3kp.local.ports import PortInUseError, is_loopback, url_host
 from s3kp.local.processes import ChildProcess
@@ -151,9 +152,10 @@ class LocalStack:
         # Children first: no thread exists yet (see processes.py), and the models load meanwhile.
         self._moto = ChildProcess(
             "moto server",
-            [sys.executable, "-m", "moto.server", "-H", options.host, "-p", str(options.aws_port)],
+            [sys.executable, "-m", "s3kp.local.aws_server", "-H", options.host, "-p", str(options.aws_port),
+             *(["--allow-remote"] if options.allow_remote else [])],  # moto behind our guards
             options.log_dir / "moto.log",
-        )
+        )  # fmt: skip
         self._moto.start()
         self._remember(self._moto, options.aws_port)
         if local_inference:
@@ -372,6 +374,7 @@ class LocalStack:
             WorkerPool(self._api_workers).invoke,
             routes=http_api_routes(self._root / "template.yaml"),
             cors=http_api_cors(self._root / "template.yaml"),
+            guard=HostGuard.for_bind(self.options.host, allow_remote=self.options.allow_remote),
             function_name=self._plan.api.name,
             timeout_seconds=self._plan.api.timeout_seconds,
         )

@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 from starlette.routing import Match
 
+from s3kp.local.host_guard import HostGuard
 from s3kp.model_server import params as rf
 from s3kp.model_server.answers import (
     MISSING_CONTENT_TYPE,
@@ -31,6 +32,7 @@ from s3kp.model_server.answers import (
 from s3kp.model_server.auth import KeyCheck, supplied_key
 from s3kp.model_server.body_limit import BodySizeLimit, read_body
 from s3kp.model_server.context import ServerContext
+from s3kp.model_server.host_check import HostCheck
 from s3kp.model_server.http_errors import BadRequest, install_error_handlers
 from s3kp.model_server.pipelines.base import KeypointPipeline
 from s3kp.model_server.request_decoding import ImageLimits, decode_base64_body
@@ -72,8 +74,10 @@ def create_app(
     image_limits: ImageLimits | None = None,
     fetch_limits: FetchLimits | None = None,
     allow_private_image_urls: bool = False,
+    guard: HostGuard | None = None,
 ) -> FastAPI:
-    """`allow_private_image_urls` lets `image=<url>` reach loopback and private hosts (tests, a LAN)."""
+    """`allow_private_image_urls` lets `image=<url>` reach loopback and private hosts (tests, a LAN).
+    `guard` decides which `Host` and `Origin` are served (default: loopback names only, see host_check)."""
     image_limits = image_limits or ImageLimits()
     fetch_limits = fetch_limits or FetchLimits(max_bytes=image_limits.max_body_bytes)
     if allow_private_image_urls:
@@ -93,7 +97,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(V0FastPath, context=app.state.context, model_paths=_v0_model_paths(app))
-    app.add_middleware(BodySizeLimit, max_bytes=image_limits.max_body_bytes)  # outermost: before both paths
+    app.add_middleware(BodySizeLimit, max_bytes=image_limits.max_body_bytes)  # before both paths
+    app.add_middleware(HostCheck, guard=guard or HostGuard())  # outermost: a refused request reads nothing
     return app
 
 

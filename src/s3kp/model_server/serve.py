@@ -16,6 +16,7 @@ import uvicorn
 from PIL import Image
 from s3kp_core import redact
 
+from s3kp.local.host_guard import HostGuard
 from s3kp.local.ports import is_loopback
 from s3kp.model_server.access_log import AccessLog, take_over_uvicorn_access_log
 from s3kp.model_server.allocator import keep_freed_memory
@@ -65,7 +66,11 @@ def serve(
         if api_key:
             redact.register_secret(api_key)
         app = create_app(
-            pipelines, api_key=api_key, threads=threads, allow_private_image_urls=allow_private_image_urls
+            pipelines,
+            api_key=api_key,
+            threads=threads,
+            allow_private_image_urls=allow_private_image_urls,
+            guard=HostGuard.for_bind(host, allow_remote=allow_remote),
         )
         # loop="auto" and http="auto" (the defaults) pick uvloop and httptools, both installed with the
         # offline stack: each saves a share of every request's round trip (docs/model-server.md#overhead).

@@ -6,40 +6,40 @@ The browser only ever talks to this server (same origin: no CORS, no credentials
     GET /api/config                    the API it forwards to, the built-in skeletons (s3kp_core)
     GET /api/results?...               forwarded to the API's /results (filters and cursor as is)
     GET /api/results/{id}              forwarded to /results/{id}
-    GET /api/results/{id}/annotated    the annotated JPEG: the API's 302 is followed here, so the
-                                       presigned URL's host never meets the browser
+    GET /api/results/{id}/annotated    the annotated JPEG: the API's 302 is followed here (to the configured
+                                       S3 endpoint only), so the presigned URL's host never meets the
+                                       browser; passed on only as the JPEG or PNG its bytes are (storage.py)
     GET /api/results/{id}/thumbnail    the annotated JPEG reduced for the gallery (cached in memory)
     GET /api/results/{id}/source       the source image, upright and reduced, read from S3 with the
                                        user's credentials, for drawing the predictions client-side
 
 Requests to the API are signed (SigV4) or carry `--token` as `ResultsApi` decides. Only GET is served,
-and only with a loopback `Host` header: a web page elsewhere cannot reach the user's results through
-this server by DNS rebinding.
+and only to this machine (`HostGuard`: a loopback `Host` header, no foreign `Origin`): a web page elsewhere
+cannot reach the user's results through this server by DNS rebinding.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 import threading
 import webbrowser
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from s3kp.local.host_guard import REFUSED_STATUS, HostGuard
 from s3kp.local.ports import is_loopback, port_is_free
 from s3kp.results_api import ApiError, ResultsApi
+from s3kp.viewer.storage import MAX_IMAGE_BYTES, Storage, StorageRefused, fetch_image, storage_for
 
 log = logging.getLogger(__name__)
 
-LOCAL_AWS_ENDPOINT = "http://127.0.0.1:4566"
 THUMBNAIL_SIDE = 480
 SOURCE_MAX_SIDE = 2048
 SOURCE_MAX_PIXELS = 100_000_000
@@ -103,9 +103,13 @@ class ImageCache:
 class Viewer:
     """What the routes do, independent of the HTTP server (so it is testable without one)."""
 
-    def __init__(self, api: ResultsApi, *, s3_client_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self, api: ResultsApi, *, storage: Storage | None = None, max_image_bytes: int = MAX_IMAGE_BYTES
+    ) -> None:
+        """`storage` is where the objects are read (None: no source images, no annotated image either)."""
         self.api = api
-        self._s3_client_factory = s3_client_factory
+        self.storage = storage
+        self._max_image_bytes = max_image_bytes
         self._s3: Any = None
         self._s3_lock = threading.Lock()
         self.images = ImageCache()
@@ -116,7 +120,7 @@ class Viewer:
         return {
             "api": self.api.describe(),
             "poll_seconds": POLL_SECONDS,
-            "source_images": self._s3_client_factory is not None,
+            "source_images": self.storage is not None,
             "skeletons": {
                 name: {"keypoint_names": list(s.keypoint_names), "edges": [list(e) for e in s.edges]}
                 for name, s in BUILT_IN.items()
@@ -163,16 +167,20 @@ class Viewer:
     def annotated(self, result_id: str) -> Reply:
         response = self.api.get(f"/results/{result_id}/annotated")
         location = response.headers.get("Location")
+        if response.status >= 400:  # the API's own error (no such result, not annotated), as forward()
+            return Reply(
+                response.status, response.headers.get("Content-Type", "application/json"), response.body
+            )
         if response.status not in (301, 302, 303, 307) or not location:
-            content_type = response.headers.get("Content-Type", "application/json")
-            return Reply(response.status, content_type, response.body)
-        image = self.api.download(location)
-        with image:
-            if image.status_code != 200:
-                return Reply.json(502, {"message": f"the annotated image could not be read (HTTP "
-                                                   f"{image.status_code} from storage)"})  # fmt: skip
-            body = image.content
-        return Reply(200, image.headers.get("Content-Type", "image/jpeg"), body, cache="private, max-age=300")
+            return Reply.json(502, {"message": f"the API answered HTTP {response.status} without a redirect "
+                                               "to the annotated image"})  # fmt: skip
+        if self.storage is None:
+            return Reply.json(502, {"message": "no S3 endpoint is configured to read the annotated image"})
+        try:
+            content_type, body = fetch_image(self.api, location, self.storage, self._max_image_bytes)
+        except StorageRefused as error:
+            return Reply.json(502, {"message": str(error)})
+        return Reply(200, content_type, body, cache="private, max-age=300")
 
     def thumbnail(self, result_id: str, version: str) -> Reply:
         key = (result_id, "thumbnail", version)
@@ -192,7 +200,7 @@ class Viewer:
     def source(self, result_id: str, version: str) -> Reply:
         """The source image, upright (EXIF applied as the ingest side does) and reduced: the predictions'
         pixel coordinates refer to its original size, which the page scales to what it shows."""
-        if self._s3_client_factory is None:
+        if self.storage is None:
             return Reply.json(404, {"message": "source images are not available (no S3 access configured)"})
         key = (result_id, "source", version)
         cached = self.images.get(key)
@@ -203,10 +211,15 @@ class Viewer:
             return Reply(response.status, "application/json", response.body)
         source = response.json()["source"]
         try:
-            data = self._s3_client().get_object(Bucket=source["bucket"], Key=source["key"])["Body"].read()
+            found = self._s3_client().get_object(Bucket=source["bucket"], Key=source["key"])
+            data = found["Body"].read(self._max_image_bytes + 1)  # no more than the cap in memory
+            found["Body"].close()
         except Exception as error:  # any S3 problem means "not available", said plainly
             code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
             return Reply.json(404, {"message": f"the source object cannot be read ({code})"})
+        if len(data) > self._max_image_bytes:
+            limit = self._max_image_bytes // (1024 * 1024)
+            return Reply.json(415, {"message": f"the source object is over the viewer's {limit} MB limit"})
         from s3kp_core.errors import PermanentError
         from s3kp_core.imaging import decode, encode_jpeg
 
@@ -221,8 +234,8 @@ class Viewer:
     def _s3_client(self) -> Any:
         with self._s3_lock:
             if self._s3 is None:
-                assert self._s3_client_factory is not None
-                self._s3 = self._s3_client_factory()
+                assert self.storage is not None
+                self._s3 = self.storage.client()
             return self._s3
 
 
@@ -230,7 +243,7 @@ class ViewerServer:
     """A threading HTTP server for `Viewer` on loopback; `start()` serves in a thread, `stop()` frees it."""
 
     def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 8080) -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler_class(viewer, self._allowed_host))
+        self._server = ThreadingHTTPServer((host, port), _handler_class(viewer, HostGuard()))
         self._server.daemon_threads = True
         self._host = host
         self._thread: threading.Thread | None = None
@@ -243,12 +256,6 @@ class ViewerServer:
     def url(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self.port}"
-
-    def _allowed_host(self, host_header: str | None) -> bool:
-        if not host_header:
-            return False
-        name = urlsplit(f"//{host_header}").hostname or ""
-        return is_loopback(name) or name == "localhost"
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -267,16 +274,15 @@ class ViewerServer:
         self._server.server_close()
 
 
-def _handler_class(
-    viewer: Viewer, allowed_host: Callable[[str | None], bool]
-) -> type[BaseHTTPRequestHandler]:
+def _handler_class(viewer: Viewer, guard: HostGuard) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "s3kp-view"
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            if not allowed_host(self.headers.get("Host")):
-                self._send(Reply.json(403, {"message": "only loopback host names are served"}))
+            refusal = guard.refusal(self.headers.get("Host"), self.headers.get("Origin"))
+            if refusal is not None:
+                self._send(Reply.json(REFUSED_STATUS, {"message": refusal}))
                 return
             target = urlsplit(self.path)
             try:
@@ -307,28 +313,6 @@ def _handler_class(
     return Handler
 
 
-def s3_client_factory(api: ResultsApi, endpoint_url: str | None) -> Callable[[], Any]:
-    """boto3 S3 for the source images: the local stack's moto (dummy credentials) for a loopback API,
-    else the user's own AWS configuration (with `--aws-endpoint-url` / $AWS_ENDPOINT_URL if set)."""
-    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
-    local = api.auth_mode == "none" and endpoint is None
-
-    def make() -> Any:
-        import boto3
-
-        if local:
-            return boto3.client(
-                "s3",
-                endpoint_url=LOCAL_AWS_ENDPOINT,
-                region_name="us-east-1",
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
-            )
-        return boto3.client("s3", endpoint_url=endpoint)
-
-    return make
-
-
 def run_view(args: Any) -> int:
     if not is_loopback(args.host):
         print(f"s3kp view: --host {args.host} is not loopback: the viewer forwards with your credentials, "
@@ -343,7 +327,7 @@ def run_view(args: Any) -> int:
     except (ApiError, ValueError) as error:
         print(f"s3kp view: {error}", file=sys.stderr)
         return 1
-    viewer = Viewer(api, s3_client_factory=s3_client_factory(api, args.aws_endpoint_url))
+    viewer = Viewer(api, storage=storage_for(api, args.aws_endpoint_url))
     server = ViewerServer(viewer, args.host, args.port)
     try:
         health = api.get("/health")

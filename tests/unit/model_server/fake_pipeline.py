@@ -77,4 +77,5 @@ def client_for(pipeline: FakePipeline | None = None, **app_options: Any) -> tupl
     """A TestClient on `create_app` serving `pipeline` as `fake/1` (server errors become 500 responses)."""
     pipeline = pipeline or FakePipeline()
     app = create_app({"fake/1": pipeline}, **app_options)
-    return TestClient(app, raise_server_exceptions=False), pipeline
+    # A loopback base URL: the server refuses any other Host (TestClient's default is "testserver").
+    return TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False), pipeline

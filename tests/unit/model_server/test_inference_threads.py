@@ -45,7 +45,7 @@ class SlowPipeline(FakePipeline):
 async def _post_all(pipeline: SlowPipeline, *, threads: int, requests: int) -> list[int]:
     app = create_app({"fake/1": pipeline}, threads=threads)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         responses = await asyncio.gather(
             *(client.post("/fake/1?api_key=k", content=B64, headers=FORM) for _ in range(requests))
         )
@@ -86,7 +86,7 @@ def test_the_loop_answers_health_while_every_worker_is_busy() -> None:
     async def scenario() -> None:
         app = create_app({"fake/1": pipeline}, threads=1)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             inference = asyncio.ensure_future(client.post("/fake/1?api_key=k", content=B64, headers=FORM))
             assert await asyncio.to_thread(pipeline.started.wait, 10)
             assert (await client.get("/health")).status_code == 200

@@ -1,7 +1,8 @@
-"""The viewer server's own rules: loopback host names only, a bounded image cache, static files only."""
+"""The viewer server's own rules: this machine only (host_guard), a bounded image cache, static files only."""
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Iterator
 from typing import cast
 
@@ -15,18 +16,37 @@ from s3kp.viewer.server import ImageCache, Viewer, ViewerServer
 def server() -> Iterator[ViewerServer]:
     viewer = Viewer(cast(ResultsApi, object()))
     running = ViewerServer(viewer, port=0)
+    running.start()
     yield running
     running.stop()
 
 
+def _get(server: ViewerServer, **headers: str) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.putrequest("GET", "/", skip_host=True)  # the Host header is the test's to choose
+    for name, value in headers.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1:8080", "localhost:8080", "[::1]:8080", "127.0.0.2", "localhost"])
 def test_loopback_host_names_are_served(server: ViewerServer, host: str) -> None:
-    assert server._allowed_host(host)
+    assert _get(server, Host=host).status == 200
 
 
-@pytest.mark.parametrize("host", [None, "", "attacker.example", "127.0.0.1.nip.io:8080", "10.0.0.1:8080"])
-def test_other_host_names_are_refused(server: ViewerServer, host: str | None) -> None:
-    assert not server._allowed_host(host)
+@pytest.mark.parametrize("host", ["attacker.example", "127.0.0.1.nip.io:8080", "10.0.0.1:8080"])
+def test_other_host_names_are_refused(server: ViewerServer, host: str) -> None:
+    assert _get(server, Host=host).status == 403
+    assert _get(server).status == 403, "no Host at all"
+
+
+def test_a_request_from_a_page_elsewhere_is_refused(server: ViewerServer) -> None:
+    assert _get(server, Host="127.0.0.1:8080", Origin="https://attacker.example").status == 403
+    assert _get(server, Host="127.0.0.1:8080", Origin="http://127.0.0.1:8080").status == 200
 
 
 def test_the_image_cache_drops_the_least_recently_used_past_its_budget() -> None:
