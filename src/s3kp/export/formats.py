@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,8 +27,7 @@ CSV_COLUMNS = (
     "box_x_min", "box_y_min", "box_width", "box_height",
     "keypoint_index", "keypoint_name", "x", "y", "confidence",
 )  # fmt: skip
-# A cell starting with one of these is a formula to a spreadsheet: source keys are chosen by whoever
-# uploads, so text cells get a leading apostrophe (OWASP's CSV-injection advice).
+# A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV-injection list).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -100,27 +100,36 @@ class CsvWriter:
         source = result.get("source") or {}
         image = result.get("image") or {}
         common = (
-            result["result_id"], _cell(source.get("bucket")), _cell(source.get("key")),
-            _cell(result.get("model_id")), image.get("width", ""), image.get("height", ""),
+            result.get("result_id"), source.get("bucket"), source.get("key"),
+            result.get("model_id"), image.get("width"), image.get("height"),
         )  # fmt: skip
         for index, prediction in enumerate(_predictions(result)):
             self.counts.detections += 1
-            box = _box(prediction)
-            detection = (index, _cell(prediction.get("class_name")), prediction.get("confidence"), *box)
+            detection = (index, prediction.get("class_name"), prediction.get("confidence"), *_box(prediction))
             for keypoint in prediction.get("keypoints") or ():
                 self.counts.keypoints += 1
-                self._csv.writerow(
-                    (
-                        *common, *detection, keypoint.get("class_id"), _cell(keypoint.get("name")),
-                        _round(keypoint["x"]), _round(keypoint["y"]), keypoint.get("confidence"),
-                    )
+                row = (
+                    *common, *detection, keypoint.get("class_id"), keypoint.get("name"),
+                    _round(keypoint["x"]), _round(keypoint["y"]), keypoint.get("confidence"),
                 )  # fmt: skip
+                self._csv.writerow([_cell(value) for value in row])
 
     def finish(self) -> None:
         self._out.flush()
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> str | int | float:
+    """Every cell of a row goes through here, whatever its column: the values come from the API.
+
+    A number (an int or finite float, as JSON parsing or our own rounding made it) is written as a number:
+    its text (`-3.5`, `1e-05`) is data to a spreadsheet, never a formula. Anything else is text, which
+    the API's caller cannot trust (a key or class name chosen upstream, a string where a number belongs):
+    text starting with a formula character gets a leading apostrophe (OWASP's CSV-injection advice).
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 

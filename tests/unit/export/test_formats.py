@@ -180,6 +180,56 @@ def test_csv_has_one_row_per_keypoint_and_escapes_formulas(tmp_path: Path) -> No
     assert counts.skipped_statuses == {"failed": 1}
 
 
+def test_csv_neutralises_formula_text_in_every_column_and_keeps_numbers_as_numbers() -> None:
+    """GIVEN a result whose every value the API passes through is text starting with a formula character
+    (=, +, -, @, tab, CR), whatever the column's declared type, THEN each such cell starts with `'`;
+    genuine numbers (JSON numbers, our rounded coordinates), negative ones included, stay numbers."""
+    hostile = ["=1+1", "+1+1", "-1+1", "@SUM(A1)", "\t=1", "\r=1"]
+    strings = iter(hostile * 3)
+    keypoint = {
+        "x": -3.25, "y": 7, "confidence": next(strings), "class_id": next(strings), "name": next(strings),
+    }  # fmt: skip
+    detection = {
+        "x": 10, "y": 10, "width": 30, "height": 40, "confidence": next(strings),
+        "class_name": next(strings), "class_id": 0, "keypoints": [keypoint],
+    }  # fmt: skip
+    record = result(1, [detection])
+    record["result_id"] = next(strings)
+    record["source"] = {"bucket": next(strings), "key": next(strings)}
+    record["model_id"] = next(strings)
+    record["image"] = {"width": next(strings), "height": next(strings)}
+    out = io.StringIO(newline="")
+
+    write_all(CsvWriter(out), [record])
+
+    (row,) = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    text_columns = [
+        "result_id", "source_bucket", "source_key", "model_id", "image_width", "image_height",
+        "class_name", "detection_confidence", "keypoint_index", "keypoint_name", "confidence",
+    ]  # fmt: skip
+    for column in text_columns:
+        assert row[column].startswith("'"), f"{column}: {row[column]!r} would run as a formula"
+        assert row[column][1:] in hostile, column
+    assert (row["x"], row["box_x_min"], row["y"]) == ("-3.25", "-5.0", "7.0"), "negative numbers stay numbers"
+    assert row["detection_index"] == "0"
+
+
+def test_csv_writes_json_numbers_as_numbers_and_other_values_as_neutralised_text() -> None:
+    out = io.StringIO(newline="")
+    keypoint = {"x": 1.0, "y": 2.0, "confidence": float("-inf"), "class_id": -4, "name": "-nose"}
+    detection = {
+        "x": 10, "y": 10, "width": 4, "height": 4, "confidence": -0.5, "class_name": "face", "class_id": 0,
+        "keypoints": [keypoint],
+    }  # fmt: skip
+
+    write_all(CsvWriter(out), [result(1, [detection])])
+
+    (row,) = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert (row["detection_confidence"], row["keypoint_index"]) == ("-0.5", "-4"), "numbers are data"
+    assert row["confidence"] == "'-inf", "not a finite number: text, neutralised"
+    assert row["keypoint_name"] == "'-nose"
+
+
 def test_jsonl_is_the_apis_shape_one_result_per_line() -> None:
     results = sample_results(count=4)
     out = io.StringIO()
