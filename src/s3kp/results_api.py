@@ -9,6 +9,7 @@ user's own AWS credentials, found by botocore as the AWS CLI finds them (what aw
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from s3kp.local.ports import is_loopback
 
 DEFAULT_API_URL = "http://127.0.0.1:3000"
 PAGE_LIMIT = 100  # the API's maximum page size
+# A listing longer than this many pages (10 million results at 100 a page) is taken for a broken or hostile
+# API whose cursors never end, not for a table: the export stops with an error instead of running forever.
+MAX_PAGES = 100_000
 RESULT_ID = re.compile(r"^[0-9a-f]{32}$")
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
 FILTER_NAMES = ("status", "class", "prefix", "since", "until")
@@ -98,17 +102,44 @@ class ResultsApi:
             raise ApiError(f"GET {path}: HTTP {response.status}: {_message(response)}", response.status)
         return response.json()
 
-    def iter_results(self, filters: Mapping[str, str], limit: int = PAGE_LIMIT) -> Iterator[dict[str, Any]]:
-        """Every listed result (summary shape), newest first, following `next_cursor` page by page."""
+    def iter_results(
+        self, filters: Mapping[str, str], limit: int = PAGE_LIMIT, *, max_pages: int = MAX_PAGES
+    ) -> Iterator[dict[str, Any]]:
+        """Every listed result (summary shape), newest first, following `next_cursor` page by page.
+
+        The API is not trusted to end its listing: a cursor it already gave (a cycle), a page with more
+        items than asked for, or more than `max_pages` pages raise ApiError instead of looping forever or
+        growing without bound. Seen cursors are kept as digests (32 bytes each, whatever their length).
+        """
         params = {name: value for name, value in filters.items() if value}
         params["limit"] = str(limit)
         cursor: str | None = None
-        while True:
+        seen: set[bytes] = set()
+        for page_number in range(1, max_pages + 1):
             page = self.get_json("/results", params | ({"cursor": cursor} if cursor else {}))
-            yield from page["items"]
+            items = page.get("items") if isinstance(page, dict) else None
+            if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                raise ApiError(f"GET /results: page {page_number} has no list of result objects")
+            if len(items) > limit:
+                raise ApiError(
+                    f"GET /results: page {page_number} has {len(items)} items, more than the {limit} "
+                    "asked for"
+                )
+            yield from items
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+            digest = hashlib.sha256(str(cursor).encode()).digest()
+            if digest in seen:
+                raise ApiError(
+                    f"GET /results: page {page_number} points back to a cursor already followed "
+                    "(the listing loops): stopped"
+                )
+            seen.add(digest)
+        raise ApiError(
+            f"GET /results: more than {max_pages} pages ({max_pages * limit} results): stopped "
+            "(narrow the export with --since/--until or --prefix)"
+        )
 
     def detail(self, result_id: str) -> dict[str, Any]:
         if not RESULT_ID.match(result_id):

@@ -12,7 +12,7 @@ import csv
 import json
 import math
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
@@ -29,6 +29,12 @@ CSV_COLUMNS = (
 )  # fmt: skip
 # A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV-injection list).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# COCO sizes every annotation's `keypoints` by its category's largest slot (class_id), so one absurd
+# class_id would pad every annotation of the class: slots at or over this are left out. The result does
+# not carry the model's keypoint count (a detection may lack slots: keypoints under the threshold are
+# dropped), so this is a ceiling above the models we know (MediaPipe's face mesh has 478); users who know
+# their model's count pass it (`--max-keypoints`).
+DEFAULT_MAX_KEYPOINTS = 1024
 
 
 @dataclass
@@ -38,6 +44,7 @@ class ExportCounts:
     detections: int = 0
     keypoints: int = 0
     skipped_statuses: dict[str, int] = field(default_factory=dict)
+    refused_keypoints: int = 0  # COCO: keypoints left out for a class_id outside 0..max_keypoints-1
 
     def skip(self, status: str) -> None:
         self.skipped_statuses[status] = self.skipped_statuses.get(status, 0) + 1
@@ -168,9 +175,13 @@ class CocoWriter:
         visibility_threshold: float = DEFAULT_VISIBILITY_THRESHOLD,
         description: str = "s3-keypoints export",
         spool_dir: str | None = None,
+        max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self._out = out
         self._threshold = visibility_threshold
+        self._max_keypoints = max_keypoints
+        self._warn = warn
         # Deleted when closed (finish/abort), or by the OS if the process dies: never left behind.
         self._spool = tempfile.TemporaryFile(  # noqa: SIM115 - lives across write() calls
             "w+", encoding="utf-8", dir=spool_dir, prefix=".s3kp-coco-"
@@ -205,16 +216,25 @@ class CocoWriter:
         self._out.write(("," if image_id > 1 else "") + json.dumps(entry, ensure_ascii=False))
         self.counts.written += 1
         for prediction in _predictions(result):
-            self._spool_annotation(image_id, prediction)
+            self._spool_annotation(image_id, prediction, result.get("result_id"))
 
-    def _spool_annotation(self, image_id: int, prediction: dict[str, Any]) -> None:
+    def _spool_annotation(self, image_id: int, prediction: dict[str, Any], result_id: Any) -> None:
         class_name = str(prediction.get("class_name"))
         category = self._categories.get(class_name)
         if category is None:
             category = self._categories[class_name] = _Category(len(self._categories) + 1, class_name)
         slots: dict[int, list[float]] = {}
         for keypoint in prediction.get("keypoints") or ():
-            slot = int(keypoint["class_id"])
+            slot = keypoint.get("class_id")
+            if not (isinstance(slot, int) and not isinstance(slot, bool) and 0 <= slot < self._max_keypoints):
+                self.counts.refused_keypoints += 1
+                if self._warn is not None:
+                    self._warn(
+                        f"result {_quoted(result_id)}: a {_quoted(class_name)} keypoint has class_id "
+                        f"{_quoted(slot)}, outside 0..{self._max_keypoints - 1} (--max-keypoints): "
+                        "left out of the COCO file"
+                    )
+                continue
             category.slot_names.setdefault(slot, str(keypoint.get("name") or f"keypoint_{slot}"))
             visible = 2 if float(keypoint["confidence"]) >= self._threshold else 1
             slots[slot] = [_round(keypoint["x"]), _round(keypoint["y"]), visible]
@@ -265,6 +285,12 @@ class CocoWriter:
 
     def abort(self) -> None:
         self._spool.close()
+
+
+def _quoted(value: Any, limit: int = 60) -> str:
+    """A value from the API for a warning line: repr (no control characters reach the terminal), cut."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def write_all(writer: Writer, results: Iterable[dict[str, Any]]) -> ExportCounts:
