@@ -3,8 +3,9 @@
     ResultsApi(api_url, token=None)   .get(path, params) / .iter_results(filters) / .detail(id)
 
 Authentication follows the API's modes: a loopback API (the local stack) gets no credentials; `token`
-is sent as a bearer (the JWT mode); anything else is signed with SigV4 for `execute-api` using the
-user's own AWS credentials, found by botocore as the AWS CLI finds them (what awscurl does).
+is sent as a bearer (the JWT mode), never over plain http to another machine; anything else is signed
+with SigV4 for `execute-api` using the user's own AWS credentials, found by botocore as the AWS CLI finds
+them (what awscurl does).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ MAX_PAGES = 100_000
 RESULT_ID = re.compile(r"^[0-9a-f]{32}$")
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
 FILTER_NAMES = ("status", "class", "prefix", "since", "until")
+
+
+class InsecureTokenError(ValueError):
+    """A bearer token would travel in clear text to another machine: a usage error, refused before any
+    request is made."""
 
 
 class ApiError(RuntimeError):
@@ -63,6 +69,12 @@ class ResultsApi:
         parts = urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"--api-url must be an http(s) URL, got {api_url!r}")
+        if token and parts.scheme == "http" and not is_loopback(parts.hostname):
+            # Anyone on the path could read the token and replay it: only https carries it off this machine.
+            raise InsecureTokenError(
+                f"--token is only sent over https to a host other than this machine, and {api_url!r} is "
+                "plain http: use the API's https:// URL"
+            )
         self.api_url = api_url.rstrip("/")
         self.auth_mode = "bearer" if token else "none" if is_loopback(parts.hostname) else "sigv4"
         self._token = token

@@ -31,7 +31,7 @@ from s3kp.export.formats import (
     JsonlWriter,
     Writer,
 )
-from s3kp.results_api import PAGE_LIMIT, ApiError, ResultsApi
+from s3kp.results_api import PAGE_LIMIT, ApiError, InsecureTokenError, ResultsApi
 
 DEFAULT_WORKERS = 8
 WINDOW_PER_WORKER = 4  # details in flight or waiting to be written, per worker
@@ -262,7 +262,7 @@ def _write_atomically(options: ExportOptions, path: Path, results: Iterable[dict
 
 
 def run_export(args: Any) -> int:
-    """The CLI entry: arguments in, exit code out (0 ok, 1 failure)."""
+    """The CLI entry: arguments in, exit code out (0 ok, 1 failure, 2 a token over plain http)."""
     options = ExportOptions(
         format=args.format,
         output=args.output,
@@ -279,6 +279,9 @@ def run_export(args: Any) -> int:
     )
     try:
         api = ResultsApi(args.api_url, token=args.token, region=args.region)
+    except InsecureTokenError as error:
+        print(f"s3kp export: {error}", file=sys.stderr)
+        return 2
     except (ApiError, ValueError) as error:
         print(f"s3kp export: {error}", file=sys.stderr)
         return 1

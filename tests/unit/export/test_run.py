@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import requests
 
+from s3kp.cli import main
 from s3kp.export.run import ExportOptions, effective_filters, export, ordered_details
-from s3kp.results_api import ApiError, ResultsApi
+from s3kp.results_api import ApiError, InsecureTokenError, ResultsApi
+from s3kp.viewer.server import ViewerServer
 
 
 class FakeApi:
@@ -106,6 +109,58 @@ def test_a_token_is_a_bearer_and_loopback_needs_no_credentials() -> None:
     assert ResultsApi("http://127.0.0.1:3000").auth_mode == "none"
     with pytest.raises(ValueError, match="http"):
         ResultsApi("ftp://example.com")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://api.example.com", "http://10.0.0.5:3000", "http://[2001:db8::1]/", "http://localhost.evil"],
+)
+def test_a_token_is_refused_over_plain_http_to_another_machine(url: str) -> None:
+    with pytest.raises(InsecureTokenError, match="https"):
+        ResultsApi(url, token="jwt")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com",
+        "http://127.0.0.1:3000",
+        "http://127.0.0.2:3000",
+        "http://localhost:3000",
+        "http://[::1]:3000",
+    ],
+)
+def test_a_token_is_sent_over_https_or_to_this_machine(url: str) -> None:
+    assert ResultsApi(url, token="jwt").auth_mode == "bearer"
+
+
+@pytest.mark.parametrize("command", ["export", "view"])
+def test_the_cli_refuses_a_token_over_plain_http_as_a_usage_error_before_any_request(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN `--token` (or $S3KP_API_TOKEN) and an http:// API on another machine THEN exit 2 with a clear
+    line, and no request leaves (the token would travel in clear text)."""
+    sent: list[str] = []
+
+    def send(session: requests.Session, request: requests.PreparedRequest, **_: Any) -> None:
+        sent.append(str(request.url))
+        raise requests.ConnectionError("no network in this test")
+
+    monkeypatch.setattr(requests.Session, "send", send)
+    # Were the token accepted, the viewer would serve until stopped: make that a failure, not a hang.
+    monkeypatch.setattr(ViewerServer, "serve_forever", lambda self: pytest.fail("the viewer started"))
+    monkeypatch.setenv("S3KP_API_TOKEN", "secret-jwt")
+    arguments = {
+        "export": ["export", "--format", "jsonl", "-o", str(tmp_path / "x.jsonl")],
+        "view": ["view", "--port", "0", "--no-browser"],
+    }[command]
+
+    status = main([*arguments, "--api-url", "http://api.example.com"])
+
+    assert status == 2
+    assert "https" in capsys.readouterr().err
+    assert sent == []
+    assert list(tmp_path.iterdir()) == []
 
 
 class ScriptedListing(ResultsApi):
