@@ -64,6 +64,8 @@ def _export(args: argparse.Namespace) -> int:
         args.parser.error("--visibility-threshold is a confidence: between 0 and 1")
     if args.workers < 1:
         args.parser.error("--workers must be at least 1")
+    if args.max_keypoints is not None and args.max_keypoints < 1:
+        args.parser.error("--max-keypoints must be at least 1")
     return run_export(args)
 
 
@@ -314,6 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.5,
         help="COCO: keypoints at or above this confidence are visible (v=2), others v=1",
+    )
+    export.add_argument(
+        "--max-keypoints",
+        type=int,
+        default=None,
+        help="COCO: the model's keypoint count; a keypoint whose class_id is outside 0..N-1 is left out "
+        "with a warning (default 1024, above any model we know)",
     )
     export.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     export.set_defaults(func=_export, parser=export)

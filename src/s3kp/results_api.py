@@ -3,12 +3,14 @@
     ResultsApi(api_url, token=None)   .get(path, params) / .iter_results(filters) / .detail(id)
 
 Authentication follows the API's modes: a loopback API (the local stack) gets no credentials; `token`
-is sent as a bearer (the JWT mode); anything else is signed with SigV4 for `execute-api` using the
-user's own AWS credentials, found by botocore as the AWS CLI finds them (what awscurl does).
+is sent as a bearer (the JWT mode), never over plain http to another machine; anything else is signed
+with SigV4 for `execute-api` using the user's own AWS credentials, found by botocore as the AWS CLI finds
+them (what awscurl does).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,9 +23,17 @@ from s3kp.local.ports import is_loopback
 
 DEFAULT_API_URL = "http://127.0.0.1:3000"
 PAGE_LIMIT = 100  # the API's maximum page size
+# A listing longer than this many pages (10 million results at 100 a page) is taken for a broken or hostile
+# API whose cursors never end, not for a table: the export stops with an error instead of running forever.
+MAX_PAGES = 100_000
 RESULT_ID = re.compile(r"^[0-9a-f]{32}$")
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
 FILTER_NAMES = ("status", "class", "prefix", "since", "until")
+
+
+class InsecureTokenError(ValueError):
+    """A bearer token would travel in clear text to another machine: a usage error, refused before any
+    request is made."""
 
 
 class ApiError(RuntimeError):
@@ -59,6 +69,12 @@ class ResultsApi:
         parts = urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"--api-url must be an http(s) URL, got {api_url!r}")
+        if token and parts.scheme == "http" and not is_loopback(parts.hostname):
+            # Anyone on the path could read the token and replay it: only https carries it off this machine.
+            raise InsecureTokenError(
+                f"--token is only sent over https to a host other than this machine, and {api_url!r} is "
+                "plain http: use the API's https:// URL"
+            )
         self.api_url = api_url.rstrip("/")
         self.auth_mode = "bearer" if token else "none" if is_loopback(parts.hostname) else "sigv4"
         self._token = token
@@ -98,17 +114,44 @@ class ResultsApi:
             raise ApiError(f"GET {path}: HTTP {response.status}: {_message(response)}", response.status)
         return response.json()
 
-    def iter_results(self, filters: Mapping[str, str], limit: int = PAGE_LIMIT) -> Iterator[dict[str, Any]]:
-        """Every listed result (summary shape), newest first, following `next_cursor` page by page."""
+    def iter_results(
+        self, filters: Mapping[str, str], limit: int = PAGE_LIMIT, *, max_pages: int = MAX_PAGES
+    ) -> Iterator[dict[str, Any]]:
+        """Every listed result (summary shape), newest first, following `next_cursor` page by page.
+
+        The API is not trusted to end its listing: a cursor it already gave (a cycle), a page with more
+        items than asked for, or more than `max_pages` pages raise ApiError instead of looping forever or
+        growing without bound. Seen cursors are kept as digests (32 bytes each, whatever their length).
+        """
         params = {name: value for name, value in filters.items() if value}
         params["limit"] = str(limit)
         cursor: str | None = None
-        while True:
+        seen: set[bytes] = set()
+        for page_number in range(1, max_pages + 1):
             page = self.get_json("/results", params | ({"cursor": cursor} if cursor else {}))
-            yield from page["items"]
+            items = page.get("items") if isinstance(page, dict) else None
+            if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                raise ApiError(f"GET /results: page {page_number} has no list of result objects")
+            if len(items) > limit:
+                raise ApiError(
+                    f"GET /results: page {page_number} has {len(items)} items, more than the {limit} "
+                    "asked for"
+                )
+            yield from items
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+            digest = hashlib.sha256(str(cursor).encode()).digest()
+            if digest in seen:
+                raise ApiError(
+                    f"GET /results: page {page_number} points back to a cursor already followed "
+                    "(the listing loops): stopped"
+                )
+            seen.add(digest)
+        raise ApiError(
+            f"GET /results: more than {max_pages} pages ({max_pages * limit} results): stopped "
+            "(narrow the export with --since/--until or --prefix)"
+        )
 
     def detail(self, result_id: str) -> dict[str, Any]:
         if not RESULT_ID.match(result_id):

@@ -83,6 +83,31 @@ def test_after_the_key_is_fixed_the_waiting_upload_is_processed(ingest_stack: St
     assert stack.proxy.inference_calls() == 2
 
 
+def test_an_output_write_s3_refuses_is_a_recorded_failure_and_the_same_event_runs_after_the_fix(
+    ingest_stack: StackFactory,
+) -> None:
+    """GIVEN OUTPUT_BUCKET names a bucket that does not exist, so moto answers the annotated copy's write
+    with 404 NoSuchBucket (as S3 answers a bucket policy's denial with 403) THEN the first delivery
+    records `failed` with `output_write_refused` and the message is not retried; once the bucket exists,
+    the same event sent again is processed (a refused write belongs to the deployment: not remembered)."""
+    stack = ingest_stack(OUTPUT_BUCKET="s3kp-local-missing-outputs")
+    key = stack.upload("refused.jpg", samples.sample_jpeg("astronaut"))
+    messages = stack.receive(1)
+
+    assert stack.invoke(messages) == set()
+
+    record = stack.result(key)
+    assert record["status"] == "failed"
+    assert record["reason"]["code"] == "output_write_refused"
+    assert "NoSuchBucket (HTTP 404)" in record["reason"]["message"]
+    assert stack.proxy.inference_calls() == 1
+
+    stack.s3.create_bucket(Bucket="s3kp-local-missing-outputs")
+    stack.make_visible_again(messages)
+    assert stack.invoke(stack.receive(1)) == set()
+    assert stack.result(key)["status"] == "succeeded"
+
+
 def test_an_endpoint_that_stays_down_defers_the_message_and_the_copy_succeeds_later(
     ingest_stack: StackFactory,
 ) -> None:

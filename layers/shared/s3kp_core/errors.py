@@ -36,6 +36,10 @@ OBJECT_READ_FAILED: Final = "object_read_failed"
 """Reading the object failed for a passing reason (throttling, 5xx, network): retried."""
 OUTPUT_WRITE_FAILED: Final = "output_write_failed"
 """Writing the annotated copy or the predictions document failed for a passing reason: retried."""
+OUTPUT_WRITE_REFUSED: Final = "output_write_refused"
+"""S3 refused writing the annotated copy or the predictions document with a 4xx that another try would get
+again (access denied, a missing bucket, metadata over 2 KB, a key over 1,024 bytes...): recorded as
+`failed`, not retried. Throttling, timeouts and conflicts stay `output_write_failed`."""
 EVENT_PUBLISH_FAILED: Final = "event_publish_failed"
 """The result is recorded but its EventBridge event could not be put after several attempts: the message is
 retried (the recorded result stays as it is; the event goes out on a later delivery). Never a result state."""
@@ -70,9 +74,10 @@ INTERNAL_ERROR: Final = "internal_error"
 RESULT_TOO_LARGE: Final = "result_too_large"
 """The result item is over 400 KB even with its predictions in S3: recorded without its counts."""
 
-# Failures caused by the deployment rather than the object (a wrong or placeholder API key): recorded like
-# any failure, but not remembered by idempotency, so the same event sent again after the fix is processed.
-CONFIGURATION_CODES: Final = frozenset({INFERENCE_UNAUTHORIZED})
+# Failures caused by the deployment rather than the object (a wrong or placeholder API key, a bucket policy
+# or output bucket that refuses our writes): recorded like any failure, but not remembered by idempotency,
+# so the same event sent again after the fix is processed.
+CONFIGURATION_CODES: Final = frozenset({INFERENCE_UNAUTHORIZED, OUTPUT_WRITE_REFUSED})
 
 
 class ProcessingError(Exception):

@@ -2,7 +2,9 @@
 
 S3's failures are translated into the processing outcomes of `s3kp_core.errors` here, so the flow in
 `processing` never sees botocore: a missing object (or one replaced since the event, detected with
-`IfMatch` on the event's ETag) is skipped, a refused read is permanent, anything else is transient.
+`IfMatch` on the event's ETag) is skipped, a refused read is permanent, anything else is transient. A
+write S3 refuses with a 4xx is permanent too (`write_refusal`): sending the same request again gets the
+same answer, so retrying it only walks the message to the dead-letter queue with nothing recorded.
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ from s3kp_core.objects import ObjectInfo, ObjectStore
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
 _CHANGED = frozenset({"PreconditionFailed", "412"})
 _REFUSED = frozenset({"AccessDenied", "403", "InvalidObjectState", "NoSuchBucket"})
+# A 4xx that another try can pass: throttling, a timeout or an interrupted upload, a clock or credential that
+# gets refreshed, a conflicting operation still in progress. Any other 4xx refuses the write itself.
+_RETRYABLE_WRITE_CODES = frozenset(
+    {
+        "SlowDown", "Throttling", "ThrottlingException", "TooManyRequests", "RequestLimitExceeded",
+        "RequestTimeout", "RequestTimeTooSkewed", "ExpiredToken", "TokenRefreshRequired",
+        "OperationAborted", "ConditionalRequestConflict", "BadDigest", "IncompleteBody",
+    }
+)  # fmt: skip
+_RETRYABLE_WRITE_STATUSES = frozenset({408, 409, 429})
 
 
 def url_safe_metadata(value: str) -> str:
@@ -71,9 +83,7 @@ class S3ObjectStore(ObjectStore):
                 Metadata={name: url_safe_metadata(value) for name, value in metadata.items()},
             )
         except Exception as error:
-            raise errors.TransientError(
-                errors.OUTPUT_WRITE_FAILED, f"writing s3://{bucket}/{key} failed: {error}"
-            ) from None
+            raise write_failure(error, f"s3://{bucket}/{key}") from None
 
     def delete(self, bucket: str, key: str) -> None:
         try:
@@ -98,6 +108,32 @@ def _translate(error: Exception, bucket: str, key: str) -> errors.ProcessingErro
     return errors.TransientError(
         errors.OBJECT_READ_FAILED, f"reading {where} failed: {code or type(error).__name__}"
     )
+
+
+def write_refusal(error: BaseException) -> str | None:
+    """`Code (HTTP nnn): S3's message` when S3 refused a write for good (a 4xx that another try would get
+    again), else None (5xx, throttling, a timeout, a network error: worth retrying)."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return None
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    details = response.get("Error") or {}
+    code = str(details.get("Code") or "")
+    if not isinstance(status, int) or not 400 <= status < 500 or status in _RETRYABLE_WRITE_STATUSES:
+        return None
+    if code in _RETRYABLE_WRITE_CODES or "Throttl" in code:  # also KMS.ThrottlingException and kin
+        return None
+    message = " ".join(str(details.get("Message") or "").split())
+    message = message if len(message) <= 200 else message[:199] + "…"
+    return f"{code or 'HTTP error'} (HTTP {status})" + (f": {message}" if message else "")
+
+
+def write_failure(error: BaseException, where: str) -> errors.ProcessingError:
+    """The outcome of a failed write to `where` (an s3:// URI): permanent when S3 refused it, else retried."""
+    refusal = write_refusal(error)
+    if refusal is not None:
+        return errors.PermanentError(errors.OUTPUT_WRITE_REFUSED, f"S3 refused writing {where}: {refusal}")
+    return errors.TransientError(errors.OUTPUT_WRITE_FAILED, f"writing {where} failed: {error}")
 
 
 def _error_code(error: Exception) -> str:

@@ -16,6 +16,8 @@ Two guarantees beyond a plain PutItem:
   reason message is cut to `MAX_REASON_CHARS`. A result over 400 KB even without its predictions (only
   a pathological `counts` map can be: tens of thousands of class names) is recorded as `failed` with
   reason `result_too_large` instead, so the object always gets a state rather than a failing write.
+  Likewise when S3 refuses the predictions document (a 4xx: `output_write_refused`): the result is
+  recorded as `failed` without its predictions; a passing failure raises `output_write_failed`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from s3kp_core.errors import RESULT_TOO_LARGE
+from s3kp_core.errors import RESULT_TOO_LARGE, PermanentError
+from s3kp_core.objects_s3 import write_failure
 from s3kp_core.ordering import event_token
 from s3kp_core.results import ObjectRef, Reason, ResultRecord, Status
 from s3kp_core.results_schema import PARTITION_KEY, to_item, to_plain
@@ -116,8 +119,13 @@ class DynamoDBResultsStore(ResultsStore):
         spilled: ObjectRef | None = None
         item = self._item(record, order, track_event)
         if record.predictions and item_size(item) > self._item_budget:
-            spilled = self._spill_predictions(record, order)
-            record = replace(record, predictions=None, predictions_ref=spilled)
+            try:
+                spilled = self._spill_predictions(record, order)
+            except PermanentError as error:  # a TransientError goes up: the message is retried
+                # S3 refused the document for good: record that, rather than fail on every delivery.
+                record = replace(record, status=Status.FAILED, reason=error.reason(), predictions=None)
+            else:
+                record = replace(record, predictions=None, predictions_ref=spilled)
             item = self._item(record, order, track_event)
         if item_size(item) > DYNAMODB_ITEM_LIMIT:
             if spilled is not None:  # the failed record will not point at it
@@ -184,9 +192,12 @@ class DynamoDBResultsStore(ResultsStore):
         # One document per event, so a stale write can never clobber the newer result's document.
         bucket = self._predictions_bucket or record.source.bucket
         key = f"{self._predictions_prefix}{record.result_id}/{event_token(order, record.source)}.json"
-        self._s3.put_object(
-            Bucket=bucket, Key=key, Body=predictions_document(record), ContentType="application/json"
-        )
+        try:
+            self._s3.put_object(
+                Bucket=bucket, Key=key, Body=predictions_document(record), ContentType="application/json"
+            )
+        except Exception as error:
+            raise write_failure(error, f"s3://{bucket}/{key}") from None
         return ObjectRef(bucket=bucket, key=key)
 
 

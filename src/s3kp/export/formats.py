@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
@@ -26,9 +27,14 @@ CSV_COLUMNS = (
     "box_x_min", "box_y_min", "box_width", "box_height",
     "keypoint_index", "keypoint_name", "x", "y", "confidence",
 )  # fmt: skip
-# A cell starting with one of these is a formula to a spreadsheet: source keys are chosen by whoever
-# uploads, so text cells get a leading apostrophe (OWASP's CSV-injection advice).
+# A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV-injection list).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# COCO sizes every annotation's `keypoints` by its category's largest slot (class_id), so one absurd
+# class_id would pad every annotation of the class: slots at or over this are left out. The result does
+# not carry the model's keypoint count (a detection may lack slots: keypoints under the threshold are
+# dropped), so this is a ceiling above the models we know (MediaPipe's face mesh has 478); users who know
+# their model's count pass it (`--max-keypoints`).
+DEFAULT_MAX_KEYPOINTS = 1024
 
 
 @dataclass
@@ -38,6 +44,7 @@ class ExportCounts:
     detections: int = 0
     keypoints: int = 0
     skipped_statuses: dict[str, int] = field(default_factory=dict)
+    refused_keypoints: int = 0  # COCO: keypoints left out for a class_id outside 0..max_keypoints-1
 
     def skip(self, status: str) -> None:
         self.skipped_statuses[status] = self.skipped_statuses.get(status, 0) + 1
@@ -100,27 +107,36 @@ class CsvWriter:
         source = result.get("source") or {}
         image = result.get("image") or {}
         common = (
-            result["result_id"], _cell(source.get("bucket")), _cell(source.get("key")),
-            _cell(result.get("model_id")), image.get("width", ""), image.get("height", ""),
+            result.get("result_id"), source.get("bucket"), source.get("key"),
+            result.get("model_id"), image.get("width"), image.get("height"),
         )  # fmt: skip
         for index, prediction in enumerate(_predictions(result)):
             self.counts.detections += 1
-            box = _box(prediction)
-            detection = (index, _cell(prediction.get("class_name")), prediction.get("confidence"), *box)
+            detection = (index, prediction.get("class_name"), prediction.get("confidence"), *_box(prediction))
             for keypoint in prediction.get("keypoints") or ():
                 self.counts.keypoints += 1
-                self._csv.writerow(
-                    (
-                        *common, *detection, keypoint.get("class_id"), _cell(keypoint.get("name")),
-                        _round(keypoint["x"]), _round(keypoint["y"]), keypoint.get("confidence"),
-                    )
+                row = (
+                    *common, *detection, keypoint.get("class_id"), keypoint.get("name"),
+                    _round(keypoint["x"]), _round(keypoint["y"]), keypoint.get("confidence"),
                 )  # fmt: skip
+                self._csv.writerow([_cell(value) for value in row])
 
     def finish(self) -> None:
         self._out.flush()
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> str | int | float:
+    """Every cell of a row goes through here, whatever its column: the values come from the API.
+
+    A number (an int or finite float, as JSON parsing or our own rounding made it) is written as a number:
+    its text (`-3.5`, `1e-05`) is data to a spreadsheet, never a formula. Anything else is text, which
+    the API's caller cannot trust (a key or class name chosen upstream, a string where a number belongs):
+    text starting with a formula character gets a leading apostrophe (OWASP's CSV-injection advice).
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
@@ -159,9 +175,13 @@ class CocoWriter:
         visibility_threshold: float = DEFAULT_VISIBILITY_THRESHOLD,
         description: str = "s3-keypoints export",
         spool_dir: str | None = None,
+        max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self._out = out
         self._threshold = visibility_threshold
+        self._max_keypoints = max_keypoints
+        self._warn = warn
         # Deleted when closed (finish/abort), or by the OS if the process dies: never left behind.
         self._spool = tempfile.TemporaryFile(  # noqa: SIM115 - lives across write() calls
             "w+", encoding="utf-8", dir=spool_dir, prefix=".s3kp-coco-"
@@ -196,16 +216,25 @@ class CocoWriter:
         self._out.write(("," if image_id > 1 else "") + json.dumps(entry, ensure_ascii=False))
         self.counts.written += 1
         for prediction in _predictions(result):
-            self._spool_annotation(image_id, prediction)
+            self._spool_annotation(image_id, prediction, result.get("result_id"))
 
-    def _spool_annotation(self, image_id: int, prediction: dict[str, Any]) -> None:
+    def _spool_annotation(self, image_id: int, prediction: dict[str, Any], result_id: Any) -> None:
         class_name = str(prediction.get("class_name"))
         category = self._categories.get(class_name)
         if category is None:
             category = self._categories[class_name] = _Category(len(self._categories) + 1, class_name)
         slots: dict[int, list[float]] = {}
         for keypoint in prediction.get("keypoints") or ():
-            slot = int(keypoint["class_id"])
+            slot = keypoint.get("class_id")
+            if not (isinstance(slot, int) and not isinstance(slot, bool) and 0 <= slot < self._max_keypoints):
+                self.counts.refused_keypoints += 1
+                if self._warn is not None:
+                    self._warn(
+                        f"result {_quoted(result_id)}: a {_quoted(class_name)} keypoint has class_id "
+                        f"{_quoted(slot)}, outside 0..{self._max_keypoints - 1} (--max-keypoints): "
+                        "left out of the COCO file"
+                    )
+                continue
             category.slot_names.setdefault(slot, str(keypoint.get("name") or f"keypoint_{slot}"))
             visible = 2 if float(keypoint["confidence"]) >= self._threshold else 1
             slots[slot] = [_round(keypoint["x"]), _round(keypoint["y"]), visible]
@@ -256,6 +285,12 @@ class CocoWriter:
 
     def abort(self) -> None:
         self._spool.close()
+
+
+def _quoted(value: Any, limit: int = 60) -> str:
+    """A value from the API for a warning line: repr (no control characters reach the terminal), cut."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def write_all(writer: Writer, results: Iterable[dict[str, Any]]) -> ExportCounts:

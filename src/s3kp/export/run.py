@@ -23,8 +23,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from s3kp.export.formats import CocoWriter, CsvWriter, ExportCounts, JsonlWriter, Writer
-from s3kp.results_api import PAGE_LIMIT, ApiError, ResultsApi
+from s3kp.export.formats import (
+    DEFAULT_MAX_KEYPOINTS,
+    CocoWriter,
+    CsvWriter,
+    ExportCounts,
+    JsonlWriter,
+    Writer,
+)
+from s3kp.results_api import PAGE_LIMIT, ApiError, InsecureTokenError, ResultsApi
 
 DEFAULT_WORKERS = 8
 WINDOW_PER_WORKER = 4  # details in flight or waiting to be written, per worker
@@ -37,6 +44,7 @@ class ExportOptions:
     filters: dict[str, str] = field(default_factory=dict)
     workers: int = DEFAULT_WORKERS
     visibility_threshold: float = 0.5
+    max_keypoints: int = DEFAULT_MAX_KEYPOINTS
 
 
 @dataclass
@@ -66,6 +74,11 @@ class ExportReport:
             f"wrote {counts.written} results ({counts.detections} detections, {counts.keypoints} keypoints) "
             f"to {self.output} as {self.format} in {self.seconds:.1f} s ({self.rate:.0f} results/s)"
             + (f"; left out (no predictions): {skipped}" if skipped else "")
+            + (
+                f"; {counts.refused_keypoints} keypoints left out (class_id outside 0..max-keypoints - 1)"
+                if counts.refused_keypoints
+                else ""
+            )
         )
 
 
@@ -184,12 +197,35 @@ def _counted(
 
 def _writer(options: ExportOptions, out: IO[str], spool_dir: str | None) -> Writer:
     if options.format == "coco":
-        return CocoWriter(out, visibility_threshold=options.visibility_threshold, spool_dir=spool_dir)
+        return CocoWriter(
+            out,
+            visibility_threshold=options.visibility_threshold,
+            spool_dir=spool_dir,
+            max_keypoints=options.max_keypoints,
+            warn=_Warnings(),
+        )
     if options.format == "csv":
         return CsvWriter(out)
     if options.format == "jsonl":
         return JsonlWriter(out)
     raise ValueError(f"unknown format {options.format!r}")
+
+
+class _Warnings:
+    """Prints a writer's warnings on stderr, the first few only: one bad model answer can repeat in
+    every result, and the closing line counts them all."""
+
+    LIMIT = 10
+
+    def __init__(self) -> None:
+        self._printed = 0
+
+    def __call__(self, message: str) -> None:
+        self._printed += 1
+        if self._printed <= self.LIMIT:
+            print(f"s3kp export: warning: {message}", file=sys.stderr)
+        elif self._printed == self.LIMIT + 1:
+            print("s3kp export: warning: more of the same; the closing line counts them", file=sys.stderr)
 
 
 def _write(
@@ -226,7 +262,7 @@ def _write_atomically(options: ExportOptions, path: Path, results: Iterable[dict
 
 
 def run_export(args: Any) -> int:
-    """The CLI entry: arguments in, exit code out (0 ok, 1 failure)."""
+    """The CLI entry: arguments in, exit code out (0 ok, 1 failure, 2 a token over plain http)."""
     options = ExportOptions(
         format=args.format,
         output=args.output,
@@ -239,9 +275,13 @@ def run_export(args: Any) -> int:
         },
         workers=args.workers,
         visibility_threshold=args.visibility_threshold,
+        max_keypoints=args.max_keypoints or DEFAULT_MAX_KEYPOINTS,
     )
     try:
         api = ResultsApi(args.api_url, token=args.token, region=args.region)
+    except InsecureTokenError as error:
+        print(f"s3kp export: {error}", file=sys.stderr)
+        return 2
     except (ApiError, ValueError) as error:
         print(f"s3kp export: {error}", file=sys.stderr)
         return 1

@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from s3kp.local.host_guard import REFUSED_STATUS, HostGuard
 from s3kp.local.ports import is_loopback, port_is_free
-from s3kp.results_api import ApiError, ResultsApi
+from s3kp.results_api import ApiError, InsecureTokenError, ResultsApi
 from s3kp.viewer.storage import MAX_IMAGE_BYTES, Storage, StorageRefused, fetch_image, storage_for
 
 log = logging.getLogger(__name__)
@@ -324,6 +324,9 @@ def run_view(args: Any) -> int:
         return 1
     try:
         api = ResultsApi(args.api_url, token=args.token, region=args.region)
+    except InsecureTokenError as error:
+        print(f"s3kp view: {error}", file=sys.stderr)
+        return 2
     except (ApiError, ValueError) as error:
         print(f"s3kp view: {error}", file=sys.stderr)
         return 1

@@ -134,6 +134,58 @@ def test_coco_pads_missing_keypoint_slots_as_not_labelled(tmp_path: Path) -> Non
     assert second["num_keypoints"] == 5
 
 
+def test_coco_leaves_out_a_keypoint_whose_class_id_is_outside_the_models_keypoints(tmp_path: Path) -> None:
+    """GIVEN one detection whose keypoint claims class_id 100,000 (a hostile or broken model answer: COCO
+    pads every annotation of the class to its largest slot, so one such answer made a 143 MB file) THEN
+    that keypoint is left out, the category keeps the model's 6 keypoints and the file stays small."""
+    good = [prediction(random.Random(seed), FACE_6, "face", 1024, 768) for seed in range(3)]
+    bad = prediction(random.Random(9), FACE_6, "face", 1024, 768)
+    bad["keypoints"][5]["class_id"] = 100_000
+
+    path = coco_document([result(1, good), result(2, [bad])], tmp_path)
+
+    document = json.loads(path.read_text())
+    (face,) = document["categories"]
+    assert face["keypoints"] == list(FACE_6.keypoint_names)
+    assert all(len(annotation["keypoints"]) == 18 for annotation in document["annotations"])
+    assert document["annotations"][-1]["num_keypoints"] == 5
+    assert path.stat().st_size < 20_000
+
+
+def test_coco_warns_about_each_keypoint_left_out_naming_its_result(tmp_path: Path) -> None:
+    """A class_id that is huge, negative, not an integer or missing is left out, counted and warned
+    about with the result's id."""
+    bad = prediction(random.Random(9), FACE_6, "face", 1024, 768)
+    bad["keypoints"][5]["class_id"] = 10_000_000
+    bad["keypoints"][4]["class_id"] = -1
+    bad["keypoints"][3]["class_id"] = "3"
+    bad["keypoints"][2].pop("class_id")
+    warnings: list[str] = []
+
+    with (tmp_path / "export.json").open("w", encoding="utf-8") as out:
+        writer = CocoWriter(out, spool_dir=str(tmp_path), warn=warnings.append)
+        counts = write_all(writer, [result(2, [bad])])
+
+    assert counts.refused_keypoints == 4
+    assert counts.keypoints == 2
+    assert len(warnings) == 4
+    assert all(f"{2:032x}" in warning for warning in warnings), "each warning names the result"
+    assert "class_id 10000000, outside 0..1023" in warnings[-1]
+
+
+def test_coco_takes_the_models_keypoint_count_as_the_bound_when_given(tmp_path: Path) -> None:
+    detection = prediction(random.Random(4), COCO_17, "person", 1024, 768)
+    path = tmp_path / "export.json"
+    with path.open("w", encoding="utf-8") as out:
+        counts = write_all(
+            CocoWriter(out, spool_dir=str(tmp_path), max_keypoints=6), [result(1, [detection])]
+        )
+
+    (person,) = json.loads(path.read_text())["categories"]
+    assert person["keypoints"] == list(COCO_17.keypoint_names[:6])
+    assert counts.refused_keypoints == 11
+
+
 def test_coco_survives_cocoeval_against_itself_with_a_perfect_score(tmp_path: Path) -> None:
     """Ground truth and detections from the same export: OKS 1 everywhere, so AP and AR are 1."""
     path = coco_document(sample_results(count=20), tmp_path)
@@ -178,6 +230,56 @@ def test_csv_has_one_row_per_keypoint_and_escapes_formulas(tmp_path: Path) -> No
     assert row["detection_index"] == "0"
     assert row["source_key"] == '\'=HYPERLINK("http://evil")', "a spreadsheet must not run it"
     assert counts.skipped_statuses == {"failed": 1}
+
+
+def test_csv_neutralises_formula_text_in_every_column_and_keeps_numbers_as_numbers() -> None:
+    """GIVEN a result whose every value the API passes through is text starting with a formula character
+    (=, +, -, @, tab, CR), whatever the column's declared type, THEN each such cell starts with `'`;
+    genuine numbers (JSON numbers, our rounded coordinates), negative ones included, stay numbers."""
+    hostile = ["=1+1", "+1+1", "-1+1", "@SUM(A1)", "\t=1", "\r=1"]
+    strings = iter(hostile * 3)
+    keypoint = {
+        "x": -3.25, "y": 7, "confidence": next(strings), "class_id": next(strings), "name": next(strings),
+    }  # fmt: skip
+    detection = {
+        "x": 10, "y": 10, "width": 30, "height": 40, "confidence": next(strings),
+        "class_name": next(strings), "class_id": 0, "keypoints": [keypoint],
+    }  # fmt: skip
+    record = result(1, [detection])
+    record["result_id"] = next(strings)
+    record["source"] = {"bucket": next(strings), "key": next(strings)}
+    record["model_id"] = next(strings)
+    record["image"] = {"width": next(strings), "height": next(strings)}
+    out = io.StringIO(newline="")
+
+    write_all(CsvWriter(out), [record])
+
+    (row,) = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    text_columns = [
+        "result_id", "source_bucket", "source_key", "model_id", "image_width", "image_height",
+        "class_name", "detection_confidence", "keypoint_index", "keypoint_name", "confidence",
+    ]  # fmt: skip
+    for column in text_columns:
+        assert row[column].startswith("'"), f"{column}: {row[column]!r} would run as a formula"
+        assert row[column][1:] in hostile, column
+    assert (row["x"], row["box_x_min"], row["y"]) == ("-3.25", "-5.0", "7.0"), "negative numbers stay numbers"
+    assert row["detection_index"] == "0"
+
+
+def test_csv_writes_json_numbers_as_numbers_and_other_values_as_neutralised_text() -> None:
+    out = io.StringIO(newline="")
+    keypoint = {"x": 1.0, "y": 2.0, "confidence": float("-inf"), "class_id": -4, "name": "-nose"}
+    detection = {
+        "x": 10, "y": 10, "width": 4, "height": 4, "confidence": -0.5, "class_name": "face", "class_id": 0,
+        "keypoints": [keypoint],
+    }  # fmt: skip
+
+    write_all(CsvWriter(out), [result(1, [detection])])
+
+    (row,) = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert (row["detection_confidence"], row["keypoint_index"]) == ("-0.5", "-4"), "numbers are data"
+    assert row["confidence"] == "'-inf", "not a finite number: text, neutralised"
+    assert row["keypoint_name"] == "'-nose"
 
 
 def test_jsonl_is_the_apis_shape_one_result_per_line() -> None:

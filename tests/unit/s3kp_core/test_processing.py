@@ -8,8 +8,10 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from botocore.exceptions import ClientError
 from PIL import Image
 from s3kp_core import errors
+from s3kp_core.objects_s3 import write_failure
 from s3kp_core.ordering import event_order
 from s3kp_core.processing import (
     Collaborators,
@@ -298,6 +300,49 @@ def test_a_permanent_inference_error_is_recorded_as_failed_with_its_reason() -> 
     assert (record.status, record.reason.code) == (Status.FAILED, errors.INFERENCE_UNAUTHORIZED)
     assert record.image is not None  # what was learnt before the failure is kept
     assert pipeline.objects.puts == {}
+
+
+class RefusingObjectStore(FakeObjectStore):
+    """Reads like the fake; S3 answers every write with `code`/`status`, translated as S3ObjectStore does."""
+
+    def __init__(self, objects: dict[tuple[str, str], bytes], code: str, status: int) -> None:
+        super().__init__(objects)
+        self.response = {
+            "Error": {"Code": code, "Message": "no"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+
+    def put(self, bucket: str, key: str, body: bytes, **_: object) -> None:
+        raise write_failure(ClientError(self.response, "PutObject"), f"s3://{bucket}/{key}")
+
+
+def test_an_annotated_copy_s3_refuses_ends_the_object_failed_with_the_reason_not_retried() -> None:
+    """GIVEN S3 refuses the annotated copy (403 AccessDenied, as a bucket policy would) THEN the object is
+    recorded `failed` with `output_write_refused` on this delivery, and nothing is raised for a retry."""
+    pipeline = Pipeline()
+    pipeline.deps = dataclasses.replace(
+        pipeline.deps, objects=RefusingObjectStore(pipeline.objects.objects, "AccessDenied", 403)
+    )
+
+    outcome = pipeline.run()
+
+    record = pipeline.results.only()
+    assert outcome.record == record
+    assert (record.status, record.reason.code) == (Status.FAILED, errors.OUTPUT_WRITE_REFUSED)
+    assert "AccessDenied (HTTP 403)" in record.reason.message
+    assert record.annotated is None
+
+
+def test_an_annotated_copy_s3_throttles_is_retried() -> None:
+    pipeline = Pipeline()
+    pipeline.deps = dataclasses.replace(
+        pipeline.deps, objects=RefusingObjectStore(pipeline.objects.objects, "SlowDown", 503)
+    )
+
+    with pytest.raises(errors.TransientError, match="output_write_failed"):
+        pipeline.run()
+
+    assert pipeline.results.items == {}
 
 
 def test_a_transient_error_is_raised_and_records_nothing() -> None:

@@ -9,9 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from msgspec.structs import replace
-from s3kp_core.errors import RESULT_TOO_LARGE
+from s3kp_core.errors import OUTPUT_WRITE_FAILED, OUTPUT_WRITE_REFUSED, RESULT_TOO_LARGE, TransientError
 from s3kp_core.ordering import event_order
 from s3kp_core.results import (
     Keypoint,
@@ -240,6 +241,37 @@ def test_predictions_go_to_the_configured_bucket(aws) -> None:
     store = store_for(aws, item_budget=2_000, predictions_bucket="outputs")
     store.save(record(tuple(prediction(i) for i in range(3))), order="t#1")
     assert aws["s3"].list_objects_v2(Bucket="outputs", Prefix="predictions/")["KeyCount"] == 1
+
+
+def test_a_predictions_document_s3_refuses_is_recorded_as_a_failure_instead_of_retried(aws) -> None:
+    """GIVEN the predictions bucket refuses the document with a 4xx (here: it does not exist) THEN the
+    result is recorded `failed` with `output_write_refused` and without predictions, at once."""
+    store = store_for(aws, item_budget=2_000, predictions_bucket="no-such-bucket")
+
+    assert store.save(record(tuple(prediction(i) for i in range(3))), order="t#1") is True
+
+    item = aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})["Item"]
+    assert item["status"] == "failed"
+    assert item["reason"]["code"] == OUTPUT_WRITE_REFUSED
+    assert "NoSuchBucket (HTTP 404)" in item["reason"]["message"]
+    assert "s3://no-such-bucket/predictions/" in item["reason"]["message"]
+    assert "predictions" not in item or item["predictions"] is None
+    assert "predictions_ref" not in item or item["predictions_ref"] is None
+
+
+def test_a_predictions_document_that_fails_for_a_passing_reason_is_retried(aws) -> None:
+    class SlowS3:
+        def put_object(self, **_: Any) -> None:
+            error = {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}
+            raise ClientError(error, "PutObject")
+
+    store = DynamoDBResultsStore(aws["table"], SlowS3(), predictions_prefix="predictions/", item_budget=2_000)
+
+    with pytest.raises(TransientError) as raised:
+        store.save(record(tuple(prediction(i) for i in range(3))), order="t#1")
+
+    assert raised.value.code == OUTPUT_WRITE_FAILED
+    assert "Item" not in aws["table"].get_item(Key={"result_id": result_id_for(BUCKET, KEY)})
 
 
 def test_a_very_long_reason_message_is_cut_and_the_failure_recorded(aws) -> None:
