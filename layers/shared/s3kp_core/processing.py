@@ -95,6 +95,9 @@ class ObjectEvent:
     replay: bool = False
     # The notification's name for what happened (e.g. `ObjectCreated:Put`): for logs, not for the flow.
     event_name: str | None = None
+    # A replay that asks to run again although this version was processed (`s3kp backfill --only-failed`):
+    # not for the flow either; the handler makes it part of the idempotency key.
+    rerun: str | None = None
 
 
 @dataclass(frozen=True)
