@@ -146,7 +146,7 @@ def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     backfill.add_argument(
         "--results-table",
         default=None,
-        help="the results table, for --only-missing/--reprocess (default: the local stack's)",
+        help="the results table, for --only-missing/--reprocess/--only-failed (default: the local stack's)",
     )
     _add_local_target_options(backfill)
     backfill.add_argument("--dry-run", action="store_true", help="list and decide, send nothing")
@@ -158,6 +158,18 @@ def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         action="store_true",
         help="send only objects without a result of the current fingerprint "
         "(needs --model-id or --fingerprint)",
+    )
+    backfill.add_argument(
+        "--only-failed",
+        action="store_true",
+        help="send only objects whose stored result is failed (run again even if idempotency remembers it)",
+    )
+    backfill.add_argument(
+        "--reason",
+        action="append",
+        metavar="CODE",
+        help="with --only-failed: only failures with this reason code (repeat it or separate codes with "
+        "commas, e.g. inference_unavailable)",
     )
     backfill.add_argument("--model-id", default=None, help="the model the stack runs now (for --reprocess)")
     backfill.add_argument("--confidence", type=float, default=None, help="the stack's Confidence, if changed")
