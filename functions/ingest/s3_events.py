@@ -10,6 +10,9 @@ Decisions:
   notification is configured wider than the template's) are *ignored*, not recorded as `skipped`: a
   result for a deleted object would be misleading. They are returned so the handler can log them.
 - `s3:TestEvent` (sent once when the notification is configured) is recognised and ignored.
+- A replay (`s3kp backfill`, marked by `s3.configurationId`) may carry a rerun token (`s3kp.rerun`, sent
+  by `--only-failed`): it becomes part of the idempotency key, so the object runs again even when its
+  failure was remembered. S3's own records never carry one, and a token on a non-replay is ignored.
 - A body that is not an S3 notification raises `MalformedNotification`: there is no object to record a
   state against, so the handler logs it with a metric and drops it (a retry cannot fix it).
 """
@@ -31,9 +34,17 @@ TEST_EVENT = "s3:TestEvent"
 # One object version under one fingerprint (model + inference settings) is one unit of work (Powertools
 # Idempotency key over `work_unit()`): a new model processes the same version again. Stored idempotency
 # records were keyed on exactly these fields: changing them would run every object version once more.
-IDEMPOTENCY_KEY_JMESPATH = "[bucket, key, version_id, etag, fingerprint]"
+# A rerun (`s3kp backfill --only-failed`) adds its token, so a failure idempotency remembers (a permanent
+# one: the function returned) is run again; without a token the expression yields the same list as before.
+IDEMPOTENCY_KEY_JMESPATH = (
+    "rerun && [bucket, key, version_id, etag, fingerprint, rerun]"
+    " || [bucket, key, version_id, etag, fingerprint]"
+)
 # `s3.configurationId` of the notifications `s3kp backfill` sends (S3 puts its notification's id there).
 REPLAY_CONFIGURATION_ID = "s3kp-backfill"
+# Where a backfill record carries its rerun token: `{"s3kp": {"rerun": "<token>"}}` beside S3's fields.
+RERUN_FIELD = "s3kp"
+MAX_RERUN_CHARS = 64
 # The data the idempotency key is taken from: the fields IDEMPOTENCY_KEY_JMESPATH names.
 WorkUnit: TypeAlias = dict[str, str | None]
 
@@ -51,7 +62,8 @@ class Notification:
 
 def work_unit(event: ObjectEvent, fingerprint: str | None) -> WorkUnit:
     """What the idempotency key is taken from (`IDEMPOTENCY_KEY_JMESPATH`): the object version and what
-    processes it. A replay (`s3kp backfill`) of a version is the same unit as S3's own event for it."""
+    processes it. A replay (`s3kp backfill`) of a version is the same unit as S3's own event for it; a
+    rerun is a unit of its own (one per token: its own redeliveries are still duplicates)."""
     source = event.source
     return {
         "bucket": source.bucket,
@@ -59,6 +71,7 @@ def work_unit(event: ObjectEvent, fingerprint: str | None) -> WorkUnit:
         "version_id": source.version_id,
         "etag": source.etag,
         "fingerprint": fingerprint,
+        "rerun": event.rerun,
     }
 
 
@@ -110,6 +123,7 @@ def _object_created(record: Mapping[str, Any], event_name: str) -> ObjectEvent:
     except UnicodeDecodeError:
         raise MalformedNotification(f"{event_name} record's key is not URL-encoded UTF-8") from None
     size = obj.get("size")
+    replay = s3.get("configurationId") == REPLAY_CONFIGURATION_ID
     return ObjectEvent(
         source=SourceObject(
             bucket=bucket,
@@ -121,8 +135,16 @@ def _object_created(record: Mapping[str, Any], event_name: str) -> ObjectEvent:
         ),
         event_time=_parse_time(record.get("eventTime")),
         event_name=event_name,
-        replay=s3.get("configurationId") == REPLAY_CONFIGURATION_ID,
+        replay=replay,
+        rerun=_rerun_token(record) if replay else None,
     )
+
+
+def _rerun_token(record: Mapping[str, Any]) -> str | None:
+    """The token of a backfill rerun; anything else there (not a short string) is ignored, not trusted."""
+    extra = record.get(RERUN_FIELD)
+    token = extra.get("rerun") if isinstance(extra, Mapping) else None
+    return token if isinstance(token, str) and 0 < len(token) <= MAX_RERUN_CHARS else None
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -13,6 +13,13 @@ object's current version: it takes the ordering token of the result already stor
 redelivery may), so a newer upload whose result lands meanwhile (a larger token) still wins, and a replay
 whose object was replaced or deleted since the listing records nothing. Everything else (idempotency on
 bucket/key/version/ETag/fingerprint, retries, the DLQ) is the same as for S3's own messages.
+
+Recovering failures: `--only-failed [--reason CODE]` sends only objects whose stored result is `failed`
+(with one of those reason codes). Those records also carry a *rerun token* (`s3kp.rerun`, one per run):
+the ingest function makes it part of the idempotency key, because idempotency remembers a failure the
+function returned (a permanent one, e.g. `object_too_large` before a limit was raised) and would answer
+a plain replay with it. A failure recorded on the last delivery (`inference_unavailable`) is not
+remembered (the function raised), so for those the token changes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import sys
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +42,9 @@ from s3kp_core.results import result_id_for
 
 # `s3.configurationId` of backfill records; the ingest function (functions/ingest/s3_events.py) reads it.
 REPLAY_CONFIGURATION_ID = "s3kp-backfill"
+# Where a record carries a rerun token (s3_events.RERUN_FIELD): `{"s3kp": {"rerun": TOKEN}}`.
+RERUN_FIELD = "s3kp"
+FAILED = "failed"  # s3kp_core.results.Status.FAILED's value, as stored
 SEND_BATCH = 10  # SQS SendMessageBatch's maximum
 LOOKUP_BATCH = 100  # DynamoDB BatchGetItem's maximum
 SEND_ATTEMPTS = 5
@@ -45,6 +56,8 @@ TOO_OLD = "modified before --since"
 HAS_RESULT = "has a result for its current version (--only-missing)"
 UP_TO_DATE = "has a result with the current fingerprint (--reprocess)"
 OVER_LIMIT = "beyond --limit"
+NOT_FAILED = "has no failed result (--only-failed)"
+OTHER_REASON = "failed for another reason (--reason)"
 
 
 class BackfillError(RuntimeError):
@@ -67,6 +80,8 @@ class StoredResult:
     etag: str | None
     version_id: str | None
     fingerprint: str | None
+    status: str | None = None
+    reason: str | None = None  # the reason's code
 
 
 @dataclass(frozen=True)
@@ -98,7 +113,8 @@ class KeyFilter:
 
 @dataclass(frozen=True)
 class Plan:
-    """What to decide per object. `fingerprint` is the current one (needed by `reprocess`)."""
+    """What to decide per object. `fingerprint` is the current one (needed by `reprocess`); `reasons`
+    narrows `only_failed` to those reason codes (empty: any failure)."""
 
     key_filter: KeyFilter
     since: datetime | None = None
@@ -106,10 +122,12 @@ class Plan:
     reprocess: bool = False
     fingerprint: str | None = None
     limit: int | None = None
+    only_failed: bool = False
+    reasons: frozenset[str] = frozenset()
 
     @property
     def needs_results(self) -> bool:
-        return self.only_missing or self.reprocess
+        return self.only_missing or self.reprocess or self.only_failed
 
 
 @dataclass
@@ -163,6 +181,14 @@ def decide(
 
 
 def _result_reason(obj: ListedObject, stored: StoredResult | None, plan: Plan) -> str | None:
+    if plan.only_failed:
+        # Whatever version the failed result describes: the key shows a failure, and a replay processes
+        # the object as it is now (a newer upload's own result, if it lands, still wins).
+        if stored is None or stored.status != FAILED:
+            return NOT_FAILED
+        if plan.reasons and stored.reason not in plan.reasons:
+            return OTHER_REASON
+        return None
     if stored is None or not _same_version(obj, stored):
         return None  # no result for the current version: always worth sending
     if plan.reprocess:
@@ -181,8 +207,9 @@ def _same_version(obj: ListedObject, stored: StoredResult) -> bool:
 # ----------------------------------------------------------------------------------------- messages
 
 
-def notification_body(bucket: str, obj: ListedObject, region: str) -> str:
-    """The SQS message body S3 would send for this object's creation (one record), marked as backfill."""
+def notification_body(bucket: str, obj: ListedObject, region: str, *, rerun: str | None = None) -> str:
+    """The SQS message body S3 would send for this object's creation (one record), marked as backfill;
+    with `rerun`, a token that makes the ingest function run it even if idempotency remembers it."""
     s3_object: dict[str, Any] = {
         # S3 URL-encodes keys in notifications (`+` for a space); it leaves `/` alone.
         "key": quote_plus(obj.key, safe="/"),
@@ -208,6 +235,8 @@ def notification_body(bucket: str, obj: ListedObject, region: str) -> str:
             "object": s3_object,
         },
     }
+    if rerun:
+        record[RERUN_FIELD] = {"rerun": rerun}
     return json.dumps({"Records": [record]}, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -257,8 +286,13 @@ def results_lookup(
         request: dict[str, Any] = {
             table: {
                 "Keys": [{"result_id": {"S": result_id}} for result_id in ids],
-                "ProjectionExpression": "result_id, #source, fingerprint",
-                "ExpressionAttributeNames": {"#source": "source"},
+                "ProjectionExpression": "result_id, #source, fingerprint, #status, #reason.#code",
+                "ExpressionAttributeNames": {
+                    "#source": "source",
+                    "#status": "status",
+                    "#reason": "reason",
+                    "#code": "code",
+                },
             }
         }
         for attempt in range(SEND_ATTEMPTS):
@@ -272,6 +306,8 @@ def results_lookup(
                     etag=source.get("etag", {}).get("S"),
                     version_id=source.get("version_id", {}).get("S"),
                     fingerprint=item.get("fingerprint", {}).get("S"),
+                    status=item.get("status", {}).get("S"),
+                    reason=item.get("reason", {}).get("M", {}).get("code", {}).get("S"),
                 )
             request = response.get("UnprocessedKeys") or {}
             if not request:
@@ -383,6 +419,7 @@ class Summary:
     skipped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     fingerprint: str | None = None
+    rerun: str | None = None
 
     def rate(self) -> float:
         return self.sent / self.seconds if self.seconds > 0 else 0.0
@@ -399,6 +436,7 @@ class Summary:
             "seconds": round(self.seconds, 3),
             "objects_per_second": round(self.rate(), 1),
             "fingerprint": self.fingerprint,
+            "rerun": self.rerun,
         }
 
     def lines(self) -> list[str]:
@@ -412,6 +450,8 @@ class Summary:
             lines.append(f"  skipped  {count}  {reason}")
         if self.fingerprint:
             lines.append(f"  current fingerprint {self.fingerprint}")
+        if self.rerun:
+            lines.append(f"  rerun token {self.rerun} (in the ingest function's idempotency key)")
         return lines
 
 
@@ -430,7 +470,7 @@ class Progress:
         self._last = now
         elapsed = max(now - started, 1e-6)
         verb = "would send" if summary.dry_run else "sent"
-        bar = _bar(summary.sent, summary.listed)
+        bar = progress_bar(summary.sent, summary.listed)
         skipped = sum(summary.skipped.values())
         self._stream.write(
             f"\r  {bar} listed {summary.listed}  {verb} {summary.sent}  skipped {skipped}"
@@ -444,7 +484,7 @@ class Progress:
             self._stream.flush()
 
 
-def _bar(done: int, total: int, width: int = 20) -> str:
+def progress_bar(done: int, total: int, width: int = 20) -> str:
     filled = round(width * done / total) if total else 0
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
@@ -464,14 +504,22 @@ def run_backfill(
     max_rate: float | None = None,
     progress_stream: TextIO | None = None,
     concurrency: int = SEND_CONCURRENCY,
+    rerun: str | None = None,
 ) -> Summary:
-    """List, decide and send; returns the summary (also on Ctrl-C, via the exception's `summary`)."""
+    """List, decide and send; returns the summary (also on Ctrl-C, via the exception's `summary`).
+
+    `rerun` (default: a fresh token when `plan.only_failed`) goes into every record sent."""
     summary = Summary(bucket=bucket, prefix=prefix, queue_url=queue_url, dry_run=dry_run)
     summary.fingerprint = plan.fingerprint
+    if rerun is None and plan.only_failed:
+        rerun = new_rerun_token()
+    summary.rerun = rerun
     lookup = None
     if plan.needs_results:
         if dynamodb is None or not results_table:
-            raise BackfillError("--only-missing and --reprocess need the results table (--results-table)")
+            raise BackfillError(
+                "--only-missing, --reprocess and --only-failed need the results table (--results-table)"
+            )
         lookup = results_lookup(dynamodb, results_table, bucket)
     stream = progress_stream or sys.stderr
     progress = Progress(stream, enabled=stream.isatty())
@@ -500,7 +548,7 @@ def run_backfill(
                 if decision.skip_reason == OVER_LIMIT:
                     break  # the rest would only be counted, at the cost of listing it
             else:
-                batch.append(notification_body(bucket, decision.obj, region))
+                batch.append(notification_body(bucket, decision.obj, region, rerun=rerun))
                 if len(batch) == SEND_BATCH:
                     flush()
             progress.update(summary, started)
@@ -514,6 +562,11 @@ def run_backfill(
         progress.update(summary, started, force=True)
         progress.close()
     return summary
+
+
+def new_rerun_token() -> str:
+    """One per `--only-failed` run: this run's records run again once; a later run may run them again."""
+    return f"rerun-{uuid.uuid4().hex[:16]}"
 
 
 # ------------------------------------------------------------------------------------------ CLI glue
@@ -535,6 +588,27 @@ def parse_since(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"--since: expected an ISO-8601 date or date-time, got {text!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_reasons(values: Sequence[str] | None) -> frozenset[str]:
+    """`--reason` given several times and/or comma-separated; each must be a code the pipeline records
+    (s3kp_core.errors), so a typo is an error rather than a run that matches nothing."""
+    codes = frozenset(code.strip() for value in values or () for code in value.split(",") if code.strip())
+    unknown = sorted(codes - known_reason_codes())
+    if unknown:
+        known = ", ".join(sorted(known_reason_codes()))
+        raise ValueError(f"--reason: unknown reason code {', '.join(unknown)} (known: {known})")
+    return codes
+
+
+def known_reason_codes() -> frozenset[str]:
+    from s3kp_core import errors
+
+    return frozenset(
+        value
+        for name, value in vars(errors).items()
+        if name.isupper() and isinstance(value, str) and value.islower()
+    )
 
 
 def current_fingerprint(args: Any) -> str | None:
@@ -571,11 +645,17 @@ def run_from_args(args: Any) -> int:
     try:
         bucket, prefix = parse_s3_url(args.url)
         since = parse_since(args.since) if args.since else None
+        reasons = parse_reasons(args.reason)
     except ValueError as error:
         print(f"s3kp backfill: {error}", file=sys.stderr)
         return 2
-    if args.only_missing and args.reprocess:
-        print("s3kp backfill: --only-missing and --reprocess exclude each other", file=sys.stderr)
+    selections = [f"--{name}" for name in ("only-missing", "reprocess", "only-failed")
+                  if getattr(args, name.replace("-", "_"))]  # fmt: skip
+    if len(selections) > 1:
+        print(f"s3kp backfill: {' and '.join(selections)} exclude each other", file=sys.stderr)
+        return 2
+    if args.reason and not args.only_failed:
+        print("s3kp backfill: --reason narrows --only-failed: add --only-failed", file=sys.stderr)
         return 2
     fingerprint = current_fingerprint(args)
     if args.reprocess and not fingerprint:
@@ -614,6 +694,8 @@ def run_from_args(args: Any) -> int:
         reprocess=args.reprocess,
         fingerprint=fingerprint,
         limit=args.limit,
+        only_failed=args.only_failed,
+        reasons=reasons,
     )
     from botocore.exceptions import BotoCoreError, ClientError
 

@@ -110,6 +110,12 @@ def _backfill(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _redrive(args: argparse.Namespace) -> int:
+    from s3kp.redrive import run_from_args
+
+    return run_from_args(args)
+
+
 def _add_local_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint-url",
@@ -148,7 +154,7 @@ def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     backfill.add_argument(
         "--results-table",
         default=None,
-        help="the results table, for --only-missing/--reprocess (default: the local stack's)",
+        help="the results table, for --only-missing/--reprocess/--only-failed (default: the local stack's)",
     )
     _add_local_target_options(backfill)
     backfill.add_argument("--dry-run", action="store_true", help="list and decide, send nothing")
@@ -160,6 +166,18 @@ def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         action="store_true",
         help="send only objects without a result of the current fingerprint "
         "(needs --model-id or --fingerprint)",
+    )
+    backfill.add_argument(
+        "--only-failed",
+        action="store_true",
+        help="send only objects whose stored result is failed (run again even if idempotency remembers it)",
+    )
+    backfill.add_argument(
+        "--reason",
+        action="append",
+        metavar="CODE",
+        help="with --only-failed: only failures with this reason code (repeat it or separate codes with "
+        "commas, e.g. inference_unavailable)",
     )
     backfill.add_argument("--model-id", default=None, help="the model the stack runs now (for --reprocess)")
     backfill.add_argument("--confidence", type=float, default=None, help="the stack's Confidence, if changed")
@@ -176,6 +194,42 @@ def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     backfill.add_argument("--limit", type=int, default=None, help="send at most this many objects")
     backfill.add_argument("--json", action="store_true", help="print the summary as JSON")
     backfill.set_defaults(func=_backfill)
+
+    redrive = sub.add_parser(
+        "redrive",
+        help="move the dead-letter queue's messages back to the ingest queue",
+        description="Starts an SQS message move task from the DLQ to the ingest queue; where the endpoint "
+        "has none (the local stack's moto), receives, sends and deletes ten messages at a time "
+        "(docs/backfill.md).",
+    )
+    redrive.add_argument(
+        "--queue-url",
+        default=None,
+        help="the ingest queue (output IngestQueueUrl; default: the running local stack's)",
+    )
+    redrive.add_argument(
+        "--dlq-url",
+        default=None,
+        help="the dead-letter queue (output DeadLetterQueueUrl; default: the ingest queue's RedrivePolicy)",
+    )
+    _add_local_target_options(redrive)
+    redrive.add_argument(
+        "--dry-run", action="store_true", help="print how many messages the DLQ holds; receive nothing"
+    )
+    redrive.add_argument(
+        "--wait", action="store_true", help="follow SQS's move task until it ends, printing progress"
+    )
+    redrive.add_argument(
+        "--max-rate", type=_positive_int, default=None, help="at most this many messages per second (<= 500)"
+    )
+    redrive.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=None,
+        help="move at most this many messages (always by receive/send/delete: a move task takes no limit)",
+    )
+    redrive.add_argument("--json", action="store_true", help="print the summary as JSON")
+    redrive.set_defaults(func=_redrive)
 
 
 def _positive_int(text: str) -> int:

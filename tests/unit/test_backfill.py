@@ -13,7 +13,9 @@ from s3_events import parse_json_notification
 from s3kp import backfill
 from s3kp.backfill import (
     HAS_RESULT,
+    NOT_FAILED,
     NOT_MATCHED,
+    OTHER_REASON,
     OVER_LIMIT,
     TOO_OLD,
     UP_TO_DATE,
@@ -24,9 +26,11 @@ from s3kp.backfill import (
     StoredResult,
     decide,
     notification_body,
+    parse_reasons,
     parse_s3_url,
     parse_since,
 )
+from s3kp.cli import main
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 TEMPLATE_FILTER = KeyFilter.from_template()
@@ -118,6 +122,68 @@ def test_reprocess_sends_results_of_another_fingerprint_and_objects_without_one(
 def test_reprocess_without_the_current_fingerprint_is_refused() -> None:
     with pytest.raises(ValueError, match="fingerprint"):
         list(decide([obj("incoming/a.jpg")], Plan(TEMPLATE_FILTER, reprocess=True)))
+
+
+def test_only_failed_sends_failed_results_with_the_given_reasons_whatever_version_they_describe() -> None:
+    objects = [obj("incoming/down.jpg"), obj("incoming/down-older.jpg", etag="e2"), obj("incoming/big.jpg"),
+               obj("incoming/ok.jpg"), obj("incoming/never.jpg")]  # fmt: skip
+    stored = {
+        "incoming/down.jpg": StoredResult("e1", None, "fp", status="failed", reason="inference_unavailable"),
+        # The key was uploaded again since its failure: the replay processes what is there now.
+        "incoming/down-older.jpg": StoredResult(
+            "e1", None, "fp", status="failed", reason="inference_unavailable"
+        ),
+        "incoming/big.jpg": StoredResult("e1", None, "fp", status="failed", reason="object_too_large"),
+        "incoming/ok.jpg": StoredResult("e1", None, "fp", status="succeeded"),
+    }
+
+    def run(reasons: frozenset[str]) -> tuple[list[str], dict[str, str]]:
+        plan = Plan(TEMPLATE_FILTER, only_failed=True, reasons=reasons)
+        return sent_and_skipped(decide(objects, plan, lambda batch: stored))
+
+    sent, skipped = run(frozenset({"inference_unavailable"}))
+    assert sent == ["incoming/down.jpg", "incoming/down-older.jpg"]
+    assert skipped == {"incoming/big.jpg": OTHER_REASON, "incoming/ok.jpg": NOT_FAILED,
+                       "incoming/never.jpg": NOT_FAILED}  # fmt: skip
+    every_failure, _ = run(frozenset())
+    assert every_failure == ["incoming/down.jpg", "incoming/down-older.jpg", "incoming/big.jpg"]
+
+
+def test_reasons_may_be_repeated_or_comma_separated_and_must_be_known_codes() -> None:
+    assert parse_reasons(None) == frozenset()
+    assert parse_reasons(["inference_unavailable, object_too_large", "image_undecodable"]) == {
+        "inference_unavailable", "object_too_large", "image_undecodable"
+    }  # fmt: skip
+    typo = r"unknown reason code inference_unavaliable \(known: .*inference_unavailable"
+    with pytest.raises(ValueError, match=typo):
+        parse_reasons(["inference_unavaliable"])
+
+
+def test_a_rerun_carries_its_token_and_is_still_the_s3_notification_shape() -> None:
+    body = notification_body("uploads", obj("incoming/a.jpg"), "eu-west-1", rerun="rerun-0123")
+
+    (created,) = parse_json_notification(body).objects
+
+    assert (created.replay, created.rerun, created.source.key) == (True, "rerun-0123", "incoming/a.jpg")
+    S3Model.model_validate(json.loads(body))
+    (plain,) = parse_json_notification(notification_body("uploads", obj("incoming/a.jpg"), "r")).objects
+    assert plain.rerun is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--reason", "inference_unavailable"], "--reason narrows --only-failed"),
+        (["--only-failed", "--only-missing"], "--only-missing and --only-failed exclude each other"),
+        (["--only-failed", "--reprocess", "--fingerprint", "f"], "--reprocess and --only-failed exclude"),
+        (["--only-failed", "--reason", "nope"], "unknown reason code nope"),
+    ],
+)
+def test_only_failed_usage_errors_exit_2_before_any_aws_call(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["backfill", "s3://bucket/incoming/", "--endpoint-url", "http://127.0.0.1:9", *options]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_the_limit_counts_objects_to_send_not_objects_listed() -> None:

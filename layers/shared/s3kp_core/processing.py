@@ -100,6 +100,9 @@ class ObjectEvent:
     # The handler will defer the message if the endpoint is unavailable (it is young enough for the queue
     # to keep it): such a failure is never the object's final state, whatever the delivery count says.
     outage_deferrable: bool = False
+    # A replay that asks to run again although this version was processed (`s3kp backfill --only-failed`):
+    # not for the flow either; the handler makes it part of the idempotency key.
+    rerun: str | None = None
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,36 @@ def test_a_backfill_notification_is_a_replay_with_the_same_work_unit_as_s3s() ->
     )
 
 
+def test_a_rerun_is_a_work_unit_of_its_own_once_per_token() -> None:
+    """`s3kp backfill --only-failed` sends replays with a rerun token: idempotency must not answer them
+    with a failure it remembers, while a redelivery of the same rerun is still a duplicate."""
+    plain = json.loads(json.dumps(moto_record("incoming/x.jpg", etag="v1")))
+    plain["s3"]["configurationId"] = REPLAY_CONFIGURATION_ID
+
+    def rerun(token: object) -> dict:
+        record = json.loads(json.dumps(plain))
+        record["s3kp"] = {"rerun": token}
+        return record
+
+    def key_of(record: dict) -> object:
+        (event,) = parse_notification({"Records": [record]}).objects
+        return jmespath.search(IDEMPOTENCY_KEY_JMESPATH, work_unit(event, "fp"))
+
+    assert key_of(plain) == ["uploads", "incoming/x.jpg", None, "v1", "fp"]  # the key records already have
+    assert key_of(rerun("r1")) == ["uploads", "incoming/x.jpg", None, "v1", "fp", "r1"]
+    assert key_of(rerun("r1")) != key_of(rerun("r2"))
+    for junk in (None, "", 7, "x" * 65, ["r1"]):
+        assert key_of(rerun(junk)) == key_of(plain), junk
+
+
+def test_only_a_replay_can_be_a_rerun() -> None:
+    """S3's own records never carry a token; one there (not sent by backfill) changes nothing."""
+    record = moto_record("incoming/x.jpg", etag="v1")
+    record["s3kp"] = {"rerun": "r1"}
+    (event,) = parse_notification({"Records": [record]}).objects
+    assert (event.replay, event.rerun) == (False, None)
+
+
 def test_a_new_upload_of_the_same_key_is_a_different_work_unit() -> None:
     first, second = parse_notification(
         {"Records": [moto_record("incoming/x.jpg", etag="v1"), moto_record("incoming/x.jpg", etag="v2")]}

@@ -1,0 +1,328 @@
+"""`s3kp redrive` against SQS's API as botocore's Stubber plays it: the exact calls and their order, for
+the move task (which the local stack's moto cannot answer) and for the receive/send/delete fallback."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from sqs_retries import REQUEUE_ATTRIBUTE
+
+from s3kp import redrive
+from s3kp.cli import main
+from s3kp.redrive import BY_HAND, MOVE_TASK, endpoint_lacks_move_tasks, run_redrive
+
+QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/s3kp-ingest-abc"
+DLQ_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/s3kp-dlq-abc"
+QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:s3kp-ingest-abc"
+DLQ_ARN = "arn:aws:sqs:eu-west-1:123456789012:s3kp-dlq-abc"
+MOTO_500 = "<!doctype html>\n<title>500 Internal Server Error</title>"
+
+
+@pytest.fixture
+def sqs() -> Iterator[tuple[Any, Stubber]]:
+    client = boto3.client(
+        "sqs", region_name="eu-west-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def expect_count(stubber: Stubber, url: str, count: int) -> None:
+    stubber.add_response(
+        "get_queue_attributes",
+        {"Attributes": {"ApproximateNumberOfMessages": str(count)}},
+        {"QueueUrl": url, "AttributeNames": ["ApproximateNumberOfMessages"]},
+    )
+
+
+def expect_arns(stubber: Stubber) -> None:
+    for url, arn in ((DLQ_URL, DLQ_ARN), (QUEUE_URL, QUEUE_ARN)):
+        stubber.add_response(
+            "get_queue_attributes",
+            {"Attributes": {"QueueArn": arn}},
+            {"QueueUrl": url, "AttributeNames": ["QueueArn"]},
+        )
+
+
+def task(
+    status: str, moved: int, *, handle: str | None = "h-1", failure: str | None = None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "Status": status,
+        "SourceArn": DLQ_ARN,
+        "DestinationArn": QUEUE_ARN,
+        "ApproximateNumberOfMessagesMoved": moved,
+        "ApproximateNumberOfMessagesToMove": 6,
+        "StartedTimestamp": 1_700_000_000_000,
+    }
+    if handle:  # SQS lists the handle only while the task runs
+        entry["TaskHandle"] = handle
+    if failure:
+        entry["FailureReason"] = failure
+    return entry
+
+
+def run(client: Any, **options: Any) -> redrive.Summary:
+    return run_redrive(
+        sqs=client,
+        queue_url=QUEUE_URL,
+        dlq_url=DLQ_URL,
+        progress_stream=io.StringIO(),
+        sleep=lambda seconds: None,
+        **options,
+    )
+
+
+# --- SQS's move task --------------------------------------------------------------------------------
+
+
+def test_the_move_task_goes_from_the_dlq_to_the_ingest_queue_and_wait_follows_it_to_the_end(
+    sqs: tuple[Any, Stubber],
+) -> None:
+    client, stubber = sqs
+    expect_count(stubber, DLQ_URL, 6)
+    expect_arns(stubber)
+    stubber.add_response(
+        "start_message_move_task",
+        {"TaskHandle": "h-1"},
+        {"SourceArn": DLQ_ARN, "DestinationArn": QUEUE_ARN, "MaxNumberOfMessagesPerSecond": 20},
+    )
+    for entry in (task("RUNNING", 2), task("RUNNING", 5), task("COMPLETED", 6, handle=None)):
+        stubber.add_response(
+            "list_message_move_tasks", {"Results": [entry]}, {"SourceArn": DLQ_ARN, "MaxResults": 10}
+        )
+    seen = io.StringIO()
+
+    summary = run_redrive(sqs=client, queue_url=QUEUE_URL, dlq_url=DLQ_URL, wait=True, max_rate=20,
+                          progress_stream=seen, sleep=lambda seconds: None)  # fmt: skip
+
+    assert (summary.method, summary.task_handle, summary.task_status) == (MOVE_TASK, "h-1", "COMPLETED")
+    assert (summary.in_dlq, summary.moved, summary.ok) == (6, 6, True)
+    assert [line.split("]")[1].strip() for line in seen.getvalue().splitlines()] == [
+        "moved 2/6  RUNNING", "moved 5/6  RUNNING", "moved 6/6  COMPLETED"
+    ]  # fmt: skip
+    assert "  moved 6  " in "\n".join(summary.lines())
+
+
+def test_without_wait_the_task_handle_is_reported_and_nothing_is_polled(sqs: tuple[Any, Stubber]) -> None:
+    client, stubber = sqs
+    expect_count(stubber, DLQ_URL, 6)
+    expect_arns(stubber)
+    stubber.add_response(
+        "start_message_move_task", {"TaskHandle": "h-1"}, {"SourceArn": DLQ_ARN, "DestinationArn": QUEUE_ARN}
+    )
+
+    summary = run(client)
+
+    assert summary.as_dict()["task_handle"] == "h-1"
+    assert (summary.task_status, summary.ok) == ("RUNNING", True)
+    assert any("--wait follows the task" in line for line in summary.lines())
+
+
+def test_a_failed_task_is_reported_with_its_reason_and_fails_the_command(sqs: tuple[Any, Stubber]) -> None:
+    client, stubber = sqs
+    expect_count(stubber, DLQ_URL, 6)
+    expect_arns(stubber)
+    stubber.add_response("start_message_move_task", {"TaskHandle": "h-1"}, None)
+    stubber.add_response(
+        "list_message_move_tasks",
+        {"Results": [task("FAILED", 1, handle=None, failure="AccessDenied")]},
+        {"SourceArn": DLQ_ARN, "MaxResults": 10},
+    )
+
+    summary = run(client, wait=True)
+
+    assert (summary.task_status, summary.failure_reason, summary.ok) == ("FAILED", "AccessDenied", False)
+
+
+def test_sqs_refusing_a_second_task_follows_the_one_already_running(sqs: tuple[Any, Stubber]) -> None:
+    """`UnsupportedOperation` comes from SQS itself (here: a task already runs on the DLQ): it is never
+    taken for a missing feature, so nothing is moved by hand beside the running task."""
+    client, stubber = sqs
+    expect_count(stubber, DLQ_URL, 6)
+    expect_arns(stubber)
+    stubber.add_client_error(
+        "start_message_move_task", "AWS.SimpleQueueService.UnsupportedOperation", "a task is running", 400
+    )
+    stubber.add_response("list_message_move_tasks", {"Results": [task("RUNNING", 3, handle="h-0")]}, None)
+    stubber.add_response("list_message_move_tasks", {"Results": [task("COMPLETED", 6, handle=None)]}, None)
+
+    summary = run(client, wait=True)
+
+    assert (summary.method, summary.task_handle, summary.already_running) == (MOVE_TASK, "h-0", True)
+    assert (summary.task_status, summary.moved) == ("COMPLETED", 6)
+
+
+def test_an_sqs_refusal_with_no_task_running_is_an_error_not_a_fallback(sqs: tuple[Any, Stubber]) -> None:
+    client, stubber = sqs
+    expect_count(stubber, DLQ_URL, 6)
+    expect_arns(stubber)
+    stubber.add_client_error("start_message_move_task", "AccessDenied", "not allowed", 403)
+    stubber.add_response("list_message_move_tasks", {"Results": [task("COMPLETED", 6, handle=None)]}, None)
+
+    with pytest.raises(ClientError, match="AccessDenied"):
+        run(client)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "lacking"),
+    [
+        ("500", 500, True),  # moto 5.2.5: an HTML page, botocore uses the status as the code
+        ("501", 501, True),
+        ("InvalidAction", 400, True),
+        ("AWS.SimpleQueueService.UnknownOperation", 400, True),
+        ("InternalError", 500, False),  # SQS's own 500 names itself: a real failure
+        ("AWS.SimpleQueueService.UnsupportedOperation", 400, False),
+        ("ResourceNotFoundException", 400, False),
+        ("AccessDenied", 403, False),
+    ],
+)
+def test_only_an_endpoint_that_does_not_know_the_action_counts_as_lacking_move_tasks(
+    code: str, status: int, lacking: bool
+) -> None:
+    error = ClientError(
+        {"Error": {"Code": code, "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "StartMessageMoveTask",
+    )
+    assert endpoint_lacks_move_tasks(error) is lacking
+
+
+# --- receive, send, delete ----------------------------------------------------------------------------
+
+
+def dlq_message(n: int, deferrals: int | None = None) -> dict[str, Any]:
+    attributes = {"origin": {"DataType": "String", "StringValue": "s3"}}
+    if deferrals is not None:
+        attributes[REQUEUE_ATTRIBUTE] = {"DataType": "Number", "StringValue": str(deferrals)}
+    return {
+        "MessageId": f"m{n}",
+        "ReceiptHandle": f"rh{n}",
+        "Body": json.dumps({"Records": [{"n": n}]}),
+        "MessageAttributes": attributes,
+    }
+
+
+def expect_receive(stubber: Stubber, messages: list[dict[str, Any]], wanted: int = 10) -> None:
+    stubber.add_response(
+        "receive_message",
+        {"Messages": messages} if messages else {},
+        {
+            "QueueUrl": DLQ_URL,
+            "MaxNumberOfMessages": wanted,
+            "VisibilityTimeout": redrive.RECEIVE_VISIBILITY_SECONDS,
+            "WaitTimeSeconds": redrive.RECEIVE_WAIT_SECONDS,
+            "MessageAttributeNames": ["All"],
+        },
+    )
+
+
+def expect_all_sent_and_deleted(stubber: Stubber, count: int) -> None:
+    ids = [str(index) for index in range(count)]
+    sent = [{"Id": i, "MessageId": f"new{i}", "MD5OfMessageBody": "x"} for i in ids]
+    stubber.add_response("send_message_batch", {"Successful": sent, "Failed": []}, None)
+    stubber.add_response("delete_message_batch", {"Successful": [{"Id": i} for i in ids], "Failed": []}, None)
+
+
+def sent_entry(n: int, index: int) -> dict[str, Any]:
+    return {
+        "Id": str(index),
+        "MessageBody": json.dumps({"Records": [{"n": n}]}),
+        "MessageAttributes": {"origin": {"DataType": "String", "StringValue": "s3"}},
+    }
+
+
+def test_where_the_endpoint_has_no_move_task_messages_are_sent_fresh_and_deleted_only_once_sent(
+    sqs: tuple[Any, Stubber],
+) -> None:
+    """GIVEN an endpoint answering StartMessageMoveTask as moto does, and a send that SQS refuses for one
+    entry (a sender fault) THEN every other message goes to the ingest queue without its deferral count,
+    only those are deleted from the DLQ, and the refused one is reported and stays."""
+    client, stubber = sqs
+    expect_count(stubber, DLQ_URL, 3)
+    expect_arns(stubber)
+    stubber.add_client_error("start_message_move_task", "500", MOTO_500, 500)
+    expect_receive(stubber, [dlq_message(1, deferrals=4), dlq_message(2), dlq_message(3)])
+    stubber.add_response(
+        "send_message_batch",
+        {
+            "Successful": [{"Id": i, "MessageId": f"new{i}", "MD5OfMessageBody": "x"} for i in ("0", "2")],
+            "Failed": [{"Id": "1", "SenderFault": True, "Code": "InvalidMessageContents"}],
+        },
+        {"QueueUrl": QUEUE_URL, "Entries": [sent_entry(1, 0), sent_entry(2, 1), sent_entry(3, 2)]},
+    )
+    stubber.add_response(
+        "delete_message_batch",
+        {"Successful": [{"Id": "0"}, {"Id": "1"}], "Failed": []},
+        {"QueueUrl": DLQ_URL, "Entries": [{"Id": "0", "ReceiptHandle": "rh1"},
+                                          {"Id": "1", "ReceiptHandle": "rh3"}]},
+    )  # fmt: skip
+    expect_receive(stubber, [])  # the DLQ answers empty: done
+
+    summary = run(client)
+
+    assert (summary.method, summary.moved, summary.not_moved, summary.ok) == (BY_HAND, 2, 1, False)
+    assert "the endpoint has no SQS move tasks" in str(summary.fallback_reason)
+    assert "  not moved 1" in "\n".join(summary.lines())
+
+
+def test_the_fallback_stops_at_the_count_seen_at_the_start_plus_a_margin(sqs: tuple[Any, Stubber]) -> None:
+    """Messages that fail again and return to the DLQ while it runs are not chased forever."""
+    client, stubber = sqs
+    expect_count(stubber, DLQ_URL, 2)
+    expect_arns(stubber)
+    stubber.add_client_error("start_message_move_task", "InvalidAction", "no such action", 400)
+    for batch in range(6):  # 2 + a margin of one batch: 12 messages at most, here two at a time
+        expect_receive(stubber, [dlq_message(1), dlq_message(2)], wanted=min(10, 12 - 2 * batch))
+        expect_all_sent_and_deleted(stubber, 2)
+
+    summary = run(client)
+
+    assert summary.moved == 12
+
+
+def test_limit_moves_at_most_that_many_by_hand_without_a_move_task(sqs: tuple[Any, Stubber]) -> None:
+    client, stubber = sqs
+    expect_count(stubber, DLQ_URL, 30)
+    expect_receive(stubber, [dlq_message(n) for n in range(3)], wanted=3)
+    expect_all_sent_and_deleted(stubber, 3)
+
+    summary = run(client, limit=3)
+
+    assert (summary.method, summary.moved) == (BY_HAND, 3)
+
+
+def test_a_dry_run_only_reads_the_count_and_receives_nothing(sqs: tuple[Any, Stubber]) -> None:
+    client, stubber = sqs
+    expect_count(stubber, DLQ_URL, 6)
+
+    summary = run(client, dry_run=True)
+
+    assert summary.as_dict()["would_move"] == 6
+    assert "moved" not in summary.as_dict()
+
+
+def test_the_deferral_attribute_named_here_is_the_ingest_functions() -> None:
+    assert redrive.DEFERRALS_ATTRIBUTE == REQUEUE_ATTRIBUTE
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--dlq-url", DLQ_URL], "--dlq-url needs --queue-url"),
+        (["--max-rate", "501"], "--max-rate is at most 500"),
+        (["--dry-run", "--wait"], "--dry-run starts nothing"),
+    ],
+)
+def test_usage_errors_exit_2_before_any_aws_call(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["redrive", "--endpoint-url", "http://127.0.0.1:9", *options]) == 2
+    assert message in capsys.readouterr().err
