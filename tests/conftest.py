@@ -89,9 +89,11 @@ MODEL_SERVER_API_KEY = "test-server-key"
 
 
 @contextmanager
-def running_model_server(extra_env: Mapping[str, str] | None = None) -> Iterator[str]:
-    """`s3kp model-server` as a real process on a free port, requiring MODEL_SERVER_API_KEY."""
-    port = free_port()
+def running_model_server(
+    extra_env: Mapping[str, str] | None = None, port: int | None = None
+) -> Iterator[str]:
+    """`s3kp model-server` as a real process on `port` (default: a free one); key MODEL_SERVER_API_KEY."""
+    port = port or free_port()
     command = [sys.executable, "-m", "s3kp.cli", "model-server", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--api-key", MODEL_SERVER_API_KEY], cwd=ROOT, env=os.environ | dict(extra_env or {})

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from s3kp.local import preflight
+from s3kp.local.circuit_watch import CircuitWatch
 from s3kp.local.host_guard import HostGuard
 from s3kp.local.http_api import HttpApiBridge
 from s3kp.local.ports import PortInUseError, is_loopback, url_host
@@ -127,6 +128,7 @@ class LocalStack:
         self._workers: list[LambdaWorker] = []
         self._runner: QueueRunner | None = None
         self._http_api: HttpApiBridge | None = None
+        self._circuit_watch: CircuitWatch | None = None
         self.batches: list[BatchOutcome] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -196,9 +198,13 @@ class LocalStack:
         self._start_runner()
         self._start_http_api()
         self._step(f"queue runner and HTTP API  {self.api_url}", started)
+        self._start_circuit_watch()
 
     def stop(self) -> None:
         """Stop everything that was started, in reverse order; idempotent."""
+        if self._circuit_watch is not None:
+            self._circuit_watch.stop()
+            self._circuit_watch = None
         if self._runner is not None:
             self._runner.request_stop()
         if self._http_api is not None:
@@ -366,6 +372,19 @@ class LocalStack:
         handlers = [worker.invoke for worker in self._ingest_workers]
         self._runner = QueueRunner(sqs, settings, handlers, on_batch=self._report_batch)
         self._runner.start()
+
+    def _start_circuit_watch(self) -> None:
+        """Print the endpoint's circuit changes (opened by an outage, closed on recovery) as they happen."""
+        import boto3
+
+        dynamodb = boto3.resource("dynamodb", endpoint_url=self.aws_endpoint, region_name=REGION)
+        self._circuit_watch = CircuitWatch(
+            dynamodb.Table(self.resources.idempotency_table),
+            # Named as the ingest function names it: its INFERENCE_URL (no trailing /) and MODEL_ID.
+            f"{self.inference_url.rstrip('/')}/{self.model_id}",
+            self._echo,
+        )
+        self._circuit_watch.start()
 
     def _start_http_api(self) -> None:
         self._http_api = HttpApiBridge(
