@@ -13,7 +13,8 @@ Two ways, the first where the endpoint has it:
   with an HTML 500; other emulators say `InvalidAction`, see `endpoint_lacks_move_tasks`), or with
   `--limit` (a move task takes no limit): ten messages at a time, received with a short visibility
   timeout, sent to the ingest queue with SendMessageBatch (body and message attributes, minus the
-  ingest function's deferral count: a redriven message starts fresh) and deleted from the DLQ only once
+  ingest function's bookkeeping, its deferral count and first-send time: a redriven message starts fresh
+  and may wait out an endpoint outage again; a move task keeps them) and deleted from the DLQ only once
   their send succeeded. A stop between the two leaves a copy in each queue; idempotency answers the
   duplicate. It stops when the DLQ answers empty, at `--limit`, or after the number of messages counted
   at the start plus a margin, so messages that fail again and return meanwhile are not chased forever.
@@ -33,9 +34,12 @@ from typing import Any, TextIO
 
 from s3kp.backfill import progress_bar
 
-# functions/ingest/sqs_retries.REQUEUE_ATTRIBUTE (tests/unit/test_redrive.py checks they agree): how often
-# the ingest function deferred a duplicate, a bound on its loops. A redriven message starts again at 0.
+# functions/ingest/sqs_retries.REQUEUE_ATTRIBUTE and FIRST_SENT_ATTRIBUTE (tests/unit/test_redrive.py checks
+# they agree): how often the ingest function deferred a duplicate (a bound on its loops), and when the
+# original message was sent (how long it may still wait for the endpoint). A redriven message starts fresh.
 DEFERRALS_ATTRIBUTE = "s3kp-deferrals"
+FIRST_SENT_ATTRIBUTE = "s3kp-first-sent"
+BOOKKEEPING_ATTRIBUTES = frozenset({DEFERRALS_ATTRIBUTE, FIRST_SENT_ATTRIBUTE})
 BATCH = 10  # ReceiveMessage, SendMessageBatch and DeleteMessageBatch take at most 10
 RECEIVE_VISIBILITY_SECONDS = 30  # a stopped run's messages are back in the DLQ after this
 RECEIVE_WAIT_SECONDS = 1  # a long poll asks every SQS server; a short one may answer empty too early
@@ -242,11 +246,11 @@ def move_by_hand(
 
 
 def fresh_attributes(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The message's attributes as SendMessage takes them, without the deferral count."""
+    """The message's attributes as SendMessage takes them, without the ingest function's bookkeeping."""
     return {
         name: {field: value[field] for field in _SENDABLE_ATTRIBUTE_FIELDS if field in value}
         for name, value in (message.get("MessageAttributes") or {}).items()
-        if name != DEFERRALS_ATTRIBUTE
+        if name not in BOOKKEEPING_ATTRIBUTES
     }
 
 

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from sqs_retries import REQUEUE_ATTRIBUTE
+from sqs_retries import FIRST_SENT_ATTRIBUTE, REQUEUE_ATTRIBUTE
 
 from s3kp import redrive
 from s3kp.cli import main
@@ -309,8 +309,20 @@ def test_a_dry_run_only_reads_the_count_and_receives_nothing(sqs: tuple[Any, Stu
     assert "moved" not in summary.as_dict()
 
 
-def test_the_deferral_attribute_named_here_is_the_ingest_functions() -> None:
+def test_the_bookkeeping_attributes_named_here_are_the_ingest_functions() -> None:
     assert redrive.DEFERRALS_ATTRIBUTE == REQUEUE_ATTRIBUTE
+    assert redrive.FIRST_SENT_ATTRIBUTE == FIRST_SENT_ATTRIBUTE
+
+
+def test_a_redriven_message_may_wait_for_the_endpoint_again() -> None:
+    """Its first-send time is dropped: the ingest function measures its age from the redrive."""
+    message = dlq_message(1, deferrals=3)
+    message["MessageAttributes"][FIRST_SENT_ATTRIBUTE] = {
+        "DataType": "Number",
+        "StringValue": "1700000000000",
+    }
+
+    assert redrive.fresh_attributes(message) == {"origin": {"DataType": "String", "StringValue": "s3"}}
 
 
 @pytest.mark.parametrize(
