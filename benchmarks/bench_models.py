@@ -100,7 +100,7 @@ def run() -> str:
         "### Keypoint models (per image)",
         "",
         f"Median ms per image on {', '.join(IMAGES)} ({RUNS} runs each after {WARMUP} warm-up runs); "
-        f"ours: `predict()` (LiteRT + numpy + OpenCV warp), theirs: MediaPipe's legacy `process()`.",
+        f"ours: `predict()` (LiteRT + numpy), theirs: MediaPipe's legacy `process()`.",
         "",
         "| model | ours (ms) | MediaPipe (ms) | MediaPipe / ours |",
         "|---|---:|---:|---:|",

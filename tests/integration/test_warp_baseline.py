@@ -2,7 +2,7 @@
 
 tests/fixtures/cv2_warp_baseline.json holds what the pipelines answered with cv2.warpAffine
 (opencv-python-headless 4.12.0.88, the build the MediaPipe reference suite passes on) on the sample
-images, recorded once by scripts/record_cv2_baseline.py before the change. The MediaPipe reference tests
+images, recorded once before the change (its "about" says how). The MediaPipe reference tests
 (test_reference_keypoints.py) hold us to MediaPipe within pixels; this holds the new warp to the old one
 much tighter: the same detections, and each one's keypoints within 0.5 px (median) of where they were.
 """

@@ -3,29 +3,24 @@
 Reproduces MediaPipe's ImageToTensorCalculator (its OpenCV converter): the rect's corners map onto the
 tensor's outer corners, so tensor pixel j samples the rect at j / size (pixel centres at integers), with
 cv::warpAffine's bilinear interpolation (no anti-aliasing) into 8 bits, then scaled to the float range.
-`BORDER_ZERO` reads black outside the image, `BORDER_REPLICATE` the nearest edge pixel.
+`Border.ZERO` reads black outside the image, `Border.REPLICATE` the nearest edge pixel.
 
-We call OpenCV too, rather than resampling another way: the landmark models are sensitive enough that
-cv::warpAffine's own rounding is what lands keypoints within a pixel of MediaPipe's (a Pillow version
-was off by several pixels). OpenCV releases the GIL while it works.
+The interpolation is OpenCV's fixed-point arithmetic reproduced in numpy (`warp`): its rounding is what
+lands keypoints within a pixel of MediaPipe's, and no OpenCV ships in the Lambda package.
 """
 
 from __future__ import annotations
 
 import math
-from enum import Enum
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from s3kp.model_server.pipelines.base import RGBImage
 from s3kp.model_server.pipelines.roi import Rect
+from s3kp.model_server.pipelines.warp import Border, warp_affine
 
-
-class Border(Enum):
-    ZERO = cv2.BORDER_CONSTANT
-    REPLICATE = cv2.BORDER_REPLICATE
+__all__ = ["Border", "full_image_rect", "sample_rect", "sampling_matrix"]
 
 
 def full_image_rect(image: RGBImage) -> Rect:
@@ -52,13 +47,8 @@ def sample_rect(
     border: Border,
 ) -> NDArray[np.float32]:
     """A (1, tensor_height, tensor_width, 3) float32 tensor of the image in `rect` (already letterboxed)."""
-    crop = cv2.warpAffine(
-        np.ascontiguousarray(image),
-        sampling_matrix(rect, tensor_width, tensor_height),
-        (tensor_width, tensor_height),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=border.value,
-        borderValue=(0, 0, 0),
+    crop = warp_affine(
+        image, sampling_matrix(rect, tensor_width, tensor_height), (tensor_width, tensor_height), border
     )
     low, high = value_range
     return (crop.astype(np.float32) * ((high - low) / 255.0) + low)[None]
