@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from s3kp_models.pipelines.base import Detection, KeypointPipeline
+from s3kp_models.pipelines.detector import SsdDetector
+from s3kp_models.pipelines.hands import HandPipeline
+from s3kp_models.pipelines.registry import load_pipelines
 
-from s3kp.model_server.pipelines.base import Detection, KeypointPipeline
-from s3kp.model_server.pipelines.detector import SsdDetector
-from s3kp.model_server.pipelines.hands import HandPipeline
-from s3kp.model_server.pipelines.registry import load_pipelines
+from s3kp.paths import model_dir
 from s3kp.samples import SAMPLE_IMAGES
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -35,7 +36,7 @@ SCORE_TOLERANCE = 0.01
 
 @pytest.fixture(scope="module")
 def pipelines() -> dict[str, KeypointPipeline]:
-    return load_pipelines()
+    return load_pipelines(model_dir())
 
 
 def rgb(name: str) -> np.ndarray:

@@ -87,7 +87,7 @@ def test_one_opencv_or_none_and_the_models_need_none() -> None:
     pinned = [name for name in audit.pins((audit.ROOT / "pyproject.toml").read_text()) if "opencv" in name]
     assert pinned == []
     assert len(cv2_distributions()) <= 1
-    load_the_models = "import sys, s3kp.model_server.pipelines.registry; print(sorted(sys.modules))"
+    load_the_models = "import sys, s3kp_models.pipelines.registry; print(sorted(sys.modules))"
     imported = subprocess.run(
         [sys.executable, "-c", load_the_models],
         capture_output=True,

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from s3kp.model_server.pipelines.roi import (
+from s3kp_models.pipelines.roi import (
     Rect,
     associate,
     image_to_rect,

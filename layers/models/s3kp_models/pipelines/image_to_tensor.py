@@ -16,9 +16,9 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from s3kp.model_server.pipelines.base import RGBImage
-from s3kp.model_server.pipelines.roi import Rect
-from s3kp.model_server.pipelines.warp import Border, warp_affine
+from s3kp_models.pipelines.base import RGBImage
+from s3kp_models.pipelines.roi import Rect
+from s3kp_models.pipelines.warp import Border, warp_affine
 
 __all__ = ["Border", "full_image_rect", "sample_rect", "sampling_matrix"]
 

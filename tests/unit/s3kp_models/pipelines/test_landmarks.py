@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from s3kp.model_server.pipelines.landmarks import refine_with_heatmap
+from s3kp_models.pipelines.landmarks import refine_with_heatmap
 
 SURE, UNSURE = 12.0, -30.0  # logits: sigmoid ~1 and ~0
 

@@ -60,3 +60,27 @@ class InferenceParams:
     @property
     def wants_image(self) -> bool:
         return self.output is not OutputFormat.JSON
+
+
+def v0_params(
+    *,
+    confidence: float | None,
+    overlap: float | None,
+    classes: str | None,
+    keypoint_confidence: float | None,
+    max_detections: int,
+    output: OutputFormat,
+    labels: bool,
+    stroke: int | None,
+) -> InferenceParams:
+    """The v0 query parameters (already validated) read with Roboflow's rules."""
+    return InferenceParams(
+        confidence=threshold_from_roboflow(confidence, DEFAULT_CONFIDENCE),
+        iou_threshold=threshold_from_roboflow(overlap, DEFAULT_OVERLAP),
+        classes=class_names_from_csv(classes),
+        keypoint_confidence=keypoint_threshold_from_roboflow(keypoint_confidence),
+        max_detections=max_detections,
+        output=output,
+        labels=labels,
+        stroke=stroke,
+    )

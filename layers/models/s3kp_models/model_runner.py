@@ -20,10 +20,10 @@ from PIL import Image
 from s3kp_core import results
 from s3kp_core.annotate import draw_annotations
 
-from s3kp.model_server.params import InferenceParams, OutputFormat
-from s3kp.model_server.pipelines.base import Detection, KeypointPipeline, ModelInfo
-from s3kp.model_server.request_decoding import ImageLimits, decode_image
-from s3kp.model_server.schemas import WireJSON, wire_prediction
+from s3kp_models.params import InferenceParams, OutputFormat
+from s3kp_models.pipelines.base import Detection, KeypointPipeline, ModelInfo
+from s3kp_models.request_decoding import ImageLimits, decode_image
+from s3kp_models.wire import WireJSON, wire_prediction
 
 JPEG_QUALITY = 90
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-
-from s3kp.model_server.params import MIN_THRESHOLD
-from s3kp.model_server.pipelines.detector import CANDIDATE_FLOOR, choose
-from s3kp.model_server.pipelines.nms import iou, plain_nms, weighted_nms
-from s3kp.model_server.pipelines.tensors_to_detections import Detections
+from s3kp_models.params import MIN_THRESHOLD
+from s3kp_models.pipelines.detector import CANDIDATE_FLOOR, choose
+from s3kp_models.pipelines.nms import iou, plain_nms, weighted_nms
+from s3kp_models.pipelines.tensors_to_detections import Detections
 
 
 def detections(

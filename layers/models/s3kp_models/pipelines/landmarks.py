@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from s3kp.model_server.pipelines.base import RGBImage
-from s3kp.model_server.pipelines.image_to_tensor import Border, sample_rect
-from s3kp.model_server.pipelines.interpreter_pool import InterpreterPool
-from s3kp.model_server.pipelines.roi import Rect, letterbox
-from s3kp.model_server.pipelines.tensors_to_detections import sigmoid
+from s3kp_models.pipelines.base import RGBImage
+from s3kp_models.pipelines.image_to_tensor import Border, sample_rect
+from s3kp_models.pipelines.interpreter_pool import InterpreterPool
+from s3kp_models.pipelines.roi import Rect, letterbox
+from s3kp_models.pipelines.tensors_to_detections import sigmoid
 
 
 def crop_and_run(

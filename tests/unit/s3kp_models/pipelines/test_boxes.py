@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 from s3kp_core.skeletons import POSE_33
-
-from s3kp.model_server.pipelines.boxes import MARGIN, landmark_box, person_box
+from s3kp_models.pipelines.boxes import MARGIN, landmark_box, person_box
 
 IMAGE = (400, 300)  # width, height
 DETECTOR_BOX = np.array([10, 20, 30, 40], np.float32)

@@ -9,21 +9,21 @@ import numpy as np
 from numpy.typing import NDArray
 from s3kp_core.skeletons import HAND_21
 
-from s3kp.model_server.pipelines.anchors import SsdAnchorOptions
-from s3kp.model_server.pipelines.base import ModelInfo, RGBImage
-from s3kp.model_server.pipelines.boxes import landmark_box
-from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector, choose
-from s3kp.model_server.pipelines.detector_pipeline import DetectorPipeline, Located
-from s3kp.model_server.pipelines.interpreter_pool import InterpreterPool
-from s3kp.model_server.pipelines.landmarks import crop_and_run
-from s3kp.model_server.pipelines.roi import (
+from s3kp_models.pipelines.anchors import SsdAnchorOptions
+from s3kp_models.pipelines.base import ModelInfo, RGBImage
+from s3kp_models.pipelines.boxes import landmark_box
+from s3kp_models.pipelines.detector import DetectorSpec, SsdDetector, choose
+from s3kp_models.pipelines.detector_pipeline import DetectorPipeline, Located
+from s3kp_models.pipelines.interpreter_pool import InterpreterPool
+from s3kp_models.pipelines.landmarks import crop_and_run
+from s3kp_models.pipelines.roi import (
     Rect,
     associate,
     rect_from_box_and_keypoints,
     rect_to_image,
     transform_rect,
 )
-from s3kp.model_server.pipelines.tensors_to_detections import Detections
+from s3kp_models.pipelines.tensors_to_detections import Detections
 
 PALM_DETECTOR = DetectorSpec(
     SsdAnchorOptions(input_width=192, input_height=192, strides=(8, 16, 16, 16)),

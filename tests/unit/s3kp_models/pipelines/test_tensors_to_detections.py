@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from s3kp.model_server.pipelines.tensors_to_detections import decode_detections, sigmoid
+from s3kp_models.pipelines.tensors_to_detections import decode_detections, sigmoid
 
 
 def test_a_box_is_an_offset_from_its_anchor_in_model_input_pixels() -> None:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 from s3kp_core.skeletons import FACE_6, HAND_21, POSE_33
+from s3kp_models import model_files
+from s3kp_models.model_files import ModelFilesMissing
+from s3kp_models.pipelines.base import KeypointPipeline
+from s3kp_models.pipelines.registry import MODEL_IDS, load_pipelines
 
-from s3kp.model_server.pipelines.base import KeypointPipeline
-from s3kp.model_server.pipelines.registry import MODEL_IDS, load_pipelines
+from s3kp.paths import model_dir
 from s3kp.samples import astronaut
 
 
 @pytest.fixture(scope="module")
 def pipelines() -> dict[str, KeypointPipeline]:
-    return load_pipelines()
+    return load_pipelines(model_dir())
 
 
 def test_every_model_id_is_served_with_its_shared_skeleton(pipelines: dict[str, KeypointPipeline]) -> None:
@@ -79,3 +83,22 @@ def test_concurrent_predictions_equal_sequential_ones(pipelines: dict[str, Keypo
         results = list(pool.map(lambda model_id: pipelines[model_id].predict(image, **args), jobs))
     for model_id, result in zip(jobs, results, strict=True):
         assert result == expected[model_id]
+
+
+def test_a_subset_loads_only_the_models_asked_for() -> None:
+    """The InferenceFunction loads its configured model alone (a shorter cold start)."""
+    loaded = load_pipelines(model_dir(), model_ids=["faces/2"], pool_size=1)
+    assert list(loaded) == ["faces/2"]
+    with pytest.raises(KeyError):
+        load_pipelines(model_dir(), model_ids=["faces/9"])
+
+
+def test_a_directory_without_the_files_names_the_remedy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache is filled by `make setup`; the models layer's copy by `make build`."""
+    with pytest.raises(ModelFilesMissing, match="make setup"):
+        load_pipelines(tmp_path, model_ids=["faces/1"])
+    monkeypatch.setattr(model_files, "PACKAGED_MODEL_DIR", tmp_path)
+    with pytest.raises(ModelFilesMissing, match="make build"):
+        model_files.model_path("pose_detection.tflite", tmp_path)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from s3kp.model_server.pipelines.tensors_to_detections import Detections
+from s3kp_models.pipelines.tensors_to_detections import Detections
 
 
 def iou(box: NDArray[np.float32], boxes: NDArray[np.float32]) -> NDArray[np.float32]:

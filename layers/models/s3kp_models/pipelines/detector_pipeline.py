@@ -18,11 +18,11 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from s3kp.model_server.pipelines.base import Detection, ModelInfo, RGBImage
-from s3kp.model_server.pipelines.boxes import CentreBox
-from s3kp.model_server.pipelines.detector import SsdDetector, choose
-from s3kp.model_server.pipelines.keypoints import keypoints_from
-from s3kp.model_server.pipelines.tensors_to_detections import Detections
+from s3kp_models.pipelines.base import Detection, ModelInfo, RGBImage
+from s3kp_models.pipelines.boxes import CentreBox
+from s3kp_models.pipelines.detector import SsdDetector, choose
+from s3kp_models.pipelines.keypoints import keypoints_from
+from s3kp_models.pipelines.tensors_to_detections import Detections
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from s3kp.model_server.pipelines.anchors import SsdAnchorOptions, generate_anchors
-from s3kp.model_server.pipelines.faces import FULL_RANGE, SHORT_RANGE
-from s3kp.model_server.pipelines.hands import PALM_DETECTOR
-from s3kp.model_server.pipelines.pose import POSE_DETECTOR
+from s3kp_models.pipelines.anchors import SsdAnchorOptions, generate_anchors
+from s3kp_models.pipelines.faces import FULL_RANGE, SHORT_RANGE
+from s3kp_models.pipelines.hands import PALM_DETECTOR
+from s3kp_models.pipelines.pose import POSE_DETECTOR
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ from urllib.parse import quote
 import pytest
 from PIL import Image
 from s3kp_core.imaging import open_image
+from s3kp_models.request_decoding import ImageLimits, decode_base64_body, decode_image
+from s3kp_models.request_errors import InvalidImage, PayloadTooLarge
 
 from s3kp import samples
-from s3kp.model_server.http_errors import InvalidImage, PayloadTooLarge
-from s3kp.model_server.request_decoding import ImageLimits, decode_base64_body, decode_image
 from tests.unit.model_server.fake_pipeline import client_for
 
 SMALL = samples.astronaut().resize((64, 48))

@@ -10,15 +10,15 @@ from __future__ import annotations
 import numpy as np
 from s3kp_core.skeletons import POSE_33
 
-from s3kp.model_server.pipelines.anchors import SsdAnchorOptions
-from s3kp.model_server.pipelines.base import ModelInfo, RGBImage
-from s3kp.model_server.pipelines.boxes import person_box
-from s3kp.model_server.pipelines.detector import DetectorSpec, SsdDetector
-from s3kp.model_server.pipelines.detector_pipeline import DetectorPipeline, Located
-from s3kp.model_server.pipelines.interpreter_pool import InterpreterPool
-from s3kp.model_server.pipelines.landmarks import crop_and_run, refine_with_heatmap
-from s3kp.model_server.pipelines.roi import rect_from_alignment_points, rect_to_image, transform_rect
-from s3kp.model_server.pipelines.tensors_to_detections import Detections, sigmoid
+from s3kp_models.pipelines.anchors import SsdAnchorOptions
+from s3kp_models.pipelines.base import ModelInfo, RGBImage
+from s3kp_models.pipelines.boxes import person_box
+from s3kp_models.pipelines.detector import DetectorSpec, SsdDetector
+from s3kp_models.pipelines.detector_pipeline import DetectorPipeline, Located
+from s3kp_models.pipelines.interpreter_pool import InterpreterPool
+from s3kp_models.pipelines.landmarks import crop_and_run, refine_with_heatmap
+from s3kp_models.pipelines.roi import rect_from_alignment_points, rect_to_image, transform_rect
+from s3kp_models.pipelines.tensors_to_detections import Detections, sigmoid
 
 POSE_DETECTOR = DetectorSpec(
     SsdAnchorOptions(input_width=224, input_height=224, strides=(8, 16, 32, 32, 32)),

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 
 import pytest
-
-from s3kp import samples
-from s3kp.model_server.params import (
+from s3kp_models.params import (
     class_names_from_csv,
     keypoint_threshold_from_roboflow,
     threshold_from_roboflow,
 )
+
+from s3kp import samples
 from tests.unit.model_server.fake_pipeline import client_for
 
 BODY = base64.b64encode(samples.encode(samples.astronaut().resize((64, 64)))).decode()

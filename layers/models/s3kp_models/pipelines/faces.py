@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from s3kp_core.skeletons import FACE_6
 
-from s3kp.model_server.pipelines.anchors import SsdAnchorOptions
-from s3kp.model_server.pipelines.base import RGBImage
-from s3kp.model_server.pipelines.detector import DetectorSpec
-from s3kp.model_server.pipelines.detector_pipeline import DetectorPipeline, Located
-from s3kp.model_server.pipelines.tensors_to_detections import Detections
+from s3kp_models.pipelines.anchors import SsdAnchorOptions
+from s3kp_models.pipelines.base import RGBImage
+from s3kp_models.pipelines.detector import DetectorSpec
+from s3kp_models.pipelines.detector_pipeline import DetectorPipeline, Located
+from s3kp_models.pipelines.tensors_to_detections import Detections
 
 SHORT_RANGE = DetectorSpec(
     SsdAnchorOptions(input_width=128, input_height=128, strides=(8, 16, 16, 16)),

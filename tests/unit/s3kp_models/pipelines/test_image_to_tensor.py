@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
-from s3kp.model_server.pipelines.image_to_tensor import Border, full_image_rect, sample_rect
-from s3kp.model_server.pipelines.roi import Rect, letterbox
+from s3kp_models.pipelines.image_to_tensor import Border, full_image_rect, sample_rect
+from s3kp_models.pipelines.roi import Rect, letterbox
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from s3kp.model_server.pipelines.anchors import SsdAnchorOptions, generate_anchors
-from s3kp.model_server.pipelines.base import RGBImage
-from s3kp.model_server.pipelines.image_to_tensor import Border, full_image_rect, sample_rect
-from s3kp.model_server.pipelines.interpreter_pool import InterpreterPool
-from s3kp.model_server.pipelines.nms import plain_nms, weighted_nms
-from s3kp.model_server.pipelines.roi import letterbox, rect_to_image
-from s3kp.model_server.pipelines.tensors_to_detections import Detections, decode_detections
+from s3kp_models.pipelines.anchors import SsdAnchorOptions, generate_anchors
+from s3kp_models.pipelines.base import RGBImage
+from s3kp_models.pipelines.image_to_tensor import Border, full_image_rect, sample_rect
+from s3kp_models.pipelines.interpreter_pool import InterpreterPool
+from s3kp_models.pipelines.nms import plain_nms, weighted_nms
+from s3kp_models.pipelines.roi import letterbox, rect_to_image
+from s3kp_models.pipelines.tensors_to_detections import Detections, decode_detections
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from s3kp.model_server.pipelines.warp import Border, warp_affine
+from s3kp_models.pipelines.warp import Border, warp_affine
 
 
 def shift(dx: float, dy: float = 0.0) -> np.ndarray:

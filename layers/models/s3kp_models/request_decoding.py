@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -19,7 +20,7 @@ from s3kp_core import errors, imaging
 from s3kp_core.errors import PermanentError
 from s3kp_core.imaging import DecodedImage
 
-from s3kp.model_server.http_errors import InvalidImage, PayloadTooLarge
+from s3kp_models.request_errors import InvalidImage, PayloadTooLarge
 
 MAX_BODY_BYTES = 20 * 1024 * 1024  # the hosted API's documented upload limit
 MAX_IMAGE_PIXELS = imaging.DEFAULT_MAX_IMAGE_PIXELS  # the ingest function's default: one place for the limits
@@ -28,6 +29,7 @@ _DATA_URL_PREFIX = re.compile(rb"^data:[^,]{0,200}?;base64,", re.IGNORECASE)
 _WHITESPACE = re.compile(rb"\s+")
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _RAW_IMAGE_CONTENT_TYPES = ("image/", "application/octet-stream")
+MISSING_CONTENT_TYPE = "Content-Type header is required (or pass image=<url>)"
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,10 @@ def decode_image(data: bytes, limits: ImageLimits, *, reduce_to_side: int | None
         if error.code == errors.IMAGE_TOO_LARGE:
             raise PayloadTooLarge(error.message) from None
         raise InvalidImage(error.message) from None
+
+
+def image_in_body(content_type: str, body: bytes) -> Callable[[], bytes]:
+    """A raw image body as it is; anything else is base64, decoded later in the worker."""
+    if is_raw_image_content_type(content_type):
+        return lambda: body
+    return lambda: decode_base64_body(body)
