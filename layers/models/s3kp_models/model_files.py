@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MEDIAPIPE_WHEEL_VERSION = "0.10.14"
+# The built-in models, by Roboflow-style id (`pipelines.registry` builds them from the files below).
+MODEL_IDS = ("faces/1", "faces/2", "pose/1", "hands/1")
 # Where the models layer carries the files (`/opt/python/s3kp_models/model_files` in Lambda).
 PACKAGED_MODEL_DIR = Path(__file__).resolve().parent / "model_files"
 

@@ -1,8 +1,8 @@
 """One inference request, transport-free: image bytes + parameters -> the Roboflow response (+ JPEG).
 
-Everything here is CPU-bound (decode, predict, draw, encode) and runs in a worker thread of the app's
-bounded pool, so the event loop only ever does I/O. The response is built as plain JSON-ready dicts: the
-pydantic models in `schemas` describe it (OpenAPI, tests) without being built on every request.
+Everything here is CPU-bound (decode, predict, draw, encode): the local server runs it in a worker thread
+of its bounded pool, so its event loop only ever does I/O; the InferenceFunction runs it in the handler.
+The response is built as plain JSON-ready dicts (`wire`).
 """
 
 from __future__ import annotations

@@ -187,8 +187,8 @@ class _Reader:
         try:
             return _FORMATS[value]
         except KeyError:
-            choices = ", ".join(f"'{name}'" for name in _FORMATS)
-            self._error("format", "enum", f"Input should be {choices}")
+            *first, last = (f"'{name}'" for name in _FORMATS)
+            self._error("format", "enum", f"Input should be {', '.join(first)} or {last}")
             return rf.OutputFormat.JSON
 
 

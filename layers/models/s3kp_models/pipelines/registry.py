@@ -12,6 +12,7 @@ from pathlib import Path
 
 from s3kp_core.skeletons import FACE_6, HAND_21, POSE_33, Skeleton
 
+from s3kp_models import model_files
 from s3kp_models.model_files import model_path
 from s3kp_models.pipelines.base import KeypointPipeline, ModelInfo
 from s3kp_models.pipelines.detector import DetectorSpec, SsdDetector
@@ -20,7 +21,7 @@ from s3kp_models.pipelines.hands import PALM_DETECTOR, HandPipeline
 from s3kp_models.pipelines.interpreter_pool import InterpreterPool, default_pool_size
 from s3kp_models.pipelines.pose import POSE_DETECTOR, PosePipeline
 
-MODEL_IDS = ("faces/1", "faces/2", "pose/1", "hands/1")
+MODEL_IDS = model_files.MODEL_IDS
 
 
 def _info(
