@@ -25,6 +25,7 @@ from s3kp_core.processing import Collaborators, ProcessingSettings
 from s3kp_core.request_signing import RequestSigner
 from s3kp_core.result_events_eventbridge import EventBridgePublisher
 from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
+from s3kp_core.settings import ConfigurationError
 
 
 @lru_cache(maxsize=1)
@@ -79,7 +80,10 @@ def inference_client(settings: IngestSettings, api_key: str | None) -> Inference
     signer = None
     if settings.inference_auth == "aws_iam":
         session = aws_session()
-        signer = RequestSigner(session.get_credentials(), session.region_name)
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise ConfigurationError("INFERENCE_AUTH aws_iam: no AWS credentials to sign the requests with")
+        signer = RequestSigner(credentials, session.region_name)
     return InferenceClient(settings.inference_settings(api_key), signer=signer)
 
 

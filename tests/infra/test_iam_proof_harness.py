@@ -325,7 +325,7 @@ def test_the_recorder_runs_in_child_processes_through_sitecustomize(tmp_path: Pa
 def test_the_recorder_knows_each_functions_code_and_resource_variables() -> None:
     functions, variables = recorder_settings()
 
-    assert set(functions) == {"IngestFunction", "ApiFunction"}
+    assert set(functions) == {"IngestFunction", "ApiFunction", "InferenceFunction"}
     assert all(
         (directory / "__init__.py").exists() or any(directory.glob("*_handler.py"))
         for directory in functions.values()
@@ -333,5 +333,6 @@ def test_the_recorder_knows_each_functions_code_and_resource_variables() -> None
     assert {"RESULTS_TABLE", "IDEMPOTENCY_TABLE", "ROBOFLOW_API_KEY_SECRET_ARN", "CURSOR_SECRET_ARN"} <= set(
         variables
     )
+    assert "INFERENCE_AUTH" in variables  # which backend's role statements apply to a call
     # The offline stack's stand-in for the ingest function's event source mapping.
     assert recorder_pollers() == {"IngestFunction": Path(runner.__file__).resolve()}

@@ -1,4 +1,4 @@
-"""The InferenceFunction's handler on Function URL events (events/inference-function-url.json's shape),
+"""The InferenceFunction's handler on Function URL events (events/function-url-inference.json's shape),
 with a real model (`faces/1`, the smallest) loaded from the verified cache."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from s3kp import samples
 from s3kp.local.lambda_runtime import LambdaContext
 from s3kp.paths import model_dir
 
-EVENT = json.loads((Path(__file__).parents[4] / "events" / "inference-function-url.json").read_text())
+EVENT = json.loads((Path(__file__).parents[4] / "events" / "function-url-inference.json").read_text())
 FACE = samples.sample_jpeg("astronaut")
 
 
