@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import api_settings
@@ -366,20 +367,32 @@ def test_globals_give_every_function_a_current_runtime_tracing_and_json_logs(
 
 
 @pytest.mark.parametrize(
-    ("layer_id", "content"), [("SharedLayer", "layers/shared"), ("ModelsLayer", "layers/models")]
+    ("layer_id", "content", "build_method"),
+    [("SharedLayer", "layers/shared", None), ("ModelsLayer", "layers/models", "makefile")],
 )
-def test_each_layer_is_built_by_sam_for_the_functions_runtime_and_architecture(
-    template: dict[str, Any], layer_id: str, content: str
+def test_each_layer_is_built_for_the_functions_runtime_and_architecture(
+    template: dict[str, Any], layer_id: str, content: str, build_method: str | None
 ) -> None:
+    """SAM's python builder for the shared layer; a Makefile asking pip for the same platform for the
+    models layer (layers/models/Makefile says why)."""
     layer = template["Resources"][layer_id]
     runtime = template["Globals"]["Function"]["Runtime"]
 
-    assert layer["Metadata"]["BuildMethod"] == runtime
+    assert layer["Metadata"]["BuildMethod"] == (build_method or runtime)
     assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     assert template["Globals"]["Function"]["Architectures"] == ["arm64"]
     assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     assert layer["Properties"]["ContentUri"] == content
+
+
+def test_the_models_layers_makefile_asks_pip_for_the_runtimes_wheels() -> None:
+    makefile = (Path(__file__).parents[2] / "layers" / "models" / "Makefile").read_text()
+    assert "--only-binary=:all:" in makefile
+    assert "--python-version 3.12" in makefile
+    assert "--implementation cp" in makefile
+    assert "manylinux_2_27_aarch64" in makefile
+    assert "x86_64" not in makefile
 
 
 # ------------------------------------------------------------------------------------------ builtin backend

@@ -98,3 +98,11 @@ def missing_or_corrupt(directory: Path) -> list[str]:
         if not path.is_file() or sha256_of(path) != spec.sha256:
             bad.append(spec.name)
     return bad
+
+
+if __name__ == "__main__":  # the models layer's build checks what it ships (layers/models/Makefile)
+    import sys
+
+    damaged = missing_or_corrupt(Path(sys.argv[1]))
+    if damaged:
+        sys.exit(f"{', '.join(damaged)} missing or damaged in {sys.argv[1]}: build with `make build`")
