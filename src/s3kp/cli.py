@@ -273,6 +273,13 @@ def _add_stack_options(parser: argparse.ArgumentParser) -> None:
         help="use this inference endpoint instead of starting the local one (e.g. https://detect.roboflow.com)",
     )
     parser.add_argument(
+        "--inference-backend",
+        choices=["roboflow", "builtin"],
+        default="roboflow",
+        help="the template's InferenceBackend: roboflow (default: the local inference server, or "
+        "--inference-url) or builtin (the InferenceFunction behind a local AWS_IAM Function URL)",
+    )
+    parser.add_argument(
         "--api-key",
         default=os.environ.get("ROBOFLOW_API_KEY"),
         help="API key sent to the inference endpoint (default: $ROBOFLOW_API_KEY or a local one)",
