@@ -11,9 +11,10 @@ which is fixed-point (imgwarp.cpp, `WarpAffineInvoker` and `remapBilinear`):
   (32 - fy or fy) x (32 - fx or fx) x 32 (`INTER_REMAP_COEF_BITS` = 15: their sum is exactly 2^15);
 - the weighted sum is rounded half up back to 8 bits.
 
-Reproduced here with integers only, so the answer is OpenCV 4.12's bit for bit (tests/unit/.../test_warp.py
-checks the rules on hand-computed cases; the recorded answers of tests/fixtures/cv2_warp_baseline.json
-check the whole pipelines) on any CPU, and no OpenCV (82 MB) ships in the Lambda package.
+Reproduced here with integers only, so the answer is OpenCV 4.12's bit for bit on any CPU
+(tests/unit/s3kp_models/pipelines/test_warp.py checks the rules on hand-computed cases; the recorded
+answers of tests/fixtures/cv2_warp_baseline.json check the whole pipelines), and no OpenCV (82 MB) ships
+in the Lambda package.
 """
 
 from __future__ import annotations
