@@ -51,14 +51,15 @@ model-server: setup  ## start only the local inference server on :9001
 reference: setup  ## regenerate tests/fixtures/mediapipe_reference.json with mediapipe's own API
 	$(BIN)/python scripts/make_mediapipe_reference.py
 
-build: setup  ## sam build (needs python3.12+ on PATH; found automatically under pyenv)
+build: setup  ## sam build (copies the model files into the models layer; python3.12 found on PATH or under pyenv)
 	$(BIN)/python -m s3kp.samtools build
 
 validate: setup  ## sam validate --lint
 	$(BIN)/python -m s3kp.samtools validate
 
 clean:  ## remove environments, caches and build output
-	rm -rf $(VENV) .venv-tools .venv-clients .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-tools .venv-clients .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache \
+	  layers/models/s3kp_models/model_files
 
 soak: setup  ## fault and soak run: the offline stack behind a flaky endpoint, a killed worker (~10 min)
 	$(BIN)/python -m s3kp.local.soak --write-docs $(SOAK_ARGS)

@@ -15,7 +15,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ORDER = ["models", "model_server", "imaging", "ingest", "api", "cold_start", "viewer_export", "backfill"]
+ORDER = [
+    "models",
+    "model_server",
+    "imaging",
+    "ingest",
+    "builtin",
+    "api",
+    "cold_start",
+    "viewer_export",
+    "backfill",
+]
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SOAK_BEGIN = "<!-- soak: written by make soak -->"
 

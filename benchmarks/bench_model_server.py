@@ -76,13 +76,13 @@ EXECUTOR = ThreadPoolExecutor(2) if HOP in ("executor", "inference-executor") el
 BODY = b""
 if HOP.startswith("inference-"):  # the model server's own inference of the body, not a busy wait
     from s3kp.model_server.allocator import keep_freed_memory
-    from s3kp.model_server.model_runner import run_inference
-    from s3kp.model_server.params import InferenceParams
-    from s3kp.model_server.pipelines.registry import load_pipelines
-    from s3kp.model_server.request_decoding import ImageLimits, decode_base64_body
+    from s3kp_models.model_runner import run_inference
+    from s3kp_models.params import InferenceParams
+    from s3kp_models.pipelines.registry import load_pipelines
+    from s3kp_models.request_decoding import ImageLimits, decode_base64_body
 
     keep_freed_memory()
-    FACES, PARAMS, LIMITS = load_pipelines()["faces/1"], InferenceParams(), ImageLimits()
+    FACES, PARAMS, LIMITS = load_pipelines(model_dir())["faces/1"], InferenceParams(), ImageLimits()
 
 
 def work() -> float:

@@ -17,8 +17,9 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+from s3kp_models.pipelines.registry import MODEL_IDS, load_pipelines
 
-from s3kp.model_server.pipelines.registry import MODEL_IDS, load_pipelines
+from s3kp.paths import model_dir
 from s3kp.samples import SAMPLE_IMAGES
 
 IMAGES = ("astronaut", "camera", "grace_hopper")  # 512x512, 512x512, 512x600
@@ -37,7 +38,7 @@ def _reference_script() -> ModuleType:
 
 
 def measure_ours() -> dict[str, float]:
-    pipelines = load_pipelines()
+    pipelines = load_pipelines(model_dir())
     medians = {}
     for model_id in MODEL_IDS:
         pipeline = pipelines[model_id]
@@ -100,7 +101,7 @@ def run() -> str:
         "### Keypoint models (per image)",
         "",
         f"Median ms per image on {', '.join(IMAGES)} ({RUNS} runs each after {WARMUP} warm-up runs); "
-        f"ours: `predict()` (LiteRT + numpy + OpenCV warp), theirs: MediaPipe's legacy `process()`.",
+        f"ours: `predict()` (LiteRT + numpy), theirs: MediaPipe's legacy `process()`.",
         "",
         "| model | ours (ms) | MediaPipe (ms) | MediaPipe / ours |",
         "|---|---:|---:|---:|",

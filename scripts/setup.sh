@@ -80,10 +80,14 @@ retire_from_venv() {  # removes what earlier setups put into .venv and the proje
   done
   [ ${#present[@]} -gt 0 ] || return 0
   say "removing from .venv what it no longer declares: ${present[*]}"
+  local headless
+  headless=$(.venv/bin/python -m pip show opencv-python-headless 2>/dev/null | sed -n 's/^Version: //p')
   .venv/bin/python -m pip uninstall -y -q "${present[@]}"
-  # Both OpenCV distributions write the same cv2/ directory: the uninstall took the pinned one's files too.
-  .venv/bin/python -m pip install -q --force-reinstall --no-deps \
-    "$(grep -o 'opencv-python-headless==[0-9.]*' pyproject.toml)"
+  # Both OpenCV distributions write the same cv2/ directory: the uninstall took the other one's files too
+  # (roboflow, a dev dependency, needs opencv-python-headless; the project's own code needs no OpenCV).
+  if [ -n "$headless" ]; then
+    .venv/bin/python -m pip install -q --force-reinstall --no-deps "opencv-python-headless==$headless"
+  fi
 }
 
 ensure_browser

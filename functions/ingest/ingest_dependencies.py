@@ -22,8 +22,10 @@ from s3kp_core.inference import InferenceClient
 from s3kp_core.objects_s3 import S3ObjectStore
 from s3kp_core.observability import logger
 from s3kp_core.processing import Collaborators, ProcessingSettings
+from s3kp_core.request_signing import RequestSigner
 from s3kp_core.result_events_eventbridge import EventBridgePublisher
 from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
+from s3kp_core.settings import ConfigurationError
 
 
 @lru_cache(maxsize=1)
@@ -71,9 +73,18 @@ def results_store(settings: IngestSettings) -> DynamoDBResultsStore:
 
 
 @lru_cache(maxsize=1)
-def inference_client(settings: IngestSettings, api_key: str) -> InferenceClient:
-    """One pooled HTTP session per container; rebuilt only when the (cached) API key changes."""
-    return InferenceClient(settings.inference_settings(api_key))
+def inference_client(settings: IngestSettings, api_key: str | None) -> InferenceClient:
+    """One pooled HTTP session per container; rebuilt only when the (cached) API key changes. With
+    INFERENCE_AUTH aws_iam, requests are signed with the function's role credentials (read at each
+    signature: they rotate) for the function's region, the stack's, where the InferenceFunction is."""
+    signer = None
+    if settings.inference_auth == "aws_iam":
+        session = aws_session()
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise ConfigurationError("INFERENCE_AUTH aws_iam: no AWS credentials to sign the requests with")
+        signer = RequestSigner(credentials, session.region_name)
+    return InferenceClient(settings.inference_settings(api_key), signer=signer)
 
 
 @lru_cache(maxsize=1)
@@ -97,7 +108,7 @@ def event_publisher(settings: IngestSettings) -> EventBridgePublisher | None:
     return EventBridgePublisher(aws_session().client("events"), settings.results_event_bus)
 
 
-def collaborators(settings: IngestSettings, api_key: str) -> Collaborators:
+def collaborators(settings: IngestSettings, api_key: str | None) -> Collaborators:
     return Collaborators(
         objects=S3ObjectStore(s3_client()),
         predictor=GuardedPredictor(inference_client(settings, api_key), circuit_breaker(settings)),

@@ -11,7 +11,7 @@ have none of their own and are derived from this object (`processing_settings()`
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from msgspec import Meta
 from s3kp_core.settings import ConfigurationError, EnvironmentSettings, env
@@ -51,6 +51,9 @@ class IngestSettings(EnvironmentSettings, frozen=True, kw_only=True):
     description: ClassVar[str] = "ingest"
 
     inference_url: Annotated[str, env("INFERENCE_URL", parse=_http_url)] = "https://detect.roboflow.com"
+    # api_key: a Roboflow-compatible endpoint and its key; aws_iam: the stack's InferenceFunction behind
+    # its Function URL, SigV4-signed with the function's role (InferenceBackend=builtin).
+    inference_auth: Annotated[Literal["api_key", "aws_iam"], env("INFERENCE_AUTH")] = "api_key"
     model_id: Annotated[str, env("MODEL_ID"), Meta(pattern=MODEL_ID_PATTERN)]
     api_key_secret_arn: Annotated[str | None, env("ROBOFLOW_API_KEY_SECRET_ARN")] = None
     api_key: Annotated[str | None, env("ROBOFLOW_API_KEY", secret=True)] = None
@@ -91,7 +94,7 @@ class IngestSettings(EnvironmentSettings, frozen=True, kw_only=True):
     )
 
     def __post_init__(self) -> None:
-        if not (self.api_key_secret_arn or self.api_key):
+        if self.inference_auth == "api_key" and not (self.api_key_secret_arn or self.api_key):
             raise ValueError("no API key source: set ROBOFLOW_API_KEY_SECRET_ARN or ROBOFLOW_API_KEY")
         # Even with a separate OUTPUT_BUCKET (the template sets it to the upload bucket), nested prefixes
         # are one misconfigured notification away from a loop: refuse them outright.
@@ -135,8 +138,9 @@ class IngestSettings(EnvironmentSettings, frozen=True, kw_only=True):
             keypoint_draw_threshold=self.keypoint_draw_threshold,
         )
 
-    def inference_settings(self, api_key: str) -> InferenceSettings:
-        """What the inference client needs; the key comes from `resolve_api_key` (it may rotate)."""
+    def inference_settings(self, api_key: str | None) -> InferenceSettings:
+        """What the inference client needs; the key comes from `resolve_api_key` (it may rotate), None
+        with INFERENCE_AUTH aws_iam."""
         from s3kp_core.inference import InferenceSettings
 
         return InferenceSettings(
@@ -149,11 +153,13 @@ class IngestSettings(EnvironmentSettings, frozen=True, kw_only=True):
             connect_timeout=self.inference_connect_timeout,
             read_timeout=self.inference_read_timeout,
             max_attempts=self.inference_max_attempts,
+            auth=self.inference_auth,
         )
 
 
-def resolve_api_key(settings: IngestSettings) -> str:
-    """The inference API key from the first configured source, cached by Powertools Parameters.
+def resolve_api_key(settings: IngestSettings) -> str | None:
+    """The inference API key from the first configured source, cached by Powertools Parameters; None
+    with INFERENCE_AUTH aws_iam (requests are signed, no key is read).
 
     Secrets Manager values may be the key itself or JSON `{"api_key": "..."}`. The key is registered
     with the redactor so it never reaches a log line, an exception text or a stored reason.
@@ -161,6 +167,8 @@ def resolve_api_key(settings: IngestSettings) -> str:
     from aws_lambda_powertools.utilities import parameters
     from s3kp_core.redact import register_secret
 
+    if settings.inference_auth == "aws_iam":
+        return None
     if settings.api_key_secret_arn:
         raw = str(parameters.get_secret(settings.api_key_secret_arn, max_age=settings.api_key_cache_seconds))
         key = _key_from_secret_string(raw, source="ROBOFLOW_API_KEY_SECRET_ARN")

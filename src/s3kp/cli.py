@@ -13,6 +13,8 @@ from pathlib import Path
 
 
 def _models(args: argparse.Namespace) -> int:
+    from s3kp_models.model_files import MODEL_FILES
+
     from s3kp.model_server import model_files
 
     if args.action == "fetch":
@@ -22,7 +24,7 @@ def _models(args: argparse.Namespace) -> int:
     if bad:
         print(f"missing or corrupt: {', '.join(bad)} (run `s3kp models fetch`)", file=sys.stderr)
         return 1
-    print(f"all {len(model_files.MODEL_FILES)} model files verified")
+    print(f"all {len(MODEL_FILES)} model files verified")
     return 0
 
 
@@ -269,6 +271,13 @@ def _add_stack_options(parser: argparse.ArgumentParser) -> None:
         "--inference-url",
         default=None,
         help="use this inference endpoint instead of starting the local one (e.g. https://detect.roboflow.com)",
+    )
+    parser.add_argument(
+        "--inference-backend",
+        choices=["roboflow", "builtin"],
+        default="roboflow",
+        help="the template's InferenceBackend: roboflow (default: the local inference server, or "
+        "--inference-url) or builtin (the InferenceFunction behind a local AWS_IAM Function URL)",
     )
     parser.add_argument(
         "--api-key",

@@ -1,6 +1,7 @@
 """`python -m s3kp.samtools build|validate`: the SAM CLI, with what it needs found for it.
 
-Used by `make build` and `make validate`.
+Used by `make build` and `make validate`. `build` first copies the verified model files into the models
+layer's package (`stage_models`), which `sam build` then ships with the InferenceFunction's layer.
 
 `sam build` without a container builds with an interpreter matching the functions' runtime, looked up on
 PATH as `python3.12`. Machines often have it only under pyenv, so it is found there and its directory is
@@ -16,6 +17,8 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+
+from s3kp_models.model_files import ModelFilesMissing
 
 from s3kp.local.cfn_template import TEMPLATE_PATH, load_template
 
@@ -124,8 +127,18 @@ def validate_command(template: Path = TEMPLATE_PATH, extra: Sequence[str] = ()) 
     return [str(sam_executable()), "validate", "--lint", "--template-file", str(template), *extra]
 
 
+def stage_models() -> Path:
+    """Copy the verified model files into the models layer's package (`layers/models/s3kp_models/
+    model_files`, git-ignored): `sam build` ships the layer's directory as it is, and the files are not
+    committed (they come out of the mediapipe wheel at setup)."""
+    from s3kp.model_server.model_files import stage_into_package
+
+    return stage_into_package()
+
+
 def build(build_dir: Path, template: Path = TEMPLATE_PATH, extra: Sequence[str] = ()) -> int:
     interpreter = find_interpreter(runtime_version(template))
+    print(f"staging the model files into the models layer: {stage_models()}", file=sys.stderr)
     print(f"building with {interpreter}", file=sys.stderr)
     environment = sam_environment(os.environ, interpreter)
     built = subprocess.run(build_command(build_dir, template, extra), cwd=ROOT, env=environment, check=False)
@@ -152,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "build":
             return build(args.build_dir, args.template, extra)
         return validate(args.template, extra)
-    except (MissingInterpreter, FileNotFoundError) as error:
+    except (MissingInterpreter, FileNotFoundError, ModelFilesMissing) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

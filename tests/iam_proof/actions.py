@@ -183,6 +183,18 @@ def _queue_by_name(call: Call) -> list[Need]:
     ]
 
 
+def function_arn(name: str, region: str) -> str:
+    return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+
+
+def _function_url(call: Call) -> list[Need]:
+    """A SigV4-signed request to a Function URL with AuthType AWS_IAM: `lambda:InvokeFunctionUrl` on the
+    function behind the URL (which the URL does not name: the proof binds it to the template's URL)."""
+    url = call.params["FunctionUrl"]
+    name = f"behind-{urlsplit(url).netloc.replace(':', '-')}"
+    return [Need("lambda:InvokeFunctionUrl", function_arn(name, call.region), "function_url", name, url)]
+
+
 def bus_arn(bus: str, region: str) -> str:
     return bus if bus.startswith("arn:") else f"arn:aws:events:{region}:{ACCOUNT_ID}:event-bus/{bus}"
 
@@ -216,6 +228,8 @@ _MAPPINGS: dict[str, dict[str, Callable[[Call], list[Need]]]] = {
         "GetQueueUrl": _queue_by_name,
     },
     "events": {"PutEvents": _events},
+    # Not a botocore call: the recorder logs each request s3kp_core.request_signing signs for a Function URL.
+    "lambda": {"InvokeFunctionUrl": _function_url},
     # Needs no permission (any principal may ask who it is).
     "sts": {"GetCallerIdentity": lambda c: []},
 }

@@ -1,13 +1,15 @@
 """Evaluates recorded AWS calls against each function's role as SAM deploys it.
 
 The roles come from aws-sam-translator run on template.yaml (SAM policy templates expanded), with the
-template's parameters and pseudo parameters substituted, and every resource reference bound to the
+template's parameters and pseudo parameters substituted (the inference backend as the call's function
+ran with it: its INFERENCE_AUTH says which statements apply), and every resource reference bound to the
 concrete resource the recorded call used: a function's environment names its tables, bucket and secrets
 (`RESULTS_TABLE: !Ref ResultsTable`), so the ARN in the policy and the ARN of the call are the same
 string exactly when the template grants that resource. A resource no variable names is bound by its
 type when the template has one of that type (the upload bucket, an event bus), or, for a queue, when it
 is the queue the function's event source mapping reads (the queue runner's receives and deletes are
-recorded as the function's: the mapping makes them with the function's role). Each needed permission is
+recorded as the function's: the mapping makes them with the function's role), or, for a signed request to
+a Function URL, the function the template's URL resource serves. Each needed permission is
 then evaluated with moto's IAM policy evaluator (`IAMPolicy.is_action_permitted`), never with moto's
 server-side enforcement (which checks DynamoDB and Secrets Manager calls against `*`).
 """
@@ -37,6 +39,7 @@ from tests.iam_proof.actions import (
     Need,
     UnknownCall,
     bus_arn,
+    function_arn,
     queue_arn,
     required_permissions,
 )
@@ -45,6 +48,36 @@ ROOT = TEMPLATE_PATH.parent
 TOOLS_PYTHON = ROOT / ".venv-tools" / "bin" / "python"
 # ModelId has no default; no policy depends on it.
 DEPLOY_PARAMETERS = {"ModelId": "my-pose/1"}
+# The variable that tells a call's InferenceBackend (the ingest function's INFERENCE_AUTH), recorded with
+# each call: the roles differ by backend (the API key's secret, or the InferenceFunction's URL).
+BACKEND_VARIABLE = "INFERENCE_AUTH"
+BACKENDS = {"api_key": "roboflow", "aws_iam": "builtin"}
+
+
+def deploy_parameters(environment: Mapping[str, str] | None) -> dict[str, str]:
+    """The parameters the stack was deployed with, as far as the call's function environment tells."""
+    auth = (environment or {}).get(BACKEND_VARIABLE, "api_key")
+    return {**DEPLOY_PARAMETERS, "InferenceBackend": BACKENDS[auth]}
+
+
+def _named_resources(
+    template: Mapping[str, Any], function: str, parameters: Mapping[str, str]
+) -> dict[str, str]:
+    """The function's environment variables that name a resource of the stack (`!Ref X`, also under an
+    `!If`) with these parameters -> X."""
+    resources = template["Resources"]
+    markers = _Markers({logical_id: f"resource:{logical_id}" for logical_id in resources})
+    resolver = Resolver(template, references=markers, parameters=parameters)
+    named = {}
+    for variable, value in function_environment(template, function).items():
+        try:
+            resolved = resolver.resolve(value)
+        except KeyError:
+            continue
+        if isinstance(resolved, str) and resolved.startswith("resource:"):
+            named[variable] = resolved.removeprefix("resource:")
+    return named
+
 
 # The resource types a call can name, and how their Ref and Arn look for a concrete name.
 _KIND_TYPES = {
@@ -56,6 +89,7 @@ _KIND_TYPES = {
     "queue": "AWS::SQS::Queue",
     "bus": "AWS::Events::EventBus",
     "parameter": "AWS::SSM::Parameter",
+    "function_url": "AWS::Serverless::Function",
 }
 
 
@@ -67,15 +101,13 @@ def recorder_settings(template_path: Path = TEMPLATE_PATH) -> tuple[dict[str, Pa
         name: (template_path.parent / function.code_uri).resolve()
         for name, function in template_functions(template_path).items()
     }
-    variables = sorted(
-        {
-            variable
-            for name in functions
-            for variable, value in function_environment(template, name).items()
-            if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in template["Resources"]
-        }
-    )
-    return functions, tuple(variables)
+    variables = {
+        variable
+        for name in functions
+        for backend in BACKENDS.values()
+        for variable in _named_resources(template, name, {**DEPLOY_PARAMETERS, "InferenceBackend": backend})
+    }
+    return functions, tuple(sorted(variables | {BACKEND_VARIABLE}))
 
 
 def recorder_pollers(template_path: Path = TEMPLATE_PATH) -> dict[str, Path]:
@@ -115,14 +147,27 @@ def expanded_template(template_path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     return dict(json.loads(result.stdout))
 
 
-def function_policies(expanded: Mapping[str, Any], function: str) -> list[dict[str, Any]]:
-    """The inline policy documents of the function's role (unresolved)."""
+def function_policies(expanded: Mapping[str, Any], function: str) -> list[Any]:
+    """The inline policies of the function's role as SAM writes them (unresolved: an entry may be an
+    `Fn::If` on the backend); `policy_documents` resolves them."""
     role = expanded["Resources"][function]["Properties"]["Role"]
     role_id = role["Fn::GetAtt"][0]
-    return [
-        policy["PolicyDocument"]
-        for policy in expanded["Resources"][role_id]["Properties"].get("Policies", [])
-    ]
+    return list(expanded["Resources"][role_id]["Properties"].get("Policies", []))
+
+
+def policy_documents(resolver: Resolver, policies: list[Any]) -> list[dict[str, Any]]:
+    """The documents of the policies that apply with the resolver's parameters (an `Fn::If` may drop one)."""
+    return [policy["PolicyDocument"] for policy in resolver.resolve(policies) if policy]
+
+
+class _Markers(dict[str, str]):
+    """References for `_named_resources`: each logical id's Ref is a marker; attributes are not needed."""
+
+    def __missing__(self, name: str) -> str:
+        return f"attribute:{name}"
+
+    def __contains__(self, name: object) -> bool:
+        return True
 
 
 class _Bindings(Mapping[str, Any]):
@@ -162,6 +207,8 @@ def _references(resource_type: str, logical_id: str, name: str, region: str) -> 
         return {logical_id: name, f"{logical_id}.Arn": bus_arn(name, region), f"{logical_id}.Name": name}
     if resource_type == "AWS::SSM::Parameter":
         return {logical_id: name}
+    if resource_type == "AWS::Serverless::Function":
+        return {logical_id: name, f"{logical_id}.Arn": function_arn(name, region)}
     return {logical_id: name}
 
 
@@ -191,6 +238,11 @@ def suggest_statement(verdict: Verdict) -> str:
         resource = f"!Sub ${{{logical}.Arn}}/index/{need.detail}"
     elif need.kind == "secret":
         resource = f"!Ref {logical}"
+    elif need.kind == "function_url":
+        return (
+            f"{{ Effect: Allow, Action: {need.action}, Resource: !GetAtt {logical}.Arn, "
+            "Condition: { StringEquals: { lambda:FunctionUrlAuthType: AWS_IAM } } }"
+        )
     elif need.kind == "parameter":
         arn = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/"
         resource = f"!Sub {arn}{need.name.lstrip('/')}"
@@ -210,13 +262,19 @@ class Proof:
             name for name, kind in self._types.items() if kind == "AWS::Serverless::Function"
         )
 
-    def resource_variables(self, function: str) -> dict[str, str]:
+    def resource_variables(
+        self, function: str, parameters: Mapping[str, str] = DEPLOY_PARAMETERS
+    ) -> dict[str, str]:
         """The function's environment variables that name a resource of the stack (`!Ref X`) -> X."""
-        return {
-            variable: str(value["Ref"])
-            for variable, value in function_environment(self.template, function).items()
-            if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in self._types
-        }
+        return _named_resources(self.template, function, parameters)
+
+    def _url_targets(self) -> list[str]:
+        """The functions the template's Function URLs serve (`TargetFunctionArn: !GetAtt F.Arn`)."""
+        return [
+            resource["Properties"]["TargetFunctionArn"]["Fn::GetAtt"][0]
+            for resource in self.template["Resources"].values()
+            if resource["Type"] == "AWS::Lambda::Url"
+        ]
 
     def _event_queues(self, function: str) -> list[str]:
         return [
@@ -226,9 +284,13 @@ class Proof:
     def logical_id(self, call: Call, need: Need) -> str | None:
         """The template resource the call's resource is: named by the function's environment, or the one
         resource of its type, or (a queue) the queue the function's event source mapping reads."""
+        if need.kind == "function_url":
+            # A signed request to a Function URL: the function the template's (one) URL resource serves.
+            targets = self._url_targets()
+            return targets[0] if len(targets) == 1 else None
         resource_type = _KIND_TYPES[need.kind]
         environment = call.environment or {}
-        named = self.resource_variables(call.function)
+        named = self.resource_variables(call.function, deploy_parameters(call.environment))
         for variable, logical_id in named.items():
             if self._types[logical_id] == resource_type and environment.get(variable) == need.name:
                 return logical_id
@@ -249,9 +311,12 @@ class Proof:
         from moto.iam.access_control import IAMPolicy
 
         resolver = Resolver(
-            self.expanded, references=_Bindings(bindings), parameters=DEPLOY_PARAMETERS, region=call.region
+            self.expanded,
+            references=_Bindings(bindings),
+            parameters=deploy_parameters(call.environment),
+            region=call.region,
         )
-        documents = resolver.resolve(function_policies(self.expanded, call.function))
+        documents = policy_documents(resolver, function_policies(self.expanded, call.function))
         return [IAMPolicy(json.dumps(document)) for document in documents]
 
     def evaluate(self, call: Call) -> list[Verdict]:
@@ -265,7 +330,8 @@ class Proof:
                 bindings.update(_references(self._types[logical_id], logical_id, need.name, call.region))
         environment = call.environment or {}
         # The function's other resources, as its environment names them (so every statement resolves).
-        for variable, logical_id in self.resource_variables(call.function).items():
+        named = self.resource_variables(call.function, deploy_parameters(call.environment))
+        for variable, logical_id in named.items():
             if variable in environment and logical_id not in bindings:
                 resource_type = self._types[logical_id]
                 bindings.update(_references(resource_type, logical_id, environment[variable], call.region))

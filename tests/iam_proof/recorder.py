@@ -10,6 +10,11 @@ tagged alike, and calls of the tests themselves are not recorded. A poller (the 
 runner, which does what Lambda's event source mapping does with the function's role) is tagged with the
 function it polls for when its module is on the stack.
 
+A request to an AWS_IAM Function URL (the ingest function calling the InferenceFunction) is no botocore
+API call: it is recorded where it is signed, `s3kp_core.request_signing.RequestSigner.signature_headers`,
+as `lambda InvokeFunctionUrl` with the URL's origin (the way presigned URLs are recorded where botocore
+builds them).
+
 Standalone on purpose (standard library and botocore only): `site/sitecustomize.py` loads this file by
 path in every Python process the test session starts, before the Lambda worker replaces its environment.
 """
@@ -25,6 +30,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 LOG_VARIABLE = "S3KP_AWS_CALL_LOG"  # where to append the records (unset: recording off)
 FUNCTIONS_VARIABLE = "S3KP_AWS_CALL_FUNCTIONS"  # "IngestFunction=/abs/functions/ingest;ApiFunction=..."
@@ -62,12 +68,13 @@ def configure(
     _state["functions"] = tuple((name, str(Path(path).resolve())) for name, path in functions.items())
     _state["pollers"] = tuple((name, str(Path(path).resolve())) for name, path in (pollers or {}).items())
     _state["variables"] = variables
-    if "botocore.session" in sys.modules:
-        _patch_botocore()
-    elif not any(isinstance(finder, _PatchOnImport) for finder in sys.meta_path):
-        # Most processes of the session never import botocore (model servers, CLI runs): patch on import
-        # instead of paying ~0.2 s of CPU for botocore in each of them.
-        sys.meta_path.insert(0, _PatchOnImport())
+    # Most processes of the session never import botocore (model servers, CLI runs): patch on import
+    # instead of paying ~0.2 s of CPU for botocore in each of them.
+    for module_name, patch in _PATCHES.items():
+        if module_name in sys.modules:
+            patch(sys.modules[module_name])
+        elif not any(isinstance(f, _PatchOnImport) and f.module_name == module_name for f in sys.meta_path):
+            sys.meta_path.insert(0, _PatchOnImport(module_name, patch))
 
 
 def configure_from_environment(environ: Mapping[str, str] = os.environ) -> bool:
@@ -109,10 +116,14 @@ def function_on_stack(frame: Any = None) -> str | None:
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Patches botocore right after `botocore.session` is first imported."""
+    """Patches a module right after it is first imported."""
+
+    def __init__(self, module_name: str, patch: Any) -> None:
+        self.module_name = module_name
+        self.patch = patch
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname != "botocore.session":
+        if fullname != self.module_name:
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(fullname)
@@ -123,7 +134,7 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
 
         def exec_module(module: Any) -> None:
             load(module)
-            _patch_botocore(module)
+            self.patch(module)
 
         loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
@@ -151,6 +162,28 @@ def _patch_botocore(session_module: Any = None) -> None:
 
     create_client._s3kp_records = True  # type: ignore[attr-defined]
     session_class.create_client = create_client
+
+
+def _patch_request_signing(module: Any) -> None:
+    signer_class = module.RequestSigner
+    if getattr(signer_class.signature_headers, "_s3kp_records", False):
+        return
+    original = signer_class.signature_headers
+
+    def signature_headers(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        headers = original(self, method, url, *args, **kwargs)
+        if self.service == "lambda":
+            parts = urlsplit(url)
+            _write(
+                function_on_stack(),
+                "lambda",
+                "InvokeFunctionUrl",
+                {"FunctionUrl": f"{parts.scheme}://{parts.netloc}/"},
+            )
+        return headers
+
+    signature_headers._s3kp_records = True  # type: ignore[attr-defined]
+    signer_class.signature_headers = signature_headers
 
 
 def _record(owner: str | None, params: Mapping[str, Any], model: Any, context: Mapping[str, Any]) -> None:
@@ -189,6 +222,34 @@ def _record(owner: str | None, params: Mapping[str, Any], model: Any, context: M
             log.write(line)  # one short append per call: lines from several processes do not interleave
     except Exception as error:  # recording must never change what the handler does
         print(f"s3kp AWS call recorder: {error!r}", file=sys.stderr)
+
+
+def _write(function: str | None, service: str, operation: str, params: Mapping[str, str]) -> None:
+    """A record of a call that is not a botocore API call (see the module's docstring)."""
+    try:
+        if not _state["enabled"] or _state["log"] is None or function is None:
+            return
+        entry = {
+            "function": function,
+            "service": service,
+            "operation": operation,
+            "params": dict(params),
+            "tables": [],
+            "transact": [],
+            "buses": [],
+            "presigned": False,
+            "environment": {name: os.environ[name] for name in _state["variables"] if name in os.environ},
+            "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            "pid": os.getpid(),
+        }
+        line = json.dumps(entry, sort_keys=True) + "\n"
+        with _lock, open(_state["log"], "a", encoding="utf-8") as log:
+            log.write(line)
+    except Exception as error:  # recording must never change what the handler does
+        print(f"s3kp AWS call recorder: {error!r}", file=sys.stderr)
+
+
+_PATCHES = {"botocore.session": _patch_botocore, "s3kp_core.request_signing": _patch_request_signing}
 
 
 def read_log(log_path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -38,6 +38,9 @@ def _rule_value(template: dict[str, Any], parameters: dict[str, Any], value: Any
         return all(_rule_value(template, parameters, argument))
     if function == "Fn::Or":
         return any(_rule_value(template, parameters, argument))
+    if function == "Fn::Contains":
+        values, value = _rule_value(template, parameters, argument)
+        return str(value) in [str(item) for item in values]
     raise AssertionError(f"{function} is not a CloudFormation rule function")
 
 
@@ -150,6 +153,55 @@ def test_the_function_calls_the_endpoint_the_parameters_chose(
     assert resolver.resolve(function_environment(template, "IngestFunction")["INFERENCE_URL"]) == expected_url
 
 
+@pytest.mark.parametrize(
+    ("parameters", "refused_because"),
+    [
+        ({"ModelId": "pose/1"}, None),
+        ({"ModelId": "hands/1"}, None),
+        ({"ModelId": "my-pose/1"}, "builtin serves ModelId faces/1, faces/2, pose/1 or hands/1"),
+        ({"ModelId": "faces/2", "InferenceUrl": "https://infer.example.com"}, "needs no InferenceUrl"),
+        ({"ModelId": "faces/2", "PlainHttpInferenceUrl": "http://10.0.0.5:9001"}, "needs no InferenceUrl"),
+    ],
+)
+def test_the_builtin_backend_serves_its_own_models_and_takes_no_endpoint(
+    template: dict[str, Any], parameters: dict[str, str], refused_because: str | None
+) -> None:
+    errors = deployment_errors(template, {"InferenceBackend": "builtin", **parameters})
+
+    if refused_because is None:
+        assert errors == []
+    else:
+        assert any(refused_because in error for error in errors), errors
+
+
+def test_the_rules_models_are_the_ones_the_inference_function_loads(template: dict[str, Any]) -> None:
+    from s3kp_models.model_files import MODEL_IDS
+
+    (assertion, *_) = template["Rules"]["BuiltinBackendServesBuiltinModels"]["Assertions"]
+    models, model_id = assertion["Assert"]["Fn::Contains"]
+    assert (models, model_id) == (list(MODEL_IDS), {"Ref": "ModelId"})
+    assert template["Parameters"]["InferenceBackend"]["Default"] == "roboflow"
+    assert deployment_errors(template, {"InferenceBackend": "hosted", "ModelId": "m/1"}) == [
+        "InferenceBackend: not one of ['roboflow', 'builtin']"
+    ]
+
+
+def test_the_builtin_backend_sends_signed_requests_to_the_stacks_function_url(
+    template: dict[str, Any],
+) -> None:
+    url = "https://abc123.lambda-url.us-east-1.on.aws/"
+    resolver = Resolver(
+        template,
+        parameters={"InferenceBackend": "builtin"},
+        references={"InferenceFunctionUrl.FunctionUrl": url},
+    )
+    environment = function_environment(template, "IngestFunction")
+
+    assert resolver.resolve(environment["INFERENCE_URL"]) == url
+    assert resolver.resolve(environment["INFERENCE_AUTH"]) == "aws_iam"
+    assert Resolver(template).resolve(environment["INFERENCE_AUTH"]) == "api_key"
+
+
 # ------------------------------------------------------------------------------------------ alarms
 
 
@@ -215,9 +267,18 @@ def test_every_aws_api_key_source_the_ingest_function_reads_is_the_one_the_templ
         for setting in ingest_settings.IngestSettings.settings()
         if setting.variable.name.startswith("ROBOFLOW_API_KEY_")
     }
-    environment = function_environment(template, "IngestFunction")
-    grants = template["Resources"]["IngestFunction"]["Properties"]["Policies"]
-
+    references = {
+        "RoboflowApiKeySecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
+        "InferenceFunction.Arn": "arn:aws:lambda:us-east-1:123456789012:function:inference",
+        "InferenceFunctionUrl.FunctionUrl": "https://abc.lambda-url.us-east-1.on.aws/",
+    }
     assert aws_backed == {"ROBOFLOW_API_KEY_SECRET_ARN"}
-    assert environment["ROBOFLOW_API_KEY_SECRET_ARN"] == {"Ref": "RoboflowApiKeySecret"}
-    assert {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "RoboflowApiKeySecret"}}} in grants
+    for backend, secret in (("roboflow", references["RoboflowApiKeySecret"]), ("builtin", None)):
+        parameters = {"InferenceBackend": backend, "ModelId": "faces/1"}
+        resolver = Resolver(template, references=references, parameters=parameters)
+        variable = function_environment(template, "IngestFunction")["ROBOFLOW_API_KEY_SECRET_ARN"]
+        policies = template["Resources"]["IngestFunction"]["Properties"]["Policies"]
+        grants = [resolver.resolve(policy) for policy in policies if "Statement" not in policy]
+        assert resolver.resolve(variable) == secret, backend
+        reads_the_secret = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": secret}} in grants
+        assert reads_the_secret == (secret is not None), backend

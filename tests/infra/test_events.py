@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, S3Model, SqsModel
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayProxyEventV2Model,
+    LambdaFunctionUrlModel,
+    S3Model,
+    SqsModel,
+)
 from s3_events import decode_key, parse_notification
 
 from s3kp.local.cfn_template import load_template
@@ -39,6 +44,7 @@ def test_there_is_an_event_for_every_handler_path() -> None:
     assert {"api-list.json", "api-get.json", "api-annotated.json"} <= names
     assert any(name.startswith("s3-") for name in names)
     assert any(name.startswith("sqs-") for name in names)
+    assert "function-url-inference.json" in names
 
 
 @pytest.mark.parametrize("path", EVENTS, ids=lambda p: p.name)
@@ -55,8 +61,12 @@ def test_event_is_valid_json_of_its_kind(path: Path) -> None:
             _validate_s3_body(json.loads(record.body))
     elif path.name.startswith("s3-"):
         _validate_s3_body(event)
+    elif path.name.startswith("function-url-"):
+        request = LambdaFunctionUrlModel.model_validate(event)
+        assert request.rawPath == request.requestContext.http.path
+        assert request.requestContext.authorizer is not None, "an AWS_IAM Function URL names its caller"
     else:
-        pytest.fail(f"{path.name}: name it api-*, s3-* or sqs-* so its shape can be checked")
+        pytest.fail(f"{path.name}: name it api-*, s3-*, sqs-* or function-url-* so its shape can be checked")
 
 
 def _validate_s3_body(body: dict[str, Any]) -> None:

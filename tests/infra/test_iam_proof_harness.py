@@ -34,7 +34,9 @@ API_ENVIRONMENT = {"RESULTS_TABLE": "results", "CURSOR_SECRET_ARN": CURSOR_SECRE
 
 def _call(service: str, operation: str, function: str = "IngestFunction", **fields: Any) -> Call:
     params = fields.pop("params", {})
-    environment = INGEST_ENVIRONMENT if function == "IngestFunction" else API_ENVIRONMENT
+    environment = fields.pop(
+        "environment", INGEST_ENVIRONMENT if function == "IngestFunction" else API_ENVIRONMENT
+    )
     return Call(function, service, operation, params, environment=environment, **fields)
 
 
@@ -322,10 +324,71 @@ def test_the_recorder_runs_in_child_processes_through_sitecustomize(tmp_path: Pa
     assert record["params"]["Key"] == "in-a-worker.jpg"
 
 
+SIGNING_CODE = """
+from botocore.credentials import Credentials
+from s3kp_core.request_signing import RequestSigner
+
+def call_the_url(url):
+    return RequestSigner(Credentials("AKID", "secret"), "us-east-1").signature_headers("POST", url, {}, b"x")
+"""
+
+
+def test_a_signed_request_to_a_function_url_is_recorded_as_invoke_function_url(tmp_path: Path) -> None:
+    """Not a botocore API call: recorded where s3kp_core.request_signing signs it, in a fresh process
+    (the worker's case: the module is patched when first imported)."""
+    code = tmp_path / "signing_function"
+    code.mkdir()
+    (code / "signing_handler.py").write_text(SIGNING_CODE)
+    log = tmp_path / "calls.jsonl"
+    script = (
+        f"import sys; sys.path.insert(0, {str(code)!r})\n"
+        "import signing_handler\n"
+        "signing_handler.call_the_url('https://abc.lambda-url.us-east-1.on.aws/pose/1?confidence=0.4')\n"
+    )
+    environment = os.environ | {
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(recorder.__file__).parent / "site"), os.environ.get("PYTHONPATH", "")]
+        ),
+        recorder.LOG_VARIABLE: str(log),
+        recorder.FUNCTIONS_VARIABLE: f"IngestFunction={code}",
+        recorder.ENVIRONMENT_VARIABLE: "INFERENCE_AUTH",
+        "INFERENCE_AUTH": "aws_iam",
+    }
+
+    subprocess.run([sys.executable, "-c", script], env=environment, check=True, timeout=60)
+
+    (record,) = recorder.read_log(log)
+    assert (record["function"], record["service"], record["operation"]) == (
+        "IngestFunction",
+        "lambda",
+        "InvokeFunctionUrl",
+    )
+    assert record["params"] == {"FunctionUrl": "https://abc.lambda-url.us-east-1.on.aws/"}
+    assert record["environment"] == {"INFERENCE_AUTH": "aws_iam"}
+
+
+def test_invoke_function_url_needs_its_action_on_the_function_the_templates_url_serves() -> None:
+    call = _call(
+        "lambda",
+        "InvokeFunctionUrl",
+        params={"FunctionUrl": "https://abc.lambda-url.us-east-1.on.aws/"},
+        environment={**INGEST_ENVIRONMENT, "INFERENCE_AUTH": "aws_iam"},
+    )
+    proof = Proof()
+
+    ((need, allowed),) = [(verdict.need, verdict.allowed) for verdict in proof.evaluate(call)]
+    assert need.action == "lambda:InvokeFunctionUrl"
+    assert proof.logical_id(call, need) == "InferenceFunction"
+    assert allowed
+    # The roboflow backend's role has no such statement.
+    with_the_api_key = _call("lambda", "InvokeFunctionUrl", params=dict(call.params))
+    assert [verdict.allowed for verdict in proof.evaluate(with_the_api_key)] == [False]
+
+
 def test_the_recorder_knows_each_functions_code_and_resource_variables() -> None:
     functions, variables = recorder_settings()
 
-    assert set(functions) == {"IngestFunction", "ApiFunction"}
+    assert set(functions) == {"IngestFunction", "ApiFunction", "InferenceFunction"}
     assert all(
         (directory / "__init__.py").exists() or any(directory.glob("*_handler.py"))
         for directory in functions.values()
@@ -333,5 +396,6 @@ def test_the_recorder_knows_each_functions_code_and_resource_variables() -> None
     assert {"RESULTS_TABLE", "IDEMPOTENCY_TABLE", "ROBOFLOW_API_KEY_SECRET_ARN", "CURSOR_SECRET_ARN"} <= set(
         variables
     )
+    assert "INFERENCE_AUTH" in variables  # which backend's role statements apply to a call
     # The offline stack's stand-in for the ingest function's event source mapping.
     assert recorder_pollers() == {"IngestFunction": Path(runner.__file__).resolve()}

@@ -14,6 +14,7 @@ from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 
 from s3kp.local.cfn_template import Resolver, function_environment
+from tests.iam_proof.proof import policy_documents
 from tests.infra.iac_tools import resources_of_type
 from tests.infra.policy_evaluation import Decision, Request, as_list, matches_action, resource_policy_decision
 
@@ -95,11 +96,13 @@ def _managed_policy(arn: str) -> dict[str, Any]:
     return dict(documents[name]["Document"])
 
 
-def _role_policies(expanded: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    """Every policy document the role carries as deployed: its inline policies (resolved) and managed ones."""
-    resolver = Resolver(expanded, references=_references(expanded), parameters={"ModelId": "my-pose/1"})
+def _role_policies(expanded: dict[str, Any], role: str, backend: str = "roboflow") -> list[dict[str, Any]]:
+    """Every policy document the role carries as deployed with InferenceBackend `backend`: its inline
+    policies (resolved; an `Fn::If` on the backend may drop one) and managed ones."""
+    parameters = {"ModelId": "faces/2", "InferenceBackend": backend}
+    resolver = Resolver(expanded, references=_references(expanded), parameters=parameters)
     properties = expanded["Resources"][role]["Properties"]
-    inline = [resolver.resolve(policy["PolicyDocument"]) for policy in properties.get("Policies", [])]
+    inline = policy_documents(resolver, properties.get("Policies", []))
     managed = [_managed_policy(arn) for arn in resolver.resolve(properties.get("ManagedPolicyArns", []))]
     return inline + managed
 
@@ -311,3 +314,57 @@ def test_the_admin_parameter_takes_one_exact_principal_arn(
     pattern = template["Parameters"]["OutputsAdminPrincipalArn"]["AllowedPattern"]
 
     assert (re.fullmatch(pattern, value) is not None) == accepted
+
+
+# ------------------------------------------------------------------------------------------ builtin backend
+
+
+def _function_arn(logical_id: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:{logical_id}"
+
+
+def test_the_ingest_role_may_call_the_inference_functions_url_and_nothing_else_of_lambda(
+    expanded: dict[str, Any],
+) -> None:
+    """InferenceBackend builtin: InvokeFunctionUrl on the InferenceFunction only (not the API function, not
+    another function, not a plain Invoke), and only through a URL that demands IAM auth."""
+    builtin = _role_policies(expanded, "IngestFunctionRole", "builtin")
+    inference = _function_arn("InferenceFunction")
+
+    assert _permitted(builtin, "lambda:InvokeFunctionUrl", inference)
+    for other in (_function_arn("ApiFunction"), _function_arn("IngestFunction"), f"{inference}-other"):
+        assert not _permitted(builtin, "lambda:InvokeFunctionUrl", other), other
+    assert not _permitted(builtin, "lambda:InvokeFunction", inference)
+    (statement,) = [
+        statement
+        for policy in builtin
+        for statement in as_list(policy["Statement"])
+        if matches_action(statement, "lambda:InvokeFunctionUrl")
+    ]
+    assert statement["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
+
+
+def test_with_the_roboflow_backend_no_role_may_call_the_inference_function(expanded: dict[str, Any]) -> None:
+    for role in _roles(expanded):
+        policies = _role_policies(expanded, role, "roboflow")
+        assert not _permitted(policies, "lambda:InvokeFunctionUrl", _function_arn("InferenceFunction")), role
+
+
+def test_the_builtin_ingest_role_reads_no_api_key_secret(expanded: dict[str, Any]) -> None:
+    secret = _references(expanded)["RoboflowApiKeySecret"]  # what the policy names (the secret's Ref)
+    read = "secretsmanager:GetSecretValue"
+    assert _permitted(_role_policies(expanded, "IngestFunctionRole", "roboflow"), read, secret)
+    assert not _permitted(_role_policies(expanded, "IngestFunctionRole", "builtin"), read, secret)
+
+
+def test_the_inference_function_may_write_its_logs_and_traces_and_nothing_else(
+    expanded: dict[str, Any],
+) -> None:
+    """It reads nothing and calls no AWS service: the image arrives in the request."""
+    role = expanded["Resources"]["InferenceFunctionRole"]
+    assert role["Condition"] == "UseBuiltinInference"
+    assert role["Properties"].get("Policies", []) == []
+    assert sorted(arn.rsplit("/", 1)[1] for arn in role["Properties"]["ManagedPolicyArns"]) == [
+        "AWSLambdaBasicExecutionRole",
+        "AWSXrayWriteOnlyAccess",
+    ]

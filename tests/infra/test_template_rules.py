@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import api_settings
+import inference_settings
 import ingest_settings
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -117,9 +119,21 @@ def test_only_the_ingest_function_puts_events_and_only_on_the_stacks_results_bus
     assert outputs["ResultsEventBusArn"]["Value"] == {"Fn::GetAtt": ["ResultsEventBus", "Arn"]}
 
 
+def _policies_under_conditions(policies: list[Any]) -> list[Any]:
+    """Each policy, with both branches of an `!If` (the other one is `!Ref AWS::NoValue`)."""
+    found = []
+    for policy in policies:
+        if isinstance(policy, dict) and set(policy) == {"Fn::If"}:
+            _, when_true, when_false = policy["Fn::If"]
+            found += [p for p in (when_true, when_false) if p != {"Ref": "AWS::NoValue"}]
+        else:
+            found.append(policy)
+    return found
+
+
 def test_sam_policy_templates_are_scoped_to_the_stacks_own_resources(template: dict[str, Any]) -> None:
     for name, function in resources_of_type(template, "AWS::Serverless::Function").items():
-        for policy in function["Properties"].get("Policies", []):
+        for policy in _policies_under_conditions(function["Properties"].get("Policies", [])):
             assert isinstance(policy, dict), f"{name}: managed policy {policy!r} is not scoped"
             if "Statement" in policy:
                 continue
@@ -316,7 +330,11 @@ def test_idempotency_table_matches_powertools_persistence_layer_defaults(templat
 
 @pytest.mark.parametrize(
     ("logical_id", "settings_model"),
-    [("IngestFunction", ingest_settings.IngestSettings), ("ApiFunction", api_settings.ApiSettings)],
+    [
+        ("IngestFunction", ingest_settings.IngestSettings),
+        ("ApiFunction", api_settings.ApiSettings),
+        ("InferenceFunction", inference_settings.InferenceFunctionSettings),
+    ],
 )
 def test_function_environment_is_exactly_what_its_settings_read(
     template: dict[str, Any], logical_id: str, settings_model: Any
@@ -348,13 +366,87 @@ def test_globals_give_every_function_a_current_runtime_tracing_and_json_logs(
         assert own["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"], name
 
 
-def test_shared_layer_is_built_by_sam_for_the_functions_runtime(template: dict[str, Any]) -> None:
-    layer = template["Resources"]["SharedLayer"]
+@pytest.mark.parametrize(
+    ("layer_id", "content", "build_method"),
+    [("SharedLayer", "layers/shared", None), ("ModelsLayer", "layers/models", "makefile")],
+)
+def test_each_layer_is_built_for_the_functions_runtime_and_architecture(
+    template: dict[str, Any], layer_id: str, content: str, build_method: str | None
+) -> None:
+    """SAM's python builder for the shared layer; a Makefile asking pip for the same platform for the
+    models layer (layers/models/Makefile says why)."""
+    layer = template["Resources"][layer_id]
     runtime = template["Globals"]["Function"]["Runtime"]
 
-    assert layer["Metadata"]["BuildMethod"] == runtime
+    assert layer["Metadata"]["BuildMethod"] == (build_method or runtime)
+    assert layer["Metadata"]["BuildArchitecture"] == "arm64"
+    assert template["Globals"]["Function"]["Architectures"] == ["arm64"]
     assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
-    assert layer["Properties"]["ContentUri"] == "layers/shared"
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["ContentUri"] == content
+
+
+def test_the_models_layers_makefile_asks_pip_for_the_runtimes_wheels() -> None:
+    makefile = (Path(__file__).parents[2] / "layers" / "models" / "Makefile").read_text()
+    assert "--only-binary=:all:" in makefile
+    assert "--python-version 3.12" in makefile
+    assert "--implementation cp" in makefile
+    assert "manylinux_2_27_aarch64" in makefile
+    assert "x86_64" not in makefile
+
+
+# ------------------------------------------------------------------------------------------ builtin backend
+
+BUILTIN_ONLY = (
+    "ModelsLayer",
+    "InferenceFunction",
+    "InferenceFunctionUrl",
+    "InferenceLogGroup",
+    "InferenceErrorsAlarm",
+)
+
+
+def test_the_builtin_backends_resources_exist_only_with_it_and_the_api_key_secret_only_without(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    assert template["Conditions"]["UseBuiltinInference"] == {
+        "Fn::Equals": [{"Ref": "InferenceBackend"}, "builtin"]
+    }
+    assert {name: resources[name].get("Condition") for name in BUILTIN_ONLY} == dict.fromkeys(
+        BUILTIN_ONLY, "UseBuiltinInference"
+    )
+    assert resources["RoboflowApiKeySecret"]["Condition"] == "UseRoboflowInference"
+    assert template["Outputs"]["RoboflowApiKeySecretArn"]["Condition"] == "UseRoboflowInference"
+    assert template["Outputs"]["InferenceFunctionUrl"]["Condition"] == "UseBuiltinInference"
+
+
+def test_the_inference_function_is_reachable_only_through_an_iam_function_url(
+    template: dict[str, Any],
+) -> None:
+    """No AuthType NONE anywhere, no resource policy that lets anyone else invoke it."""
+    urls = resources_of_type(template, "AWS::Lambda::Url")
+    assert {name: url["Properties"]["AuthType"] for name, url in urls.items()} == {
+        "InferenceFunctionUrl": "AWS_IAM"
+    }
+    assert urls["InferenceFunctionUrl"]["Properties"]["TargetFunctionArn"] == {
+        "Fn::GetAtt": ["InferenceFunction", "Arn"]
+    }
+    function = template["Resources"]["InferenceFunction"]["Properties"]
+    assert "FunctionUrlConfig" not in function  # the one URL is the explicit resource above
+    assert "Events" not in function
+    permissions = resources_of_type(template, "AWS::Lambda::Permission")
+    assert all(p["Properties"]["FunctionName"] != {"Ref": "InferenceFunction"} for p in permissions.values())
+
+
+def test_the_inference_function_runs_the_handler_with_the_models_layer(template: dict[str, Any]) -> None:
+    function = template["Resources"]["InferenceFunction"]["Properties"]
+
+    assert function["Handler"] == "inference_handler.lambda_handler"
+    assert function["CodeUri"] == "functions/inference"
+    assert function["Layers"] == [{"Ref": "ModelsLayer"}]  # SAM adds the Globals' SharedLayer
+    assert function["Environment"]["Variables"]["MODEL_ID"] == {"Ref": "ModelId"}
+    assert function["MemorySize"] >= 1024
 
 
 # ------------------------------------------------------------------------------------------ HTTP API

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from packaging.version import Version
+from s3kp_models.model_files import MODEL_FILES
 
 from s3kp import samtools
 from scripts import audit
@@ -55,6 +56,23 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(template: dic
         assert len(skip.get("comment", "")) > 20, f"{name}: skip {skip['id']} needs a written reason"
 
 
+# The InferenceFunction's code plus its two layers, unzipped (Lambda's limit is 250 MB; issue 20's target).
+INFERENCE_PACKAGE_LIMIT_BYTES = 220 * 1000 * 1000
+ELF_MACHINE_AARCH64 = 183  # e_machine of an arm64 ELF file
+
+
+def _tree_bytes(*directories: Path) -> int:
+    return sum(
+        path.stat().st_size for directory in directories for path in directory.rglob("*") if path.is_file()
+    )
+
+
+def _elf_machine(path: Path) -> int:
+    header = path.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF", f"{path} is not an ELF file"
+    return int.from_bytes(header[18:20], "little")
+
+
 @pytest.mark.slow
 def test_sam_build_produces_the_functions_and_a_layer_with_the_shared_package(tmp_path: Path) -> None:
     try:
@@ -62,7 +80,8 @@ def test_sam_build_produces_the_functions_and_a_layer_with_the_shared_package(tm
     except samtools.MissingInterpreter as error:
         pytest.skip(str(error))
     build_dir = tmp_path / "build"
-    result = run_tool(samtools.build_command(build_dir), timeout=300, interpreter=interpreter)
+    samtools.stage_models()  # what `make build` does first: the verified model files into the models layer
+    result = run_tool(samtools.build_command(build_dir), timeout=600, interpreter=interpreter)
     if result.returncode != 0:  # show why, with the interpreter used
         pytest.fail(f"sam build with {interpreter} failed:\n{result.stdout}\n{result.stderr}")
 
@@ -87,3 +106,27 @@ def test_sam_build_produces_the_functions_and_a_layer_with_the_shared_package(tm
     tag = f"cpython-{samtools.runtime_version().replace('.', '')}"
     assert (layer / "s3kp_core" / "__pycache__" / f"results_schema.{tag}.pyc").is_file()
     assert (build_dir / "IngestFunction" / "__pycache__" / f"ingest_handler.{tag}.pyc").is_file()
+
+    # The builtin backend (issue 20): the InferenceFunction with the models layer, for arm64, no OpenCV,
+    # within the size target once precompiled (what deploys).
+    models = build_dir / "ModelsLayer" / "python"
+    assert (build_dir / "InferenceFunction" / "inference_handler.py").is_file()
+    assert (models / "s3kp_models" / "pipelines" / "warp.py").is_file()
+    assert sorted(p.name for p in (models / "s3kp_models" / "model_files").glob("*.tflite")) == sorted(
+        MODEL_FILES
+    )
+    shipped_models = {
+        audit.normalized(dist.metadata["Name"]): dist.version
+        for dist in metadata.distributions(path=[str(models)])
+    }
+    assert {"numpy": "2.2.6", "ai-edge-litert": "2.3.0"}.items() <= shipped_models.items()
+    assert [
+        path for path in build_dir.rglob("*") if "cv2" in path.name.lower() or "opencv" in path.name.lower()
+    ] == []
+    libraries = [*models.rglob("*.so"), *layer.rglob("*.so")]
+    assert {
+        str(path.relative_to(build_dir)) for path in libraries if _elf_machine(path) != ELF_MACHINE_AARCH64
+    } == set()
+    assert any(path.parent.name == "ai_edge_litert" for path in libraries)
+    size = _tree_bytes(build_dir / "InferenceFunction", build_dir / "SharedLayer", build_dir / "ModelsLayer")
+    assert size <= INFERENCE_PACKAGE_LIMIT_BYTES, f"{size / 1e6:.1f} MB"

@@ -6,7 +6,8 @@ a subset: an upload that succeeds with its predictions spilled to S3, a bad file
 deleted before processing (skipped), a versioned bucket (GetObject with a VersionId), a redelivered
 message (Powertools idempotency), a stale event, a batch the queue runner receives and deletes as the
 event source mapping does with the function's role, then the API's list, status filter, pagination, get,
-by-source and annotated-image routes. Then it evaluates every call recorded in the session (this test's
+by-source and annotated-image routes, and the builtin backend's signed call to the InferenceFunction's
+Function URL (InvokeFunctionUrl). Then it evaluates every call recorded in the session (this test's
 and those of every earlier integration test, the offline stack's worker processes included) against
 the role SAM deploys for the function that made it (tests/iam_proof/proof.py).
 """
@@ -22,13 +23,19 @@ from typing import Any
 from urllib.parse import quote, unquote_plus, urlencode
 
 import pytest
+from botocore.credentials import ReadOnlyCredentials
 from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 
 from s3kp import samples
 from s3kp.local.apigw import http_api_event, http_response
+from s3kp.local.function_url import FunctionUrlBridge
 from s3kp.local.lambda_runtime import LambdaContext
 from s3kp.local.resources import api_environment
 from s3kp.local.runner import QueueRunner, RunnerSettings
+from s3kp.local.sigv4_check import ExpectedSigner
+from s3kp.local.stack import DUMMY_CREDENTIALS
+from s3kp.paths import model_dir
+from tests.conftest import free_port
 from tests.iam_proof import recorder
 from tests.iam_proof.proof import Proof, denied, distinct_calls
 from tests.integration.test_ingest_pipeline import (  # noqa: F401 - fixtures
@@ -41,6 +48,9 @@ from tests.integration.test_ingest_pipeline import (  # noqa: F401 - fixtures
 )
 
 pytestmark = pytest.mark.iam_proof
+
+BUILTIN_MODEL = "faces/2"
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 # What the drive below must have exercised (so a recorder that silently records nothing cannot pass).
 EXERCISED = {
@@ -61,6 +71,7 @@ EXERCISED = {
     ("ApiFunction", "dynamodb:GetItem"),
     ("ApiFunction", "secretsmanager:GetSecretValue"),
     ("ApiFunction", "s3:GetObject"),
+    ("IngestFunction", "lambda:InvokeFunctionUrl"),  # the builtin backend (InferenceBackend=builtin)
 }
 
 
@@ -162,6 +173,36 @@ def _drive_api(get: Any, stack: IngestStack, ids: dict[str, str]) -> None:
     assert get("/results/by-source", {"bucket": stack.resources.bucket, "key": ids["good_key"]})[0] == 200
 
 
+def _drive_builtin(ingest_stack: StackFactory, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """InferenceBackend=builtin: the ingest function signs its call to the InferenceFunction's Function URL
+    (recorded where it is signed). The URL is the offline stack's bridge, which checks the signature; the
+    InferenceFunction's handler runs in this process."""
+    for name, value in {"MODEL_ID": BUILTIN_MODEL, "MODEL_DIR": str(model_dir())}.items():
+        monkeypatch.setenv(name, value)
+    for module in ("inference_handler", "inference_dependencies"):
+        sys.modules.pop(module, None)
+    inference = importlib.import_module("inference_handler")
+    credentials = ReadOnlyCredentials(*(DUMMY_CREDENTIALS[name] for name in CREDENTIAL_VARIABLES))
+    bridge = FunctionUrlBridge(
+        "127.0.0.1", free_port(), inference.lambda_handler, signer=ExpectedSigner(credentials, "us-east-1")
+    )
+    bridge.start()
+    try:
+        stack = ingest_stack(
+            model_id=BUILTIN_MODEL,
+            inference_backend="builtin",
+            inference_url=f"http://127.0.0.1:{bridge.port}/",
+            **{name: DUMMY_CREDENTIALS[name] for name in CREDENTIAL_VARIABLES},
+        )
+        key = stack.upload("proof/builtin.jpg", samples.sample_jpeg("astronaut"))
+        assert stack.invoke(stack.receive(1)) == set()
+        record = stack.result(key)
+        assert record is not None
+        assert (record["status"], record["detections"]) == ("succeeded", 1), record
+    finally:
+        bridge.stop()
+
+
 def test_every_aws_call_the_handlers_make_is_allowed_by_the_role_sam_deploys(
     ingest_stack: StackFactory,  # noqa: F811 - the fixture imported above
     monkeypatch: pytest.MonkeyPatch,
@@ -181,6 +222,7 @@ def test_every_aws_call_the_handlers_make_is_allowed_by_the_role_sam_deploys(
     ids = _drive_ingest(stack)
     _poll_like_the_event_source_mapping(stack)
     _drive_api(_api(monkeypatch, stack), stack, ids)
+    _drive_builtin(ingest_stack, monkeypatch)
 
     proof = Proof()
     calls = distinct_calls(recorder.read_log(aws_call_log), proof.functions)

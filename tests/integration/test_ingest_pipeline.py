@@ -195,12 +195,19 @@ def ingest_stack(
     read at import, as on a cold start. Keyword arguments override environment variables."""
 
     def build(
-        *, api_key: str = MODEL_SERVER_API_KEY, model_id: str = MODEL_ID, **overrides: str
+        *,
+        api_key: str = MODEL_SERVER_API_KEY,
+        model_id: str = MODEL_ID,
+        inference_url: str | None = None,
+        **overrides: str,
     ) -> IngestStack:
+        """`inference_url` (with `inference_backend="builtin"`): another endpoint than the proxy's."""
         from aws_lambda_powertools.utilities import parameters
 
         resources = create_resources(fresh_aws, api_key=api_key, visibility_timeout=30)
-        environment = ingest_environment(resources, inference_url=proxy.url, model_id=model_id, **overrides)
+        environment = ingest_environment(
+            resources, inference_url=inference_url or proxy.url, model_id=model_id, **overrides
+        )
         for name, value in environment.items():
             monkeypatch.setenv(name, value)
         parameters.clear_caches()  # the secret's value is cached per process, like in a warm container

@@ -42,11 +42,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from s3kp_models.pipelines.base import Detection, KeypointPipeline
+from s3kp_models.pipelines.detector import SsdDetector
+from s3kp_models.pipelines.hands import HandPipeline
+from s3kp_models.pipelines.registry import load_pipelines
 
-from s3kp.model_server.pipelines.base import Detection, KeypointPipeline
-from s3kp.model_server.pipelines.detector import SsdDetector
-from s3kp.model_server.pipelines.hands import HandPipeline
-from s3kp.model_server.pipelines.registry import load_pipelines
+from s3kp.paths import model_dir
 from s3kp.samples import SAMPLE_IMAGES
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "fixtures" / "mediapipe_reference.json").read_text())
@@ -71,7 +72,7 @@ VISIBLE = 0.5
 
 @pytest.fixture(scope="module")
 def pipelines() -> dict[str, KeypointPipeline]:
-    return load_pipelines()
+    return load_pipelines(model_dir())
 
 
 def rgb(name: str) -> np.ndarray:

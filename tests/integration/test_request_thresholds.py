@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from s3kp_models.pipelines.base import Detection, KeypointPipeline
+from s3kp_models.pipelines.registry import load_pipelines
 
-from s3kp.model_server.pipelines.base import Detection, KeypointPipeline
-from s3kp.model_server.pipelines.registry import load_pipelines
+from s3kp.paths import model_dir
 from s3kp.samples import SAMPLE_IMAGES
 
 LOOSEST = {"confidence": 0.01, "iou_threshold": 1.0, "max_detections": 300}
@@ -32,7 +33,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def pipelines() -> dict[str, KeypointPipeline]:
-    return load_pipelines()
+    return load_pipelines(model_dir())
 
 
 @pytest.fixture(scope="module")

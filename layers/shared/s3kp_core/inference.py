@@ -17,10 +17,18 @@ Errors carry a short sentence for people (stored on the result: no URL, no libra
 "inference endpoint unreachable: connection refused (4 attempts)") and the technical detail, redacted,
 for the log.
 
-The API key never leaves this module in clear: it is registered with `s3kp_core.redact`, and it is added
-to the query string only inside the transport adapter (`_KeyedAdapter`), below `Session.request`, where
-the X-Ray SDK's `requests` patch records the URL and any exception. The adapter also redacts the
-exceptions it raises, so no trace document, log line or error message ever carries the key.
+Authentication is one of two, chosen by `InferenceSettings.auth`:
+
+- `api_key` (a Roboflow-compatible endpoint): the API key never leaves this module in clear: it is
+  registered with `s3kp_core.redact`, and it is added to the query string only inside the transport
+  adapter (`_KeyedAdapter`), below `Session.request`, where the X-Ray SDK's `requests` patch records the
+  URL and any exception. The adapter also redacts the exceptions it raises, so no trace document, log
+  line or error message ever carries the key.
+- `aws_iam` (the stack's own InferenceFunction behind a Function URL with AuthType AWS_IAM): no key; each
+  attempt is signed with SigV4 (`s3kp_core.request_signing`, the function's role credentials) by
+  `_SigningAdapter`, at the same depth: the signature headers are added to a copy of the request as it is
+  sent, so neither what tracers record nor the response's `request` carries them, and each retry gets a
+  fresh signature (SigV4 dates expire after 5 minutes).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -47,6 +55,7 @@ from s3kp_core.errors import EndpointUnavailable, PermanentError
 from s3kp_core.inference_wire import ParsedResponse, parse_response
 from s3kp_core.predictor import InferenceResult
 from s3kp_core.redact import redact, register_secret
+from s3kp_core.request_signing import RequestSigner, canonical_url
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # The account's, not the request's: a wrong or rotated key (401), credits (402), scope or quota (403).
@@ -55,6 +64,13 @@ UNAUTHORIZED_STATUSES = {
     402: "refused the request: out of credits",
     403: "refused the API key: no access, or the quota is used up",
 }
+# The same statuses from an AWS_IAM Function URL: the role's permission or the signature.
+UNAUTHORIZED_STATUSES_IAM = {
+    401: "refused the request's signature",
+    402: "refused the request: out of credits",
+    403: "refused the signed request: no lambda:InvokeFunctionUrl permission, or a bad signature",
+}
+InferenceAuth = Literal["api_key", "aws_iam"]
 _SERVER_MESSAGE_LIMIT = 300  # characters of the server's message kept in an error's detail
 _STORED_SERVER_MESSAGE_LIMIT = 120  # ... and in the short message a rejected request stores
 _URL = re.compile(r"\b\w+://\S+")
@@ -67,7 +83,7 @@ class InferenceSettings:
 
     base_url: str
     model_id: str  # "project/version"
-    api_key: str
+    api_key: str | None  # with `auth` api_key; None with aws_iam
     confidence: float  # 0..1
     overlap: float  # 0..1, the NMS IoU threshold
     classes: tuple[str, ...]  # empty: every class
@@ -76,8 +92,11 @@ class InferenceSettings:
     max_attempts: int
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
+    auth: InferenceAuth = "api_key"
 
     def __post_init__(self) -> None:
+        if self.auth == "api_key" and not self.api_key:
+            raise ValueError("auth api_key needs an api_key")
         for name in ("confidence", "overlap"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
@@ -92,7 +111,9 @@ class InferenceSettings:
         return f"{self.base_url.rstrip('/')}/{self.model_id.strip('/')}"
 
     def __repr__(self) -> str:  # the dataclass default would print the key
-        return f"InferenceSettings(endpoint={self.endpoint!r}, confidence={self.confidence}, api_key='***')"
+        key = "'***'" if self.api_key else "None"
+        shown = f"endpoint={self.endpoint!r}, confidence={self.confidence}, auth={self.auth!r}, api_key={key}"
+        return f"InferenceSettings({shown})"
 
 
 @dataclass(frozen=True)
@@ -115,13 +136,25 @@ class InferenceClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[float], float] | None = None,
+        signer: RequestSigner | None = None,
     ) -> None:
-        """`jitter(limit)` returns a delay in [0, limit] (default: uniform, i.e. full jitter)."""
-        register_secret(settings.api_key)
+        """`jitter(limit)` returns a delay in [0, limit] (default: uniform, i.e. full jitter). `signer`:
+        required with `auth` aws_iam (the role's credentials and the endpoint's region)."""
         self.settings = settings
         self._session = session or _pooled_session()
-        # Every request to the endpoint goes through the adapter that adds the key at send time.
-        self._session.mount(settings.endpoint, _KeyedAdapter(settings.api_key))
+        # Every request to the endpoint goes through the adapter that authenticates it at send time.
+        adapter: HTTPAdapter
+        if settings.auth == "aws_iam":
+            if signer is None:
+                raise ValueError("auth aws_iam needs a request signer")
+            adapter = _SigningAdapter(signer)
+            self._unauthorized = UNAUTHORIZED_STATUSES_IAM
+        else:
+            assert settings.api_key is not None  # InferenceSettings checks it
+            register_secret(settings.api_key)
+            adapter = _KeyedAdapter(settings.api_key)
+            self._unauthorized = UNAUTHORIZED_STATUSES
+        self._session.mount(settings.endpoint, adapter)
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter or (lambda limit: random.uniform(0, limit))
@@ -235,11 +268,12 @@ class InferenceClient:
                 else f"inference endpoint unavailable (HTTP {status})"
             )
             return _RetryableFailure(summary, detail, retry_after=retry_after, rate_limited=status == 429)
-        if status in UNAUTHORIZED_STATUSES:
-            # Not retried within this invocation (a key does not fix itself in seconds): the message waits.
+        if status in self._unauthorized:
+            # Not retried within this invocation (a key or a role's policy does not fix itself in seconds):
+            # the message waits.
             raise EndpointUnavailable(
                 errors.INFERENCE_UNAUTHORIZED,
-                f"inference endpoint {UNAUTHORIZED_STATUSES[status]} (HTTP {status})",
+                f"inference endpoint {self._unauthorized[status]} (HTTP {status})",
                 detail=detail,
             )
         raise PermanentError(
@@ -319,6 +353,31 @@ class _KeyedAdapter(HTTPAdapter):
             raise _redacted(error, request) from None
         # What callers (and tracers) see of the exchange is the URL without the key.
         response.url = request.url or ""
+        response.request = request
+        return response
+
+
+class _SigningAdapter(HTTPAdapter):
+    """Signs each request with SigV4 as it is sent (a fresh date per attempt); what callers and tracers see
+    of the exchange is the unsigned request. The query string is re-encoded as it is signed
+    (`request_signing.canonical_url`); the redaction of what it raises is `_KeyedAdapter`'s."""
+
+    def __init__(self, signer: RequestSigner) -> None:
+        super().__init__(pool_connections=1, pool_maxsize=4, max_retries=0)
+        self._signer = signer
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        signed = request.copy()
+        signed.url = canonical_url(request.url or "")
+        body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
+        headers = {name: str(value) for name, value in request.headers.items()}
+        signed.headers.update(
+            self._signer.signature_headers(request.method or "POST", signed.url, headers, body)
+        )
+        try:
+            response = super().send(signed, *args, **kwargs)
+        except requests.RequestException as error:
+            raise _redacted(error, request) from None
         response.request = request
         return response
 

@@ -31,6 +31,8 @@ CURSOR_SECRET = "CursorSecret"  # noqa: S105 - a logical id, not a secret
 EVENT_BUS = "ResultsEventBus"
 INGEST_FUNCTION = "IngestFunction"
 API_FUNCTION = "ApiFunction"
+INFERENCE_FUNCTION = "InferenceFunction"
+INFERENCE_FUNCTION_URL = "InferenceFunctionUrl"
 
 _PREFIX_VARIABLES = ("INPUT_PREFIX", "OUTPUT_PREFIX", "PREDICTIONS_PREFIX")
 
@@ -142,11 +144,28 @@ def create_resources(
 
 
 def ingest_environment(
-    resources: LocalResources, *, inference_url: str, model_id: str, **overrides: str
+    resources: LocalResources,
+    *,
+    inference_url: str,
+    model_id: str,
+    inference_backend: str = "roboflow",
+    **overrides: str,
 ) -> dict[str, str]:
-    """Every variable the template gives the ingest function, resolved to the local resources."""
-    parameters = {"InferenceUrl": inference_url, "ModelId": model_id}
-    return _function_environment(resources, INGEST_FUNCTION, parameters, overrides)
+    """Every variable the template gives the ingest function, resolved to the local resources. With the
+    builtin backend, `inference_url` is the InferenceFunction's (local) Function URL."""
+    if inference_backend == "builtin":
+        parameters = {"InferenceBackend": "builtin", "ModelId": model_id}
+        references = {f"{INFERENCE_FUNCTION_URL}.FunctionUrl": inference_url}
+    else:
+        parameters = {"InferenceBackend": "roboflow", "InferenceUrl": inference_url, "ModelId": model_id}
+        references = {}
+    return _function_environment(resources, INGEST_FUNCTION, parameters, overrides, references)
+
+
+def inference_environment(resources: LocalResources, *, model_id: str, **overrides: str) -> dict[str, str]:
+    """Every variable the template gives the InferenceFunction (the builtin backend)."""
+    parameters = {"InferenceBackend": "builtin", "ModelId": model_id}
+    return _function_environment(resources, INFERENCE_FUNCTION, parameters, overrides)
 
 
 def api_environment(resources: LocalResources, **overrides: str) -> dict[str, str]:
@@ -349,7 +368,11 @@ def _is_test_event_body(body: str) -> bool:
 
 
 def _function_environment(
-    resources: LocalResources, logical_id: str, parameters: Mapping[str, str], overrides: Mapping[str, str]
+    resources: LocalResources,
+    logical_id: str,
+    parameters: Mapping[str, str],
+    overrides: Mapping[str, str],
+    references: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     document = load_template(resources.template_path)
     resolver = Resolver(
@@ -365,6 +388,7 @@ def _function_environment(
             CURSOR_SECRET: resources.cursor_secret_arn,
             EVENT_BUS: resources.event_bus_name,
             f"{EVENT_BUS}.Arn": resources.event_bus_arn,
+            **(references or {}),
         },
         parameters=parameters,
         region=resources.region,

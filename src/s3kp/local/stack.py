@@ -1,4 +1,4 @@
-"""The offline stack — AWS (moto server), the inference server, the queue runner, the HTTP API.
+"""The offline stack — AWS (moto server), the inference endpoint, the queue runner, the HTTP API.
 
     LocalStack(options)  start()/stop() or `with`: used by `s3kp up` and `s3kp demo` (their commands are in
                          `stack_commands` and `demo`), the soak run, the tests and the benchmarks.
@@ -7,6 +7,12 @@ Start order: checks (setup, ports) before anything runs; then the two child proc
 inference server, whose models load while the rest starts); the resources of template.yaml in moto; one
 Lambda worker per ingest poller plus the API workers; the runner and the HTTP API. Stop order is the
 reverse, so no handler sees its AWS endpoint vanish before it is stopped itself.
+
+The inference endpoint is the template's InferenceBackend: `roboflow` (the default) is the local
+inference server as a Roboflow stand-in (or `--inference-url`, a real one, with `--api-key`); `builtin`
+runs the InferenceFunction's handler in Lambda workers (one per ingest poller: each calls one request at
+a time) behind a local AWS_IAM Function URL (`function_url`), which the ingest workers call with
+SigV4-signed requests, as in AWS.
 """
 
 from __future__ import annotations
@@ -22,13 +28,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from botocore.credentials import ReadOnlyCredentials
+
 from s3kp.local import preflight
 from s3kp.local.circuit_watch import CircuitWatch
+from s3kp.local.function_url import FunctionUrlBridge
 from s3kp.local.host_guard import HostGuard
 from s3kp.local.http_api import HttpApiBridge
 from s3kp.local.ports import PortInUseError, is_loopback, url_host
 from s3kp.local.processes import ChildProcess
 from s3kp.local.runner import BatchOutcome, QueueRunner, RunnerSettings
+from s3kp.local.sigv4_check import ExpectedSigner
 from s3kp.local.stack_record import RecordedProcess, StackRecord, discard_dead_records
 from s3kp.local.template_functions import (
     function_with_handler,
@@ -37,7 +47,7 @@ from s3kp.local.template_functions import (
     template_functions,
 )
 from s3kp.local.workers import FunctionConfig, LambdaWorker, WorkerCrashed, WorkerPool, lambda_environment
-from s3kp.paths import cache_dir
+from s3kp.paths import cache_dir, model_dir
 
 if TYPE_CHECKING:
     from s3kp.local.resources import LocalResources
@@ -55,6 +65,7 @@ DUMMY_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
 }
 API_WORKERS = 2
+BACKENDS = ("roboflow", "builtin")  # the template's InferenceBackend values
 MOTO_START_TIMEOUT = 30.0
 INFERENCE_START_TIMEOUT = 180.0
 
@@ -72,6 +83,7 @@ class StackOptions:
     inference_port: int = 9001
     api_port: int = 3000
     inference_url: str | None = None  # an external endpoint instead of the local inference server
+    inference_backend: str = "roboflow"  # or "builtin": the InferenceFunction behind a Function URL
     api_key: str | None = None
     model_id: str | None = None
     bucket: str | None = None
@@ -86,10 +98,11 @@ class StackOptions:
 
 @dataclass(frozen=True)
 class FunctionsPlan:
-    """The two functions as they will run, and how the queue feeds the ingest function."""
+    """The functions as they will run, and how the queue feeds the ingest function."""
 
     ingest: FunctionConfig
     api: FunctionConfig
+    inference: FunctionConfig | None  # the builtin backend's InferenceFunction
     ingest_concurrency: int  # pollers, each with its own worker (MaximumConcurrency)
     batch_size: int
     batching_window_seconds: float
@@ -118,13 +131,18 @@ class LocalStack:
         host = url_host(options.host)
         self.aws_endpoint = f"http://{host}:{options.aws_port}"
         self.api_url = f"http://{host}:{options.api_port}"
-        self.inference_url = options.inference_url or f"http://{host}:{options.inference_port}"
+        self.builtin = options.inference_backend == "builtin"
+        # A Function URL ends with a slash (AWS's FunctionUrl attribute does); the ingest function strips it.
+        local_url = f"http://{host}:{options.inference_port}" + ("/" if self.builtin else "")
+        self.inference_url = options.inference_url or local_url
         self.model_id = options.model_id or DEFAULT_MODEL_ID
         self.resources: LocalResources  # set by start()
         self._moto: ChildProcess | None = None
         self._inference: ChildProcess | None = None
         self._ingest_workers: list[LambdaWorker] = []
         self._api_workers: list[LambdaWorker] = []
+        self._inference_workers: list[LambdaWorker] = []
+        self._function_url: FunctionUrlBridge | None = None
         self._workers: list[LambdaWorker] = []
         self._runner: QueueRunner | None = None
         self._http_api: HttpApiBridge | None = None
@@ -145,7 +163,7 @@ class LocalStack:
 
     def start(self) -> None:
         options = self.options
-        local_inference = options.inference_url is None
+        local_inference = options.inference_url is None and not self.builtin
         self._check(local_inference)
         options.log_dir.mkdir(parents=True, exist_ok=True)
         self._start_record(local_inference)
@@ -183,9 +201,20 @@ class LocalStack:
 
         started = time.monotonic()
         self._start_workers()
-        self._step(f"Lambda workers  ingest x{len(self._ingest_workers)}, api x{API_WORKERS}", started)
+        inference_workers = f", inference x{len(self._inference_workers)}" if self.builtin else ""
+        self._step(
+            f"Lambda workers  ingest x{len(self._ingest_workers)}, api x{API_WORKERS}{inference_workers}",
+            started,
+        )
 
-        if self._inference is not None:
+        if self.builtin:
+            started = time.monotonic()
+            self._start_function_url()
+            self._step(
+                f"InferenceFunction ({self.model_id}) behind a Function URL (AWS_IAM)  {self.inference_url}",
+                started,
+            )
+        elif self._inference is not None:
             started = time.monotonic()
             self._inference.wait_healthy(
                 f"{self.inference_url}/health", INFERENCE_START_TIMEOUT, self._loading()
@@ -210,6 +239,9 @@ class LocalStack:
         if self._http_api is not None:
             self._http_api.stop()
             self._http_api = None
+        if self._function_url is not None:
+            self._function_url.stop()
+            self._function_url = None
         for worker in self._workers:  # an in-flight batch ends now; its messages are simply not deleted
             worker.close()
         self._workers = []
@@ -244,15 +276,28 @@ class LocalStack:
                 f"--host {options.host} would expose an unauthenticated API and AWS endpoint to the network: "
                 "add --allow-remote if that is really what you want"
             )
-        if not local_inference and not options.api_key:
+        if options.inference_backend not in BACKENDS:
+            raise StackError(f"--inference-backend must be one of {', '.join(BACKENDS)}")
+        if self.builtin and options.inference_url:
+            raise StackError("--inference-url is for the roboflow backend: builtin serves its own models")
+        if options.inference_url and not options.api_key:
             raise StackError("--inference-url needs an API key: pass --api-key or set $ROBOFLOW_API_KEY")
+        if self.builtin:
+            from s3kp_models.model_files import MODEL_IDS
+
+            if self.model_id not in MODEL_IDS:
+                raise StackError(
+                    f"--inference-backend builtin serves {', '.join(MODEL_IDS)}, not {self.model_id}"
+                )
         try:
-            self._root = preflight.check_setup(local_inference=local_inference)
+            self._root = preflight.check_setup(local_inference=local_inference or self.builtin)
         except preflight.SetupError as error:
             raise StackError(str(error)) from None
         ports = {"AWS endpoint": options.aws_port, "HTTP API": options.api_port}
         if local_inference:
             ports["inference server"] = options.inference_port
+        if self.builtin:
+            ports["InferenceFunction's URL"] = options.inference_port
         if len(set(ports.values())) != len(ports):
             raise StackError(f"the stack needs distinct ports, got {ports}")
         try:
@@ -265,7 +310,8 @@ class LocalStack:
     def _start_record(self, local_inference: bool) -> None:
         """Record this stack's processes and ports while it runs (see stack_record.py)."""
         options = self.options
-        ports = (options.aws_port, options.api_port, *((options.inference_port,) if local_inference else ()))
+        with_inference = local_inference or self.builtin
+        ports = (options.aws_port, options.api_port, *((options.inference_port,) if with_inference else ()))
         for dead in discard_dead_records():
             self._echo(f"  ..  discarded the record of a stack that did not stop cleanly: {dead.describe()}")
         owner = RecordedProcess.of(self._program, os.getpid(), ports)
@@ -294,12 +340,26 @@ class LocalStack:
         )
 
     def _plan_functions(self) -> FunctionsPlan:
-        from s3kp.local.resources import api_environment, ingest_environment
+        from s3kp.local.resources import api_environment, inference_environment, ingest_environment
 
         declared = template_functions(self._root / "template.yaml")
         ingest = function_with_handler(declared, "ingest_handler")
         api = function_with_handler(declared, "api_handler")
         prefix = self.options.name_prefix
+        inference = None
+        if self.builtin:
+            declared_inference = function_with_handler(declared, "inference_handler")
+            inference = FunctionConfig(
+                name=f"{prefix}-inference",
+                code_dir=self._root / declared_inference.code_uri,
+                handler=declared_inference.handler,
+                # The models layer's files are staged only by `make build`: locally, the verified cache.
+                environment=inference_environment(
+                    self.resources, model_id=self.model_id, MODEL_DIR=str(model_dir())
+                ),
+                timeout_seconds=declared_inference.timeout_seconds,
+                memory_mb=declared_inference.memory_mb,
+            )
         return FunctionsPlan(
             ingest=FunctionConfig(
                 name=f"{prefix}-ingest",
@@ -309,6 +369,7 @@ class LocalStack:
                     self.resources,
                     inference_url=self.inference_url,
                     model_id=self.model_id,
+                    inference_backend=self.options.inference_backend,
                     **dict(self.options.ingest_overrides),
                 ),
                 timeout_seconds=self.options.ingest_timeout_seconds or ingest.timeout_seconds,
@@ -322,6 +383,7 @@ class LocalStack:
                 timeout_seconds=api.timeout_seconds,
                 memory_mb=api.memory_mb,
             ),
+            inference=inference,
             ingest_concurrency=self.options.concurrency or ingest.sqs_maximum_concurrency or 1,
             batch_size=ingest.sqs_batch_size or 10,
             batching_window_seconds=ingest.sqs_batching_window_seconds,
@@ -339,7 +401,13 @@ class LocalStack:
         self._api_workers = [
             LambdaWorker(plan.api, api_env, self._log_path("api")) for _ in range(API_WORKERS)
         ]
-        self._workers = self._ingest_workers + self._api_workers
+        if plan.inference is not None:
+            inference_env = lambda_environment(plan.inference, REGION, base)
+            self._inference_workers = [
+                LambdaWorker(plan.inference, inference_env, self._log_path("inference"))
+                for _ in range(plan.ingest_concurrency)
+            ]
+        self._workers = self._ingest_workers + self._api_workers + self._inference_workers
         # Cold starts in parallel: each is a fresh interpreter importing its handler. Not `with`: a stop
         # request must not wait here for every cold start (stop() closes the workers still starting).
         pool = ThreadPoolExecutor(len(self._workers))
@@ -399,6 +467,27 @@ class LocalStack:
         )
         self._http_api.start()
 
+    def _start_function_url(self) -> None:
+        """The InferenceFunction's workers behind a local AWS_IAM Function URL that takes the requests
+        the ingest workers sign with the stack's (dummy) credentials for this region."""
+        plan = self._plan
+        assert plan.inference is not None
+        credentials = ReadOnlyCredentials(
+            DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+        )
+        self._function_url = FunctionUrlBridge(
+            self.options.host,
+            self.options.inference_port,
+            WorkerPool(self._inference_workers).invoke,
+            signer=ExpectedSigner(credentials, REGION),
+            function_name=plan.inference.name,
+            timeout_seconds=plan.inference.timeout_seconds,
+            guard=HostGuard.for_bind(self.options.host, allow_remote=self.options.allow_remote),
+        )
+        self._function_url.start()
+
     # ------------------------------------------------------------------ output
     def _log_path(self, function: str) -> Path | None:
         """Handler logs go to a file per function, or to the terminal with --verbose."""
@@ -438,12 +527,13 @@ class LocalStack:
         bucket = self.resources.bucket
         prefix = self.resources.input_prefix
         env = self.aws_environment()
+        backend = "; the InferenceFunction behind an AWS_IAM Function URL" if self.builtin else ""
         lines = [
             "",
             f"Ready. Upload images under s3://{bucket}/{prefix} and they are processed.",
             "",
             f"  AWS endpoint     {self.aws_endpoint}   (S3, SQS, DynamoDB, Secrets Manager: moto)",
-            f"  inference        {_without_query(self.inference_url)}   (model {self.model_id})",
+            f"  inference        {_without_query(self.inference_url)}   (model {self.model_id}{backend})",
             f"  HTTP API         {self.api_url}   (GET /results, /results/{{id}}, /results/{{id}}/annotated)",
             f"  bucket           {bucket}",
             f"  results table    {self.resources.results_table}",

@@ -9,38 +9,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pydantic_core
+from s3kp_models import params as rf
+from s3kp_models.model_runner import InferenceOutcome, Timings
 from starlette.responses import Response
 
-from s3kp.model_server import params as rf
 from s3kp.model_server.context import ServerContext
-from s3kp.model_server.model_runner import InferenceOutcome, Timings
-from s3kp.model_server.request_decoding import decode_base64_body, is_raw_image_content_type
-
-MISSING_CONTENT_TYPE = "Content-Type header is required (or pass image=<url>)"
-
-
-def v0_params(
-    *,
-    confidence: float | None,
-    overlap: float | None,
-    classes: str | None,
-    keypoint_confidence: float | None,
-    max_detections: int,
-    output: rf.OutputFormat,
-    labels: bool,
-    stroke: int | None,
-) -> rf.InferenceParams:
-    """The v0 query parameters (already validated) read with Roboflow's rules."""
-    return rf.InferenceParams(
-        confidence=rf.threshold_from_roboflow(confidence, rf.DEFAULT_CONFIDENCE),
-        iou_threshold=rf.threshold_from_roboflow(overlap, rf.DEFAULT_OVERLAP),
-        classes=rf.class_names_from_csv(classes),
-        keypoint_confidence=rf.keypoint_threshold_from_roboflow(keypoint_confidence),
-        max_detections=max_detections,
-        output=output,
-        labels=labels,
-        stroke=stroke,
-    )
 
 
 async def answer_v0(
@@ -69,10 +42,3 @@ def json_response(payload: object, outcomes: list[InferenceOutcome]) -> Response
 def timing_header(outcomes: list[InferenceOutcome]) -> dict[str, str]:
     total = sum((o.timings for o in outcomes), Timings(0.0, 0.0, 0.0))
     return {"Server-Timing": total.header()}
-
-
-def image_in_body(content_type: str, body: bytes) -> Callable[[], bytes]:
-    """A raw image body as it is; anything else is base64, decoded later in the worker."""
-    if is_raw_image_content_type(content_type):
-        return lambda: body
-    return lambda: decode_base64_body(body)

@@ -17,25 +17,22 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
+from s3kp_models import params as rf
+from s3kp_models.params import v0_params
+from s3kp_models.pipelines.base import KeypointPipeline
+from s3kp_models.request_decoding import MISSING_CONTENT_TYPE, ImageLimits, decode_base64_body, image_in_body
+from s3kp_models.request_errors import BadRequest
+from s3kp_models.v0_query import MAX_DETECTIONS, MAX_STROKE
 from starlette.datastructures import UploadFile
 from starlette.routing import Match
 
 from s3kp.local.host_guard import HostGuard
-from s3kp.model_server import params as rf
-from s3kp.model_server.answers import (
-    MISSING_CONTENT_TYPE,
-    answer_v0,
-    image_in_body,
-    json_response,
-    v0_params,
-)
+from s3kp.model_server.answers import answer_v0, json_response
 from s3kp.model_server.auth import KeyCheck, supplied_key
 from s3kp.model_server.body_limit import BodySizeLimit, read_body
 from s3kp.model_server.context import ServerContext
 from s3kp.model_server.host_check import HostCheck
-from s3kp.model_server.http_errors import BadRequest, install_error_handlers
-from s3kp.model_server.pipelines.base import KeypointPipeline
-from s3kp.model_server.request_decoding import ImageLimits, decode_base64_body
+from s3kp.model_server.http_errors import install_error_handlers
 from s3kp.model_server.schemas import (
     ErrorMessage,
     Health,
@@ -229,10 +226,10 @@ async def infer_v0(
     ] = None,
     classes: Annotated[str | None, Query(description="comma-separated class names to keep")] = None,
     keypoint_confidence: Annotated[float | None, Query(ge=0)] = None,
-    max_detections: Annotated[int, Query(ge=1, le=10_000)] = rf.DEFAULT_MAX_DETECTIONS,
+    max_detections: Annotated[int, Query(ge=1, le=MAX_DETECTIONS)] = rf.DEFAULT_MAX_DETECTIONS,
     output: Annotated[rf.OutputFormat, Query(alias="format")] = rf.OutputFormat.JSON,
     labels: bool = False,
-    stroke: Annotated[int | None, Query(ge=1, le=50, description="line width, px")] = None,
+    stroke: Annotated[int | None, Query(ge=1, le=MAX_STROKE, description="line width, px")] = None,
     image: Annotated[str | None, Query(description="URL of an image to fetch instead of a body")] = None,
 ) -> Response:
     """Roboflow's hosted route: `api_key` in the query (or a Bearer header), the image as the body."""

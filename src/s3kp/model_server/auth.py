@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hmac
 
+from s3kp_models.request_errors import BadRequest, Unauthorized
 from starlette.requests import Request
-
-from s3kp.model_server.http_errors import BadRequest, Unauthorized
 
 _BEARER = "bearer "
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 
+from s3kp_models.request_errors import PayloadTooLarge
+from s3kp_models.request_errors import too_large_message as _too_large_message
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-from s3kp.model_server.http_errors import PayloadTooLarge
-
-
-def _too_large_message(max_bytes: int) -> str:
-    return f"Request body is over the {max_bytes // (1024 * 1024)} MB limit; downsize the image"
 
 
 class BodySizeLimit:

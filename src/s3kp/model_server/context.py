@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
+from s3kp_models import params as rf
+from s3kp_models.model_runner import InferenceOutcome, run_inference
+from s3kp_models.pipelines.base import KeypointPipeline
+from s3kp_models.request_decoding import ImageLimits
+from s3kp_models.request_errors import ModelNotFound
 
-from s3kp.model_server import params as rf
 from s3kp.model_server.auth import KeyCheck
-from s3kp.model_server.http_errors import ModelNotFound
-from s3kp.model_server.model_runner import InferenceOutcome, run_inference
-from s3kp.model_server.pipelines.base import KeypointPipeline
-from s3kp.model_server.request_decoding import ImageLimits
 from s3kp.model_server.url_fetch import FetchLimits, fetch_image
 
 T = TypeVar("T")

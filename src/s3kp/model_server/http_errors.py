@@ -1,5 +1,8 @@
 """Errors shaped like the hosted Roboflow API: `{"message": …}` with its status, 422 as `{"detail": […]}`.
 
+The errors themselves (`ApiError` and its kinds) are `s3kp_models.request_errors`, shared with the
+InferenceFunction; this module answers them, and FastAPI's own, in the server.
+
 Nothing here ever echoes the API key: it travels in the query string (and in v1 JSON bodies), so the
 validation handler drops the offending `input` values and the access log is redacted (`redact.py`).
 """
@@ -12,46 +15,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from s3kp_models.request_errors import ApiError
 
 logger = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    """An error the client caused (or a state it can wait out), answered as `{"message": …}`."""
-
-    status_code = 400
-
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if status_code is not None:
-            self.status_code = status_code
-
-
-class BadRequest(ApiError):
-    status_code = 400
-
-
-class InvalidImage(BadRequest):
-    """The upstream wording, so clients that match on it keep working."""
-
-    def __init__(self, cause: str) -> None:
-        super().__init__(f"Could not load input image. Cause: {cause}")
-
-
-class Unauthorized(ApiError):
-    status_code = 401
-
-
-class ModelNotFound(ApiError):
-    status_code = 404
-
-    def __init__(self, model_id: str) -> None:
-        super().__init__(f"Model {model_id!r} not found (GET /models lists the served models)")
-
-
-class PayloadTooLarge(ApiError):
-    status_code = 413
 
 
 def api_error_response(error: ApiError) -> JSONResponse:

@@ -1,53 +1,20 @@
 """Wire shapes: the Roboflow response, the inference-sdk v1 request and registry, our model catalogue.
 
-A prediction and its keypoints are the domain's `s3kp_core.results.Prediction` / `Keypoint` (what the
-ingest function stores) dressed for the Roboflow wire: `wire_prediction` is that dressing, and the
-models below describe its output for OpenAPI without being built on every request (plain dicts are
-cheaper on the hot path). The wire contract keeps both `class` and `class_name` for a keypoint's name
-(the self-hosted server's field and the hosted docs' one), which the stored shape does not: so the two
-stay two shapes, one derived from the other here.
+The response is built as plain dicts (`s3kp_models.wire`, shared with the InferenceFunction); the models
+below describe it for OpenAPI without being built on every request.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from s3kp_core import results
 
 TASK_TYPE = "keypoint-detection"
-WireJSON = dict[str, Any]
-
-
-def wire_prediction(prediction: results.Prediction) -> WireJSON:
-    """One prediction as `PredictionOut` JSON: pixels to 0.01, confidences to 4 digits."""
-    return {
-        "x": round(prediction.x, 2),
-        "y": round(prediction.y, 2),
-        "width": round(prediction.width, 2),
-        "height": round(prediction.height, 2),
-        "class": prediction.class_name,
-        "class_id": prediction.class_id,
-        "confidence": round(prediction.confidence, 4),
-        "detection_id": prediction.detection_id,
-        "keypoints": [wire_keypoint(k) for k in prediction.keypoints],
-    }
-
-
-def wire_keypoint(keypoint: results.Keypoint) -> WireJSON:
-    """One keypoint as `KeypointOut` JSON: its name under both `class` and `class_name`."""
-    return {
-        "x": round(keypoint.x, 2),
-        "y": round(keypoint.y, 2),
-        "confidence": round(keypoint.confidence, 4),
-        "class_id": keypoint.class_id,
-        "class": keypoint.name,
-        "class_name": keypoint.name,
-    }
 
 
 class KeypointOut(BaseModel):
-    """`results.Keypoint` on the wire (`wire_keypoint`)."""
+    """`results.Keypoint` on the wire (`s3kp_models.wire.wire_keypoint`)."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -60,7 +27,7 @@ class KeypointOut(BaseModel):
 
 
 class PredictionOut(BaseModel):
-    """`results.Prediction` on the wire (`wire_prediction`)."""
+    """`results.Prediction` on the wire (`s3kp_models.wire.wire_prediction`)."""
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -15,15 +15,16 @@ import sys
 import uvicorn
 from PIL import Image
 from s3kp_core import redact
+from s3kp_models.model_files import ModelFilesMissing
+from s3kp_models.pipelines.registry import load_pipelines
+from s3kp_models.request_decoding import MAX_IMAGE_PIXELS
 
 from s3kp.local.host_guard import HostGuard
 from s3kp.local.ports import is_loopback
 from s3kp.model_server.access_log import AccessLog, take_over_uvicorn_access_log
 from s3kp.model_server.allocator import keep_freed_memory
 from s3kp.model_server.app import create_app
-from s3kp.model_server.model_files import ModelFilesMissing
-from s3kp.model_server.pipelines.registry import load_pipelines
-from s3kp.model_server.request_decoding import MAX_IMAGE_PIXELS
+from s3kp.paths import model_dir
 
 PROGRAM = "s3kp model-server"
 
@@ -57,7 +58,7 @@ def serve(
         return 1
     with listener:
         try:
-            pipelines = load_pipelines()
+            pipelines = load_pipelines(model_dir())
         except ModelFilesMissing as error:
             print(f"{PROGRAM}: {error}", file=sys.stderr)
             return 1

@@ -22,8 +22,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
-
-from s3kp.model_server.http_errors import BadRequest, InvalidImage, PayloadTooLarge
+from s3kp_models.request_errors import BadRequest, InvalidImage, PayloadTooLarge
 
 _ALLOWED_SCHEMES = ("http", "https")
 _IMAGE_CONTENT_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")

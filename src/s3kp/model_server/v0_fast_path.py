@@ -4,96 +4,28 @@ At 640 px the faces model takes ~1.5-2 ms and the whole image ~4-5 ms, while Fas
 dependency solving and query validation cost ~0.5-0.7 ms a request (profiled): about as much as the
 model, spent on reading a handful of query parameters. This pure ASGI middleware answers the requests
 whose reading is certain: a served model's path, a body that is not multipart, and query parameters in
-a plain form that FastAPI reads to the same values (digits for numbers, `true`/`false`/`1`/`0`, a
-format's exact name). It runs the very code of the FastAPI route (`answers.answer_v0`: key, model,
-image, worker thread, response) and answers errors with the same handler. Everything else (GET,
+a plain form that FastAPI reads to the same values (`s3kp_models.v0_query.read_plain_query`: digits
+for numbers, `true`/`false`/`1`/`0`, a format's exact name). It runs the very code of the FastAPI route
+(`answers.answer_v0`: key, model, image, worker thread, response) and answers errors with the same
+handler. Everything else (GET,
 multipart, a parameter in another spelling, an invalid one, which gets FastAPI's 422 with its detail,
 every other path) goes on to FastAPI unchanged, which also still describes the route in OpenAPI.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection
-from urllib.parse import parse_qsl
 
+from s3kp_models.request_decoding import MISSING_CONTENT_TYPE, image_in_body
+from s3kp_models.request_errors import ApiError, BadRequest
+from s3kp_models.v0_query import read_plain_query
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from s3kp.model_server import answers
-from s3kp.model_server import params as rf
 from s3kp.model_server.auth import first_key
 from s3kp.model_server.body_limit import receive_body
 from s3kp.model_server.context import ServerContext
-from s3kp.model_server.http_errors import ApiError, BadRequest, api_error_response
-
-# A subset of what pydantic accepts, read to the same value: anything else goes to FastAPI.
-_PLAIN_NUMBER = re.compile(r"\d{1,9}(?:\.\d{1,9})?")
-_PLAIN_INTEGER = re.compile(r"[1-9]\d{0,4}")
-_PLAIN_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
-_FORMATS = {output.value: output for output in rf.OutputFormat}
-_MAX_DETECTIONS = 10_000  # the route's `le`
-_MAX_STROKE = 50
-
-
-class _NotPlain(Exception):
-    """A parameter this path does not read itself: FastAPI validates it (and may answer 422)."""
-
-
-def _fraction_or_percent(value: str | None) -> float | None:
-    if value is None:
-        return None
-    if not _PLAIN_NUMBER.fullmatch(value):
-        raise _NotPlain
-    return float(value)  # digits only, so >= 0 as the route requires
-
-
-def _integer(value: str | None, maximum: int) -> int | None:
-    if value is None:
-        return None
-    if not _PLAIN_INTEGER.fullmatch(value) or int(value) > maximum:
-        raise _NotPlain
-    return int(value)  # >= 1: no leading zero, no sign
-
-
-def _boolean(value: str | None) -> bool:
-    if value is None:
-        return False
-    try:
-        return _PLAIN_BOOLEANS[value]
-    except KeyError:
-        raise _NotPlain from None
-
-
-def _output(value: str | None) -> rf.OutputFormat:
-    if value is None:
-        return rf.OutputFormat.JSON
-    try:
-        return _FORMATS[value]
-    except KeyError:
-        raise _NotPlain from None
-
-
-def read_query(query_string: bytes) -> tuple[rf.InferenceParams, str | None, str | None] | None:
-    """(parameters, api_key, image URL) when every parameter is in plain form, else None.
-
-    Read as Starlette reads a query string (latin-1, then `parse_qsl`, the last value of a repeated name
-    wins), so the values are the ones FastAPI would validate."""
-    query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
-    get = query.get
-    try:
-        params = answers.v0_params(
-            confidence=_fraction_or_percent(get("confidence")),
-            overlap=_fraction_or_percent(get("overlap")),
-            classes=get("classes"),
-            keypoint_confidence=_fraction_or_percent(get("keypoint_confidence")),
-            max_detections=_integer(get("max_detections"), _MAX_DETECTIONS) or rf.DEFAULT_MAX_DETECTIONS,
-            output=_output(get("format")),
-            labels=_boolean(get("labels")),
-            stroke=_integer(get("stroke"), _MAX_STROKE),
-        )
-    except _NotPlain:
-        return None
-    return params, get("api_key"), get("image")
+from s3kp.model_server.http_errors import api_error_response
 
 
 class V0FastPath:
@@ -117,21 +49,21 @@ class V0FastPath:
         if content_type is not None and content_type.lower().startswith("multipart/form-data"):
             await self.app(scope, receive, send)
             return
-        read = read_query(scope["query_string"])
+        read = read_plain_query(scope["query_string"])
         if read is None:
             await self.app(scope, receive, send)
             return
-        params, query_key, url = read
-        key = first_key(query_key, headers.get(b"authorization", ""))
+        params, url = read.params, read.image_url
+        key = first_key(read.api_key, headers.get(b"authorization", ""))
 
         async def image() -> Callable[[], bytes]:
             if url:
                 data = await self.context.fetch(url)
                 return lambda: data
             if not content_type:
-                raise BadRequest(answers.MISSING_CONTENT_TYPE)
+                raise BadRequest(MISSING_CONTENT_TYPE)
             body = await receive_body(receive, self.context.image_limits.max_body_bytes)
-            return answers.image_in_body(content_type, body)
+            return image_in_body(content_type, body)
 
         try:
             response = await answers.answer_v0(self.context, model_id, key, params, image)

@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from s3kp_core.results import Keypoint
+from s3kp_models.pipelines.base import Detection, ModelInfo, RGBImage
 
 from s3kp.model_server.app import create_app
-from s3kp.model_server.pipelines.base import Detection, ModelInfo, RGBImage
 
 INFO = ModelInfo(
     model_id="fake/1",

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2 as httpx  # what starlette's TestClient is built on
+from s3kp_models.pipelines.base import Detection, RGBImage
 
 from s3kp import samples
 from s3kp.model_server.app import create_app
-from s3kp.model_server.pipelines.base import Detection, RGBImage
 from tests.unit.model_server.fake_pipeline import FakePipeline
 
 B64 = base64.b64encode(samples.encode(samples.astronaut().resize((64, 48)))).decode()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from s3kp_core.results import Keypoint, Prediction
+from s3kp_models.wire import wire_keypoint, wire_prediction
 
-from s3kp.model_server.schemas import KeypointOut, PredictionOut, wire_keypoint, wire_prediction
+from s3kp.model_server.schemas import KeypointOut, PredictionOut
 
 PREDICTION = Prediction(
     x=10.123456,

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import requests
+from s3kp_models.request_errors import BadRequest, InvalidImage, PayloadTooLarge
 
 from s3kp import samples
 from s3kp.model_server import url_fetch
-from s3kp.model_server.http_errors import BadRequest, InvalidImage, PayloadTooLarge
 from s3kp.model_server.url_fetch import FetchLimits, fetch_image, is_public_address
 
 # The test server listens on loopback, which the fetcher refuses unless told otherwise.

@@ -9,11 +9,11 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from s3kp_models.v0_query import QueryInvalid, V0Query, read_plain_query, read_query
 
 from s3kp import samples
 from s3kp.model_server import app as app_module
 from s3kp.model_server.context import ServerContext
-from s3kp.model_server.v0_fast_path import read_query
 from tests.unit.model_server.fake_pipeline import FakePipeline, client_for
 
 JPEG = samples.encode(samples.astronaut().resize((64, 48)))
@@ -102,9 +102,10 @@ def test_a_path_a_fixed_route_owns_is_never_taken_for_a_model() -> None:
 
 
 # Values a client might send: the plain forms the fast path reads, and spellings it leaves to FastAPI.
-_NUMBERS = ["0", "0.4", "40", "100", "250", "1.5", "007", "1e1", " 1", "-1", "", "nan", "inf", "0x10", "1_0"]
-_INTEGERS = ["1", "5", "300", "10000", "10001", "0", "05", "-3", "2.0", "", "1e2", " 7"]
-_BOOLEANS = ["true", "false", "1", "0", "True", "FALSE", "yes", "off", "on", "2", ""]
+_NUMBERS = ["0", "0.4", "40", "100", "250", "1.5", "007", "1e1", " 1", "-1", "", "nan", "inf", "0x10", "1_0",
+            "+5", "-0", "\u0661"]  # fmt: skip
+_INTEGERS = ["1", "5", "300", "10000", "10001", "0", "05", "-3", "2.0", "", "1e2", " 7", "2.5", "+3", "2."]
+_BOOLEANS = ["true", "false", "1", "0", "True", "FALSE", "yes", "off", "on", "2", "", " true", "T"]
 _FORMATS = ["json", "image", "image_and_json", "JSON", "png", ""]
 _QUERIES = st.fixed_dictionaries(
     {},
@@ -149,9 +150,37 @@ def test_post_answers_exactly_as_fastapis_route(
     assert seen[0] == seen[1]
     if "json" in reference.headers["content-type"]:
         assert _comparable(fast.json()) == _comparable(reference.json())
-    if read_query(url.split("?", 1)[1].encode()) is None:
+    if read_plain_query(url.split("?", 1)[1].encode()) is None:
         return
-    assert read_query(url.split("?", 1)[1].encode()) == (seen[0], "k", None)
+    assert read_plain_query(url.split("?", 1)[1].encode()) == V0Query(seen[0], "k", None)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=_QUERIES)
+def test_the_full_query_reader_reads_what_fastapis_route_reads(
+    query: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN any query THEN `read_query` (the InferenceFunction's reader) refuses it exactly when FastAPI's
+    route answers 422, with the same places named, and otherwise reads the parameters the route reads."""
+    seen: list[Any] = []
+    original = ServerContext.infer
+
+    async def recording(self: ServerContext, pipeline: Any, image: Any, params: Any) -> Any:
+        seen.append(params)
+        return await original(self, pipeline, image, params)
+
+    monkeypatch.setattr(ServerContext, "infer", recording)
+    client, _ = client_for()
+    query_string = urlencode({"api_key": "k", **query})
+    reference = client.request("GET", f"/fake/1?{query_string}", content=B64, headers=FORM)
+    if reference.status_code == 422:
+        with pytest.raises(QueryInvalid) as refused:
+            read_query(query_string.encode())
+        named = sorted(d["loc"] for d in refused.value.detail)
+        assert named == sorted(d["loc"] for d in reference.json()["detail"])
+        return
+    assert reference.status_code == 200, reference.text
+    assert read_query(query_string.encode()) == V0Query(seen[0], "k", None)
 
 
 def _comparable(body: dict[str, Any]) -> dict[str, Any]:

@@ -16,10 +16,11 @@ from PIL import Image
 from s3kp_core.imaging import prepare_for_inference
 from s3kp_core.rescale import rescale
 from s3kp_core.results import Keypoint, Prediction
+from s3kp_models.pipelines.base import KeypointPipeline
+from s3kp_models.pipelines.registry import load_pipelines
 
 from s3kp import samples
-from s3kp.model_server.pipelines.base import KeypointPipeline
-from s3kp.model_server.pipelines.registry import load_pipelines
+from s3kp.paths import model_dir
 
 TOLERANCE = 0.01  # of the long side
 PHOTOS = [
@@ -32,7 +33,7 @@ PHOTOS = [
 
 @pytest.fixture(scope="module")
 def faces() -> KeypointPipeline:
-    return load_pipelines()["faces/1"]
+    return load_pipelines(model_dir())["faces/1"]
 
 
 def grainy_photo(name: str, long_side: int) -> bytes:

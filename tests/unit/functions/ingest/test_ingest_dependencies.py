@@ -103,3 +103,29 @@ def test_the_idempotent_processing_is_built_once_per_container(fresh_handler: Mo
 
     assert fresh_handler.idempotent(fresh_handler.process_once) is first
     assert first.__wrapped__ is fresh_handler.process_once  # the key names `ingest_handler.process_once`
+
+
+def test_the_builtin_backend_signs_with_the_functions_credentials_for_its_region(
+    fresh_handler: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN INFERENCE_AUTH aws_iam WHEN the first invocation builds the inference client
+    THEN it signs with the function's credentials for the function's region, and sends no key."""
+    import ingest_dependencies
+    from ingest_settings import IngestSettings
+    from s3kp_core.request_signing import RequestSigner
+
+    settings = IngestSettings.from_environment({**ENVIRONMENT, "INFERENCE_AUTH": "aws_iam"})
+    signers: list[RequestSigner] = []
+    original = RequestSigner.__init__
+
+    def recording(self: RequestSigner, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        signers.append(self)
+
+    monkeypatch.setattr(RequestSigner, "__init__", recording)
+    client = ingest_dependencies.inference_client(settings, None)
+
+    assert client.settings.auth == "aws_iam"
+    assert client.settings.api_key is None
+    (signer,) = signers
+    assert (signer.region, signer.service) == ("us-east-1", "lambda")

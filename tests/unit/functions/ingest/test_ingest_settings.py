@@ -158,3 +158,18 @@ def test_a_json_secret_without_api_key_is_a_configuration_error(monkeypatch) -> 
         )
         with pytest.raises(ConfigurationError, match="api_key"):
             resolve_api_key(settings)
+
+
+def test_the_builtin_backend_needs_no_api_key_and_reads_none() -> None:
+    """INFERENCE_AUTH aws_iam: the stack's InferenceFunction, called with signed requests."""
+    environment = {k: v for k, v in MINIMAL.items() if k != "ROBOFLOW_API_KEY"}
+    settings = IngestSettings.from_environment({**environment, "INFERENCE_AUTH": "aws_iam"})
+    assert settings.inference_auth == "aws_iam"
+    assert resolve_api_key(settings) is None
+    inference = settings.inference_settings(None)
+    assert (inference.auth, inference.api_key) == ("aws_iam", None)
+
+
+def test_an_unknown_inference_auth_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="INFERENCE_AUTH"):
+        IngestSettings.from_environment({**MINIMAL, "INFERENCE_AUTH": "none"})

@@ -1,4 +1,4 @@
-"""The API key never reaches an X-Ray trace document.
+"""The API key, and a signed request's credentials, never reach an X-Ray trace document.
 
 With `Tracing: Active` the X-Ray SDK patches `requests` (through `s3kp_core.observability`'s Tracer) and
 records every outgoing call's URL and any exception it raises. The test runs exactly that in a fresh
@@ -19,6 +19,7 @@ from urllib.parse import quote, quote_plus
 from tests.conftest import ROOT, free_port
 
 API_KEY = "rf_TRACE/k3y+secret=9"  # characters that URL encoding changes, to catch every form
+SESSION_TOKEN = "TRACE-session-token-0123456789"  # the role's credential of a signed request
 
 SCENARIO = textwrap.dedent(
     """
@@ -31,7 +32,7 @@ SCENARIO = textwrap.dedent(
     from s3kp_core.errors import ProcessingError
     from s3kp_core.inference import InferenceClient, InferenceSettings
 
-    API_KEY, CLOSED_PORT = sys.argv[1], int(sys.argv[2])
+    API_KEY, CLOSED_PORT, SESSION_TOKEN = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     documents = []
 
     class Emitter:
@@ -102,6 +103,27 @@ SCENARIO = textwrap.dedent(
         finally:
             xray_recorder.end_segment()
             client.close()
+    # The stack's own InferenceFunction: signed requests (SigV4), no key; the signature stays out too.
+    from botocore.credentials import Credentials
+    from s3kp_core.request_signing import RequestSigner
+
+    signer = RequestSigner(Credentials("AKIDTRACE", "trace-secret", SESSION_TOKEN), "us-east-1")
+    for mode in ("unauthorized", "reset"):
+        client = InferenceClient(
+            InferenceSettings(base_url=served, model_id=f"{mode}/2", api_key=None, auth="aws_iam",
+                              max_attempts=2, confidence=0.4, overlap=0.3, classes=(),
+                              connect_timeout=0.5, read_timeout=0.3, backoff_base=0.01, backoff_cap=0.01),
+            signer=signer,
+        )
+        xray_recorder.begin_segment(f"signed-{mode}")
+        try:
+            predict(client)
+            outcomes[f"signed {mode}"] = "ok"
+        except ProcessingError as error:
+            outcomes[f"signed {mode}"] = error.code
+        finally:
+            xray_recorder.end_segment()
+            client.close()
     print(json.dumps({"outcomes": outcomes, "documents": documents}))
     """
 )
@@ -117,7 +139,7 @@ def test_no_trace_document_carries_the_api_key() -> None:
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
     }
     completed = subprocess.run(
-        [sys.executable, "-c", SCENARIO, API_KEY, str(free_port())],
+        [sys.executable, "-c", SCENARIO, API_KEY, str(free_port()), SESSION_TOKEN],
         env=environment,
         capture_output=True,
         text=True,
@@ -136,6 +158,8 @@ def test_no_trace_document_carries_the_api_key() -> None:
         "shapeless": "inference_bad_response",
         "reset": "inference_unavailable",
         "stall": "inference_unavailable",
+        "signed unauthorized": "inference_unauthorized",
+        "signed reset": "inference_unavailable",
     }
     documents = report["documents"]
     traced_calls = [d for d in documents if '"namespace": "remote"' in d or '"namespace":"remote"' in d]
@@ -144,3 +168,6 @@ def test_no_trace_document_carries_the_api_key() -> None:
     for form in {API_KEY, quote(API_KEY, safe=""), quote_plus(API_KEY, safe=""), "k3y"}:
         leaking = [d for d in documents if form in d]
         assert not leaking, f"{len(leaking)} of {len(documents)} trace documents carry the key: {leaking[0]}"
+    for credential in (SESSION_TOKEN, "Signature=", "AKIDTRACE"):
+        leaking = [d for d in documents if credential in d]
+        assert not leaking, f"{len(leaking)} trace documents carry {credential}: {leaking[0]}"
