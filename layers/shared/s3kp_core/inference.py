@@ -8,7 +8,9 @@ base64 of a JPEG, `Content-Type: application/x-www-form-urlencoded` (what robofl
 Retry policy: timeouts, connection errors, 408, 429, 500/502/503/504 and a 200 that breaks the contract
 (not JSON, or JSON without `predictions`: a misbehaving gateway's answer, not the image's fault) are
 retried with exponential backoff and full jitter (429/503 honour `Retry-After`, capped), bounded by
-`max_attempts` and by the caller's deadline. Exhausted retries raise `EndpointUnavailable` (code
+`max_attempts` and by the caller's deadline. A refused connection is not retried within the call: nothing
+listens there, so more attempts would only add to the requests a down endpoint sees; the message waits and
+the circuit breaker probes instead. Exhausted retries raise `EndpointUnavailable` (code
 `inference_bad_response` when the last answer broke the contract, else `inference_unavailable`); so do
 401/402/403 at once (`inference_unauthorized`: a wrong, rotated or exhausted key is the operator's to fix,
 and the upload must still be waiting then). Any other 4xx is the request's fault: `PermanentError`.
@@ -123,6 +125,9 @@ class _RetryableFailure:
     code: str = errors.INFERENCE_UNAVAILABLE
     retry_after: float | None = None  # seconds the server asked us to wait
     rate_limited: bool = False  # a 429: the endpoint is up
+    # Another attempt within this call would only knock again on a closed door (nothing listens: a refused
+    # connection); the message waits and the circuit breaker probes instead (docs/ingest.md).
+    final: bool = False
 
 
 class InferenceClient:
@@ -189,7 +194,7 @@ class InferenceClient:
             if isinstance(outcome, ParsedResponse):
                 return self._result(outcome, jpeg, len(body), attempts, started)
             failure = outcome
-            if attempt == limit:
+            if attempt == limit or outcome.final:
                 break
             delay = self._backoff(attempt, outcome.retry_after)
             if deadline is not None and self._clock() + delay >= deadline:
@@ -233,9 +238,11 @@ class InferenceClient:
             )
         except requests.ConnectionError as exc:
             text = redact(str(exc))
+            cause = connection_failure_cause(text)
             return _RetryableFailure(
-                f"inference endpoint unreachable: {connection_failure_cause(text)}",
+                f"inference endpoint unreachable: {cause}",
                 f"connection failed: {text}",
+                final=cause == REFUSED,
             )
         status = response.status_code
         if status == 200:
@@ -431,11 +438,14 @@ def _server_message(response: requests.Response) -> str:
     return _snippet(json.dumps(payload))
 
 
+REFUSED = "connection refused"
+
+
 def connection_failure_cause(text: str) -> str:
     """What a connection error's text (urllib3's, wrapped by requests) says went wrong, in a few words."""
     lowered = text.lower()
     causes = (
-        (("connection refused", "errno 111", "errno 61"), "connection refused"),
+        (("connection refused", "errno 111", "errno 61"), REFUSED),
         (
             ("name or service not known", "nameresolutionerror", "temporary failure in name resolution",
              "nodename nor servname", "getaddrinfo failed", "no address associated"),

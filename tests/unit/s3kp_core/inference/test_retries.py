@@ -235,4 +235,19 @@ def test_a_connection_failure_is_stored_as_a_short_cause_without_the_url(
     with pytest.raises(TransientError) as raised:
         client(fake_time, max_attempts=4).predict(JPEG)
 
-    assert raised.value.message == f"inference endpoint unreachable: {cause} (4 attempts)"
+    attempts = "1 attempt" if cause == "connection refused" else "4 attempts"
+    assert raised.value.message == f"inference endpoint unreachable: {cause} ({attempts})"
+
+
+def test_a_refused_connection_is_not_retried_within_the_call(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    """Nothing listens there: the next three attempts would only raise the request rate a down endpoint sees
+    (the soak's first outage minute counted 7 of a 6 budget); the message waits and the circuit probes."""
+    mocked.post(ENDPOINT, body=requests.ConnectionError(REFUSED))
+
+    with pytest.raises(TransientError):
+        client(fake_time, max_attempts=4).predict(JPEG)
+
+    assert len(mocked.calls) == 1
+    assert fake_time.sleeps == []
