@@ -5,6 +5,7 @@ output shows the circuit opening and closing."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ def test_uploads_made_during_a_three_minute_outage_all_succeed_once_the_endpoint
         ingest_overrides=OVERRIDES,
     )
     printed: list[str] = []
+    environment = dict(os.environ)
     with LocalStack(options, echo=printed.append, report_batches=False) as stack:
         s3 = boto3.client("s3", endpoint_url=stack.aws_endpoint, region_name="us-east-1")
         sqs = boto3.client("sqs", endpoint_url=stack.aws_endpoint, region_name="us-east-1")
@@ -92,6 +94,7 @@ def test_uploads_made_during_a_three_minute_outage_all_succeed_once_the_endpoint
             while not any("circuit CLOSED" in line for line in printed) and time.monotonic() < deadline:
                 time.sleep(0.5)
 
+    assert dict(os.environ) == environment  # later tests must not talk to the stack's (stopped) moto
     opened = [line for line in printed if "circuit OPEN" in line]
     closed = [line for line in printed if "circuit CLOSED" in line]
     assert opened, printed

@@ -10,7 +10,6 @@ answers 403 to anything not signed exactly as AWS requires, refuses a foreign Ho
 from __future__ import annotations
 
 import base64
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -41,7 +40,6 @@ FORM = "application/x-www-form-urlencoded"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    saved = dict(os.environ)
     options = StackOptions(
         aws_port=free_port(),
         inference_port=free_port(),
@@ -56,8 +54,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield running
     finally:
         running.stop()
-        os.environ.clear()  # the stack pointed this process's AWS variables at its own moto
-        os.environ.update(saved)
 
 
 def signed(

@@ -176,7 +176,6 @@ def run_soak(options: SoakOptions, echo: Callable[[str], None] = print) -> SoakR
         echo=echo,
         report_batches=False,
     )
-    saved_environment = dict(os.environ)  # the stack points this process's boto3 at its moto
     model_server.start()  # children before any thread (see processes.py)
     try:
         stack.start()
@@ -188,8 +187,6 @@ def run_soak(options: SoakOptions, echo: Callable[[str], None] = print) -> SoakR
         stack.stop()
         proxy.stop()
         model_server.stop()
-        os.environ.clear()
-        os.environ.update(saved_environment)
 
 
 def _drive(

@@ -147,6 +147,7 @@ class LocalStack:
         self._runner: QueueRunner | None = None
         self._http_api: HttpApiBridge | None = None
         self._circuit_watch: CircuitWatch | None = None
+        self._saved_environment: dict[str, str | None] = {}
         self.batches: list[BatchOutcome] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -167,7 +168,9 @@ class LocalStack:
         self._check(local_inference)
         options.log_dir.mkdir(parents=True, exist_ok=True)
         self._start_record(local_inference)
-        os.environ.update(self.aws_environment())  # this process's boto3 (resources, demo) uses moto too
+        # This process's boto3 (resources, demo) uses the stack's moto too, until `stop()` puts back what was.
+        self._saved_environment = {name: os.environ.get(name) for name in self.aws_environment()}
+        os.environ.update(self.aws_environment())
 
         # Children first: no thread exists yet (see processes.py), and the models load meanwhile.
         self._moto = ChildProcess(
@@ -257,6 +260,12 @@ class LocalStack:
         if self._record is not None:
             self._record.delete()
             self._record = None
+        for name, value in self._saved_environment.items():  # later clients must not reach a stopped moto
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environment = {}
 
     @property
     def ingest_workers(self) -> tuple[LambdaWorker, ...]:
