@@ -61,5 +61,5 @@ clean:  ## remove environments, caches and build output
 	rm -rf $(VENV) .venv-tools .venv-clients .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache \
 	  layers/models/s3kp_models/model_files
 
-soak: setup  ## fault and soak run: the offline stack behind a flaky endpoint, a killed worker (~10 min)
+soak: setup  ## fault and soak run: a flaky endpoint, a killed worker, a 429 storm, a 10-min outage, a 401 phase (~25 min)
 	$(BIN)/python -m s3kp.local.soak --write-docs $(SOAK_ARGS)

@@ -1,8 +1,11 @@
 """A small `make soak`: the offline stack behind the fault-injecting proxy (30 % transient faults), a few
-dozen uploads with duplicates and bad files, and an ingest worker killed in the middle of a batch.
+dozen uploads with duplicates and bad files, an ingest worker killed in the middle of a batch, then a
+45-second outage (nothing listens on the endpoint's port) with uploads during it.
 
 The function timeout is shortened to 20 s (so the killed batch's lease runs out after ~30 s instead of
-~130 s) and the retry backoff base to 2 s; everything else is the template's. `make soak` is the full run.
+~130 s), the retry backoff base to 2 s, the circuit's probe interval to 3 s and the outage deferral cap
+to 10 s; everything else is the template's. `make soak` is the full run (with a 429 storm, a ten-minute
+outage and a 401 phase).
 """
 
 from __future__ import annotations
@@ -11,24 +14,36 @@ import os
 
 import pytest
 
-from s3kp.local.soak import SoakOptions, run_soak
+from s3kp.local.soak import run_soak
+from s3kp.local.soak_report import OUTAGE, SoakOptions
 
 pytestmark = pytest.mark.slow
 
 
-def test_under_a_flaky_endpoint_and_a_killed_worker_nothing_is_lost_or_wrong() -> None:
+def test_under_a_flaky_endpoint_a_killed_worker_and_an_outage_nothing_is_lost_or_wrong() -> None:
     options = SoakOptions(
-        uploads=30,
+        uploads=40,
         rate_per_second=4.0,
         duplicate_rate=0.15,
         bad_rate=0.1,
         seed=3,
         kill_worker_at=0.3,
+        storm_seconds=0,
+        outage_seconds=45,
+        outage_rate=0.2,
+        refused_key_seconds=0,
         ingest_timeout_seconds=20,
         retry_base_delay_seconds=2,
-        result_timeout=150,
+        circuit_probe_seconds=3,
+        outage_max_defer_seconds=10,
+        settle_timeout=90,
+        result_timeout=120,
         drain_timeout=90,
         latency_target=90,
+        recovery_target=60,
+        # Issue 19's 6 a minute at one probe per 15 s, scaled to one per 3 s; the outage is shorter than a
+        # minute, so all of its requests count (4 attempts before the circuit opens, then the probes).
+        outage_requests_per_minute=30,
     )
 
     environment = dict(os.environ)
@@ -37,9 +52,15 @@ def test_under_a_flaky_endpoint_and_a_killed_worker_nothing_is_lost_or_wrong() -
 
     assert dict(os.environ) == environment  # later tests must not talk to the soak's (stopped) moto
 
-    summary = "\n".join(report.lines(options.latency_target))
-    assert report.problems(options.latency_target) == [], summary
+    summary = "\n".join(report.lines(options))
+    assert report.problems(options) == [], summary
     assert report.killed_worker.startswith("killed"), summary
     assert report.queue_left == 0, summary
     assert sum(report.faults.get(kind, 0) for kind in ("429", "503", "reset")) > 0, summary
     assert report.states["succeeded"] == report.images, summary
+    outage = report.phase(OUTAGE)
+    assert outage is not None, summary
+    assert outage.requests > 0, summary  # the endpoint was tried, and refused
+    assert outage.images > 0, summary
+    assert outage.succeeded == outage.images, summary
+    assert any("circuit OPEN" in change for change in report.circuit_changes), summary

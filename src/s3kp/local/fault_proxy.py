@@ -1,9 +1,13 @@
 """A fault-injecting HTTP proxy in front of an inference server, for soak and fault runs.
 
 Each POST gets one outcome drawn from a seeded random mix: forwarded as is, forwarded after a delay (a
-slow answer), or a transient fault the client must survive — 429 with `Retry-After`, 503, a connection
-reset (RST, no answer), or a 200 that breaks the contract (an HTML page, or JSON without `predictions`,
-as a misbehaving gateway sends). The proxy counts what it did, per outcome.
+slow answer), or a fault the client must survive — 429 with `Retry-After`, 503, a connection reset (RST,
+no answer), a 200 that breaks the contract (an HTML page, or JSON without `predictions`, as a misbehaving
+gateway sends), or a 401 (as after a key was rotated). The proxy counts what it did, per outcome.
+
+The mix can change while it runs (`set_mix`: a storm of 429s, a phase of 401s), and the endpoint can go
+away altogether (`go_down`: nothing listens on its port, so clients get a real "connection refused";
+`come_back`: it listens on the same port again).
 
 Written on the standard library's `ThreadingHTTPServer`: no maintained proxy library injects
 application-level faults (status codes, resets, bodies) from a seeded mix, and this is ~100 lines.
@@ -11,6 +15,7 @@ application-level faults (status codes, resets, bodies) from a seeded mix, and t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -20,6 +25,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import requests
 
@@ -30,23 +36,28 @@ UNAVAILABLE = "503"
 RESET = "reset"
 NOT_JSON = "200-not-json"
 NO_PREDICTIONS = "200-no-predictions"
+UNAUTHORIZED = "401"
 TRANSIENT_FAULTS = (THROTTLED, UNAVAILABLE, RESET, NOT_JSON, NO_PREDICTIONS)
+FAULTS = (*TRANSIENT_FAULTS, UNAUTHORIZED)
 
 
 @dataclass(frozen=True)
 class FaultMix:
-    """`fault_rate` of requests get a transient fault (split evenly between the kinds); `slow_rate` of
-    the others are forwarded after `slow_seconds`."""
+    """`fault_rate` of requests get one of `faults` (split evenly between them); `slow_rate` of the
+    others are forwarded after `slow_seconds`."""
 
     fault_rate: float = 0.30
     slow_rate: float = 0.08
     slow_seconds: float = 2.0
     retry_after_seconds: int = 1
     seed: int = 8
+    faults: tuple[str, ...] = TRANSIENT_FAULTS
 
     def __post_init__(self) -> None:
         if not 0 <= self.fault_rate <= 1 or not 0 <= self.slow_rate <= 1:
             raise ValueError("fault_rate and slow_rate are fractions between 0 and 1")
+        if not self.faults or not set(self.faults) <= set(FAULTS):
+            raise ValueError(f"faults must be some of {FAULTS}, got {self.faults}")
 
 
 class FaultProxy:
@@ -56,6 +67,7 @@ class FaultProxy:
         self.upstream = upstream.rstrip("/")
         self.mix = mix
         self.outcomes: Counter[str] = Counter()
+        self._times: list[float] = []  # when each request came (epoch seconds), for rates over time
         self._random = random.Random(mix.seed)
         self._lock = threading.Lock()
         self._upstream = requests.Session()
@@ -82,6 +94,8 @@ class FaultProxy:
                     self._reply(200, b"<html><body>502 Bad Gateway (injected)</body></html>", {}, "text/html")
                 elif outcome == NO_PREDICTIONS:
                     self._reply(200, json.dumps({"message": "ok (injected)"}).encode())
+                elif outcome == UNAUTHORIZED:
+                    self._reply(401, b'{"message": "Unauthorized api_key (injected)"}')
                 else:
                     if outcome == SLOW:
                         time.sleep(proxy.mix.slow_seconds)
@@ -122,20 +136,69 @@ class FaultProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://{host}:{self._server.server_address[1]}"
+        self._handler = Handler
+        self._server = _Server((host, port), Handler)
+        self.host = host
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
+        self._placeholder: socket.socket | None = None  # holds the port while the endpoint is down
 
     def start(self) -> FaultProxy:
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        if self._placeholder is not None:
+            self._placeholder.close()
+            self._placeholder = None
+        else:
+            self._close_server()
+        self._upstream.close()
+
+    @property
+    def is_down(self) -> bool:
+        return self._placeholder is not None
+
+    def go_down(self) -> None:
+        """Stop listening: from now on a connection to the port is refused (the kernel answers RST).
+
+        The port stays bound, without a listener, so no other socket takes it before `come_back`; the
+        connections already open (idle keep-alives, requests in progress) are cut, as a dying host would.
+        """
+        if self._placeholder is not None:
+            return
+        self._close_server()  # the listening socket first: nothing new is accepted meanwhile
+        placeholder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            placeholder.bind((self.host, self.port))
+        except OSError:
+            placeholder.close()
+            raise
+        self._placeholder = placeholder
+        self._server.cut_connections()
+
+    def come_back(self) -> None:
+        """Listen on the same port again, with the current mix."""
+        if self._placeholder is None:
+            return
+        self._placeholder.close()
+        self._placeholder = None
+        self._server = _Server((self.host, self.port), self._handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
+        self._thread.start()
+
+    def set_mix(self, mix: FaultMix) -> None:
+        """Draw from `mix` from now on (its own seeded sequence)."""
+        with self._lock:
+            self.mix = mix
+            self._random = random.Random(mix.seed)
+
+    def _close_server(self) -> None:
         if self._thread.is_alive():  # shutdown() would wait forever for a loop that never ran
             self._server.shutdown()
         self._server.server_close()
-        self._upstream.close()
 
     def requests_seen(self) -> int:
         with self._lock:
@@ -145,14 +208,48 @@ class FaultProxy:
         with self._lock:
             return dict(self.outcomes)
 
+    def request_times(self) -> list[float]:
+        with self._lock:
+            return list(self._times)
+
     def _draw(self) -> str:
         with self._lock:
             roll = self._random.random()
             if roll < self.mix.fault_rate:
-                outcome = self._random.choice(TRANSIENT_FAULTS)
+                outcome = self._random.choice(self.mix.faults)
             elif self._random.random() < self.mix.slow_rate:
                 outcome = SLOW
             else:
                 outcome = FORWARD
             self.outcomes[outcome] += 1
+            self._times.append(time.time())
             return outcome
+
+
+class _Server(ThreadingHTTPServer):
+    """Keeps its open connections, so that `go_down` can cut them (server_close() leaves them open)."""
+
+    daemon_threads = True
+    block_on_close = False  # server_close() must not wait for keep-alive connections to end
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def cut_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by its handler
+                connection.shutdown(socket.SHUT_RDWR)
