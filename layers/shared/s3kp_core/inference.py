@@ -74,6 +74,9 @@ class InferenceSettings:
     connect_timeout: float
     read_timeout: float
     max_attempts: int
+    # Pooled connections to the endpoint: at least the number of threads calling `predict` at once (the
+    # ingest function's RECORD_CONCURRENCY), or urllib3 opens and discards an extra one per call.
+    max_connections: int = 4
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
 
@@ -84,6 +87,8 @@ class InferenceSettings:
                 raise ValueError(f"{name} must be a fraction between 0 and 1, got {value}")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
         if not self.model_id.strip("/"):
             raise ValueError("model_id must be 'project/version'")
 
@@ -105,7 +110,14 @@ class _RetryableFailure:
 
 
 class InferenceClient:
-    """One pooled HTTP session to one model; `predict` is safe to call for many images in a row."""
+    """One pooled HTTP session to one model; `predict` is safe to call for many images in a row, and from
+    several threads at once (up to `max_connections` share the pool without opening extra connections).
+
+    Threads share the session safely because after construction it is only read: the adapters are mounted
+    here, redirects are off, no auth or hooks; urllib3's pool and the cookie jar (http.cookiejar) take their
+    own locks. (requests does not document Session's thread safety, psf/requests#2766; the concern raised
+    there, a redirect cache, is gone and concerned redirects, which this client never follows.)
+    """
 
     def __init__(
         self,
@@ -119,9 +131,9 @@ class InferenceClient:
         """`jitter(limit)` returns a delay in [0, limit] (default: uniform, i.e. full jitter)."""
         register_secret(settings.api_key)
         self.settings = settings
-        self._session = session or _pooled_session()
+        self._session = session or _pooled_session(settings.max_connections)
         # Every request to the endpoint goes through the adapter that adds the key at send time.
-        self._session.mount(settings.endpoint, _KeyedAdapter(settings.api_key))
+        self._session.mount(settings.endpoint, _KeyedAdapter(settings.api_key, settings.max_connections))
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter or (lambda limit: random.uniform(0, limit))
@@ -287,10 +299,10 @@ class InferenceClient:
 # --- helpers ---------------------------------------------------------------------------------------------
 
 
-def _pooled_session() -> requests.Session:
+def _pooled_session(connections: int) -> requests.Session:
     session = requests.Session()
     # Retries are ours (they need the deadline and jitter); the adapter only pools connections.
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=connections, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -305,8 +317,8 @@ class _KeyedAdapter(HTTPAdapter):
     caller's URL carrying it, and where an exception can be redacted before any recorder sees it.
     """
 
-    def __init__(self, api_key: str) -> None:
-        super().__init__(pool_connections=1, pool_maxsize=4, max_retries=0)
+    def __init__(self, api_key: str, connections: int) -> None:
+        super().__init__(pool_connections=1, pool_maxsize=connections, max_retries=0)
         self._api_key = api_key
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
