@@ -27,7 +27,7 @@ from s3kp_core.circuit import CircuitBreaker, GuardedPredictor
 from s3kp_core.circuit_dynamodb import DynamoDBCircuitStore
 from s3kp_core.imaging import DEFAULT_MAX_DECODED_BYTES
 from s3kp_core.inference import InferenceClient
-from s3kp_core.memory import MemoryBudget
+from s3kp_core.memory import MemoryBudget, unmap_large_blocks_on_free
 from s3kp_core.objects_s3 import S3ObjectStore
 from s3kp_core.observability import logger
 from s3kp_core.processing import Collaborators, ProcessingSettings
@@ -115,6 +115,7 @@ def event_publisher(settings: IngestSettings) -> EventBridgePublisher | None:
 
 @lru_cache(maxsize=1)
 def pixel_budget() -> MemoryBudget:
+    unmap_large_blocks_on_free()  # so that pixels freed in any thread leave the process (s3kp_core.memory)
     return MemoryBudget(PIXEL_BUDGET_BYTES, name="pixels")
 
 
