@@ -142,13 +142,20 @@ class InferenceClient:
         self._session.close()
 
     def predict(
-        self, jpeg: bytes, *, deadline: float | None = None, max_attempts: int | None = None
+        self,
+        jpeg: bytes,
+        *,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
+        give_up: Callable[[], bool] | None = None,
     ) -> InferenceResult:
         """Predictions for one JPEG, retrying transient failures.
 
         `deadline`: a `clock()` value after which no new attempt starts (e.g. the Lambda's remaining time
         minus a safety margin); each attempt's timeouts are also shortened to end by then.
         `max_attempts`: fewer attempts than the settings' (a circuit breaker's probe makes one).
+        `give_up`: asked after a failed attempt; True ends the retries (a parallel call has just opened
+        the circuit: more attempts would only add to a failing endpoint's load).
         Raises PermanentError (the request was rejected) or EndpointUnavailable (the endpoint's fault).
         """
         started = self._clock()
@@ -169,6 +176,9 @@ class InferenceClient:
                 return self._result(outcome, jpeg, len(body), attempts, started)
             failure = outcome
             if attempt == limit:
+                break
+            if give_up is not None and give_up():
+                detail_suffix = "; stopped retrying: another call found the endpoint failing"
                 break
             delay = self._backoff(attempt, outcome.retry_after)
             if deadline is not None and self._clock() + delay >= deadline:

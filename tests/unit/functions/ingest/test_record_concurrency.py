@@ -81,7 +81,12 @@ class FakeEndpoint:
         self._barrier = threading.Barrier(self.together) if self.together > 1 else None
 
     def predict(
-        self, jpeg: bytes, *, deadline: float | None = None, max_attempts: int | None = None
+        self,
+        jpeg: bytes,
+        *,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
+        give_up: Callable[[], bool] | None = None,
     ) -> InferenceResult:
         index = index_of(jpeg)
         with self._lock:
