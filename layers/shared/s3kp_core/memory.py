@@ -35,8 +35,8 @@ def unmap_large_blocks_on_free() -> bool:
     Why: by default glibc raises its mmap threshold (up to 32 MiB) each time such a block is freed, so
     later large blocks, Pillow's 16 MiB image blocks among them, come from the allocating thread's heap
     arena, which keeps their pages once freed. With records in parallel threads, every thread's arena kept
-    the largest image it had decoded: a batch of ten 100 MP PNGs peaked at 3.1 GiB although the pixel
-    budget let one decode run at a time (481 MiB in sequence, one thread). Setting the threshold also
+    the largest image it had decoded: a batch of ten 100 MP PNGs peaked at 3.1-4.2 GiB although the pixel
+    budget let one decode run at a time (487 MiB in sequence, one thread). Setting the threshold also
     stops it moving (mallopt M_MMAP_THRESHOLD).
     """
     if not sys.platform.startswith("linux"):
