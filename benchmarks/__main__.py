@@ -1,8 +1,8 @@
 """Runs the benchmarks and writes their figures to docs/benchmarks.md (and stdout).
 
 Usage: `python -m benchmarks [NAME ...]` where NAME is a module suffix (`models`, `model_server`,
-`ingest`, `api`, `viewer_export`); no name runs them all. Each module exposes `run() -> str` returning a
-Markdown section.
+`ingest`, `record_concurrency`, `api`, `viewer_export`); no name runs them all. Each module exposes
+`run() -> str` returning a Markdown section.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ ORDER = [
     "imaging",
     "ingest",
     "builtin",
+    "record_concurrency",
     "api",
     "cold_start",
     "viewer_export",

@@ -293,7 +293,7 @@ for name, module in list(sys.modules.items()):
 print(json.dumps(spent))
 """
 OUR_MODULES = frozenset(
-    {"ingest_handler", "ingest_dependencies", "ingest_settings", "s3_events", "s3kp_core"}
+    {"ingest_handler", "ingest_dependencies", "ingest_settings", "s3_events", "record_pool", "s3kp_core"}
 )
 TOP_IMPORTS = 10
 OURS = "our modules (s3kp_core, ingest_*)"

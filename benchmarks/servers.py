@@ -111,6 +111,56 @@ def aws_environment(endpoint: str, **extra: str) -> Iterator[None]:
         os.environ.update(saved)
 
 
+@contextmanager
+def latency_proxy(upstream: str, seconds: float) -> Iterator[LocalServer]:
+    """A proxy in front of `upstream` whose every POST is answered `seconds` after it arrived (later only
+    if the upstream itself takes longer): a remote endpoint's latency, whatever the local server's own
+    time and however many requests are in flight (a hosted API scales out; a local server on shared cores
+    would queue them). In this process, on a free port; `s3kp.local.fault_proxy` injects faults instead."""
+    import http.server
+    import threading
+    import time
+
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(pool_maxsize=32))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            arrived = time.monotonic()
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            answer = session.post(
+                upstream + self.path,
+                data=body,
+                headers={"Content-Type": self.headers.get("Content-Type", "")},
+                timeout=120,
+            )
+            time.sleep(max(0.0, arrived + seconds - time.monotonic()))
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="latency-proxy", daemon=True)
+    thread.start()
+    try:
+        yield LocalServer(f"http://127.0.0.1:{server.server_address[1]}", pid=None)
+    finally:
+        server.shutdown()
+        server.server_close()
+        session.close()
+
+
 def dynalite_command() -> list[str] | None:
     """`node …/dynalite/cli.js`, installing dynalite into the cache first if needed.
 

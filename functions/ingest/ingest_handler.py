@@ -2,16 +2,22 @@
 
 Two event shapes:
 - SQS (production: S3 -> SQS -> Lambda): Powertools `BatchProcessor` with partial batch failures, so
-  one failing message is retried alone. A message may hold several S3 records; a transient failure of
-  any fails the message, and idempotency makes the redelivery skip the records already done. The
-  messages' visibility is moved by `sqs_retries`: a lease for the invocation (crash backstop), a short
-  exponential backoff for failed ones, and a deferral for duplicates of an object still in progress and
-  for messages waiting out an inference endpoint outage (the circuit breaker in `s3kp_core.circuit`).
+  one failing message is retried alone; up to RECORD_CONCURRENCY messages run at once in threads
+  (`record_pool`), so their waits for the endpoint overlap. A message may hold several S3 records; a
+  transient failure of any fails the message, and idempotency makes the redelivery skip the records
+  already done. The messages' visibility is moved by `sqs_retries`: a lease for the invocation (crash
+  backstop), a short exponential backoff for failed ones, and a deferral for duplicates of an object still
+  in progress and for messages waiting out an inference endpoint outage (the circuit breaker in
+  `s3kp_core.circuit`).
 - A plain S3 notification (`sam local invoke`): records are processed in turn; a transient failure is
   re-raised so Lambda's asynchronous retry runs the event again.
 
 Settings are validated at import (cold start): a bad setting fails the first invocation with a message
 naming it, instead of failing every object later.
+
+Per record, in its thread: log keys are Powertools' thread-local keys (`thread_safe_append_keys`: the
+logger's own keys are shared by every thread), metrics go through `_add_metric` (Powertools' metric set
+is not synchronised), and images processed are counted per status and emitted once per invocation.
 """
 
 from __future__ import annotations
@@ -19,16 +25,19 @@ from __future__ import annotations
 from s3kp_core import cold_start  # first: it makes the imports below cheaper
 
 # isort: split
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import replace
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import ingest_dependencies
 import msgspec
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
@@ -36,6 +45,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ingest_dependencies import collaborators, idempotency_store, processing_settings, sqs_client
 from ingest_settings import resolve_api_key
+from record_pool import ConcurrentBatchProcessor, KeyedLocks, TraceRecorder
 from s3_events import (
     IDEMPOTENCY_KEY_JMESPATH,
     MalformedNotification,
@@ -76,7 +86,7 @@ class NotRemembered(Exception):
 def _count_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     """Called when idempotency answers from the table: this object version was already processed."""
     logger.info("duplicate event: this object version was already processed", previous=response)
-    metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+    _add_metric("DuplicateEvents", MetricUnit.Count, 1)
     return response
 
 
@@ -91,7 +101,15 @@ idempotency_config = IdempotencyConfig(
 )
 # A batch whose messages all failed is reported like any other (every id listed) rather than raised:
 # SQS retries the same messages either way, and the invocation error metric keeps meaning "crashed".
-batch_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+batch_processor = ConcurrentBatchProcessor(
+    EventType.SQS,
+    max_workers=settings.record_concurrency,
+    recorder=cast(TraceRecorder, tracer.provider),
+    raise_on_entire_batch_failure=False,
+)
+_one_copy_at_a_time = KeyedLocks()  # per invocation and object version (see record_pool)
+_metrics_lock = threading.Lock()
+_images_by_status: Counter[str] = Counter()  # this invocation's ImagesProcessed, per status
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -101,9 +119,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str
     # Lets an in-progress idempotency record expire with the invocation if Lambda times out.
     idempotency_config.register_lambda_context(context)
     records = event.get("Records") or []
-    if records and records[0].get("eventSource") == "aws:sqs":
-        return handle_sqs_batch(event, context)
-    return handle_s3_event(event, context)
+    try:
+        if records and records[0].get("eventSource") == "aws:sqs":
+            return handle_sqs_batch(event, context)
+        return handle_s3_event(event, context)
+    finally:
+        _emit_image_counts()
 
 
 def _message_visibility() -> MessageVisibility:
@@ -116,6 +137,7 @@ def _message_visibility() -> MessageVisibility:
 
 
 def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
+    _build_shared()
     visibility = _message_visibility()
     messages = [SQSRecord(raw) for raw in event["Records"]]
     # If this invocation crashes, its messages come back once it would have timed out, not after 750 s.
@@ -128,7 +150,27 @@ def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> Mapping[s
     return response
 
 
+def _build_shared() -> None:
+    """What the records share, built here before they run in parallel (`ingest_dependencies.build_shared`;
+    the idempotency decorator and the API key cache are built on first use too). An error is left for each
+    record to meet and report, as it would without this."""
+    with suppress(Exception):
+        ingest_dependencies.build_shared(settings)
+        idempotent(process_once)
+        collaborators(settings, resolve_api_key(settings))
+
+
 def handle_sqs_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    # This thread's log keys: a pool thread may have run another message before.
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(message_id=record.message_id)
+    try:
+        _handle_message(record, lambda_context)
+    finally:
+        logger.thread_safe_clear_keys()
+
+
+def _handle_message(record: SQSRecord, lambda_context: LambdaContext) -> None:
     try:
         notification = parse_json_notification(record.body)
     except MalformedNotification as error:
@@ -138,7 +180,7 @@ def handle_sqs_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
             message_id=record.message_id,
             error=str(error),
         )
-        metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
+        _add_metric("MalformedMessages", MetricUnit.Count, 1)
         return
     receive_count = int(record.attributes.approximate_receive_count or 1)
     final_attempt = receive_count >= settings.max_receive_count
@@ -169,12 +211,10 @@ def handle_sqs_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
             record, delay, why=f"waiting for the endpoint: {outage.code}", counted=False
         ):
             raise
-        metrics.add_metric(name="OutageDeferrals", unit=MetricUnit.Count, value=1)
+        _add_metric("OutageDeferrals", MetricUnit.Count, 1)
         if outage.open_for is not None:
             # Alarmed on (template: CircuitOpenAlarm): how long the endpoint has been failing.
-            metrics.add_metric(
-                name="CircuitOpenSeconds", unit=MetricUnit.Seconds, value=round(outage.open_for)
-            )
+            _add_metric("CircuitOpenSeconds", MetricUnit.Seconds, round(outage.open_for))
 
 
 def handle_s3_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -188,29 +228,35 @@ def _process_notification(
 ) -> None:
     if notification.is_test_event:
         logger.info("ignoring S3 test event")
-        metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
+        _add_metric("IgnoredEvents", MetricUnit.Count, 1)
         return
     for event_name in notification.ignored_event_names:
         logger.info("ignoring a notification that is not ObjectCreated", event_name=event_name)
-        metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
+        _add_metric("IgnoredEvents", MetricUnit.Count, 1)
     for event in notification.objects:
         source = event.source
-        logger.set_correlation_id(source.key)
-        logger.append_keys(bucket=source.bucket, object_key=source.key, event_name=event.event_name)
+        logger.thread_safe_append_keys(
+            correlation_id=source.key,
+            bucket=source.bucket,
+            object_key=source.key,
+            event_name=event.event_name,
+        )
         unit = work_unit(event, settings.fingerprint)
         try:
-            idempotent(process_once)(
-                unit=unit,
-                event=replace(event, final_attempt=final_attempt, outage_deferrable=outage_deferrable),
-                context=context,
-            )
+            # Keyed by invocation too: another invocation's copy is another container's, in Lambda.
+            with _one_copy_at_a_time.hold((context.aws_request_id, *sorted(unit.items()))):
+                idempotent(process_once)(
+                    unit=unit,
+                    event=replace(event, final_attempt=final_attempt, outage_deferrable=outage_deferrable),
+                    context=context,
+                )
         except IdempotencyAlreadyInProgressError:
             seconds_left = _in_progress_seconds_left(unit)
             logger.info(
                 "duplicate event: this object version is in progress in another invocation",
                 in_progress_seconds_left=seconds_left,
             )
-            metrics.add_metric(name="DuplicatesInProgress", unit=MetricUnit.Count, value=1)
+            _add_metric("DuplicatesInProgress", MetricUnit.Count, 1)
             raise InProgressElsewhere(seconds_left) from None
         except NotRemembered as outcome:
             logger.info(
@@ -221,10 +267,11 @@ def _process_notification(
             logger.warning(
                 "transient failure: the message will be retried", reason=str(error), detail=error.detail
             )
-            metrics.add_metric(name="TransientFailures", unit=MetricUnit.Count, value=1)
+            _add_metric("TransientFailures", MetricUnit.Count, 1)
             raise
         finally:
-            logger.remove_keys(["bucket", "object_key", "event_name"])
+            # The correlation id stays for the message's last lines (a deferral, say).
+            logger.thread_safe_remove_keys(["bucket", "object_key", "event_name"])
 
 
 def _in_progress_seconds_left(unit: WorkUnit) -> float | None:
@@ -290,23 +337,41 @@ def _traced_process(event: ObjectEvent, deps: Any, deadline: float) -> Outcome:
 def _emit(outcome: Outcome) -> None:
     record = outcome.record
     if record is None:
-        metrics.add_metric(name="StaleEvents", unit=MetricUnit.Count, value=1)
+        _add_metric("StaleEvents", MetricUnit.Count, 1)
         return
-    # A per-status dimension would apply to every metric of the invocation, so it gets its own blob.
-    with single_metric(
-        name="ImagesProcessed",
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=metrics.namespace,
-        default_dimensions=metrics.default_dimensions,
-    ) as metric:
-        metric.add_dimension(name="status", value=record.status.value)
-    metrics.add_metric(name="Detections", unit=MetricUnit.Count, value=record.detections)
+    with _metrics_lock:
+        _images_by_status[record.status.value] += 1
+    _add_metric("Detections", MetricUnit.Count, record.detections)
     if outcome.event_published:
-        metrics.add_metric(name="ResultEventsPublished", unit=MetricUnit.Count, value=1)
+        _add_metric("ResultEventsPublished", MetricUnit.Count, 1)
     if outcome.inference_ms is not None:
-        metrics.add_metric(name="InferenceLatency", unit=MetricUnit.Milliseconds, value=outcome.inference_ms)
-        metrics.add_metric(name="BytesSent", unit=MetricUnit.Bytes, value=outcome.bytes_sent)
+        _add_metric("InferenceLatency", MetricUnit.Milliseconds, outcome.inference_ms)
+        _add_metric("BytesSent", MetricUnit.Bytes, outcome.bytes_sent)
+
+
+def _add_metric(name: str, unit: MetricUnit, value: float) -> None:
+    """`metrics.add_metric` from any record's thread: Powertools reads, appends to and writes back one
+    shared metric set (and flushes it at 100 values) without a lock of its own."""
+    with _metrics_lock:
+        metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def _emit_image_counts() -> None:
+    """`ImagesProcessed` per status, from the invocation's thread once its records are done: a per-status
+    dimension would apply to every metric of the invocation, so each status gets its own blob (printed
+    here, where no record thread writes to stdout in between)."""
+    with _metrics_lock:
+        counts = dict(_images_by_status)
+        _images_by_status.clear()
+    for status, count in sorted(counts.items()):
+        with single_metric(
+            name="ImagesProcessed",
+            unit=MetricUnit.Count,
+            value=count,
+            namespace=metrics.namespace,
+            default_dimensions=metrics.default_dimensions,
+        ) as metric:
+            metric.add_dimension(name="status", value=status)
 
 
 cold_start.imports_done()

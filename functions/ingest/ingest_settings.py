@@ -92,6 +92,10 @@ class IngestSettings(EnvironmentSettings, frozen=True, kw_only=True):
     message_retention_seconds: Annotated[int, env("MESSAGE_RETENTION_SECONDS"), Meta(ge=60, le=1_209_600)] = (
         345_600
     )
+    # Records of one SQS batch processed at once (docs/ingest.md, "Records in parallel"), so their waits
+    # for the endpoint overlap. At most 10: a batch holds at most 10 messages (the template's BatchSize),
+    # and botocore pools 10 connections per client.
+    record_concurrency: Annotated[int, env("RECORD_CONCURRENCY"), Meta(ge=1, le=10)] = 10
 
     def __post_init__(self) -> None:
         if self.inference_auth == "api_key" and not (self.api_key_secret_arn or self.api_key):
@@ -154,6 +158,7 @@ class IngestSettings(EnvironmentSettings, frozen=True, kw_only=True):
             read_timeout=self.inference_read_timeout,
             max_attempts=self.inference_max_attempts,
             auth=self.inference_auth,
+            max_connections=self.record_concurrency,
         )
 
 

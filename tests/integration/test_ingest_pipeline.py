@@ -31,7 +31,14 @@ from tests.conftest import MODEL_SERVER_API_KEY
 
 MODEL_ID = "faces/1"
 FULL_RANGE_FACES = "faces/2"
-HANDLER_MODULES = ("ingest_handler", "ingest_dependencies", "ingest_settings", "s3_events", "sqs_retries")
+HANDLER_MODULES = (
+    "ingest_handler",
+    "ingest_dependencies",
+    "ingest_settings",
+    "s3_events",
+    "sqs_retries",
+    "record_pool",
+)
 
 
 # --- a proxy in front of the inference server: counts requests, injects faults -----------------------

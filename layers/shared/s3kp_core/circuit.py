@@ -6,6 +6,8 @@ refuses), calling it from every message of every invocation would hammer it and 
 - **closed** (no state stored): calls go through. A call that fails for the endpoint's reasons (the
   client's own retries exhausted, or a refused key) **opens** the circuit: `retry_at` = now + the probe
   interval, and the failure's short reason is kept.
+  Calls admitted before that in this process (records processed in parallel) stop at their next retry
+  (`failed_since`) rather than spend the rest of their attempts on an endpoint known to be failing.
 - **open**, before `retry_at`: no call; the caller is told how long to wait (`EndpointUnavailable` with
   `calls_made=False`), and the ingest handler defers the message (sqs_retries) without spending a receive.
 - **open**, after `retry_at`: **half-open**. One caller in the whole stack wins a conditional write (the
@@ -82,6 +84,7 @@ class Admission:
     probe: bool = False  # the one half-open attempt
     state: CircuitState | None = None  # the open circuit this decision was made against
     retry_in: float = 0.0  # denied: seconds until the next probe may go
+    at: float = 0.0  # when it was decided (the breaker's clock)
 
 
 class CircuitBreaker:
@@ -103,17 +106,28 @@ class CircuitBreaker:
         self._probe_lease = probe_lease
         self._log = log
         self._clock = clock
+        # When a call in this process last failed for the endpoint's reasons (one float, replaced whole:
+        # safe to share between the threads of one container without a lock).
+        self._failed_here: float | None = None
 
     def admit(self) -> Admission:
         now = self._clock()
         state = self._store.read(now)
         if state is None:
-            return Admission(allowed=True)
+            return Admission(allowed=True, at=now)
         if now >= state.retry_at and self._store.claim_probe(now=now, until=now + self._probe_lease):
             self._log.info("inference circuit half-open: probing the endpoint", endpoint=self._endpoint)
-            return Admission(allowed=True, probe=True, state=state)
+            return Admission(allowed=True, probe=True, state=state, at=now)
         retry_in = state.retry_at - now if state.retry_at > now else self._probe_interval
-        return Admission(allowed=False, state=state, retry_in=retry_in)
+        return Admission(allowed=False, state=state, retry_in=retry_in, at=now)
+
+    def failed_since(self, admission: Admission) -> bool:
+        """Whether another call of this process has failed for the endpoint's reasons (and so opened the
+        circuit, or kept it open) since `admission`: the call it admitted had better stop retrying.
+        Records processed in parallel are all admitted while the circuit is still closed; without this,
+        each would spend its whole retry budget on an endpoint already known to be down."""
+        failed = self._failed_here
+        return failed is not None and failed >= admission.at
 
     def succeeded(self, admission: Admission) -> None:
         """A call admitted by `admission` got an answer: a probe's success closes the circuit."""
@@ -130,6 +144,7 @@ class CircuitBreaker:
     def failed(self, admission: Admission, error: EndpointUnavailable) -> CircuitState:
         """A call admitted by `admission` failed for the endpoint's reasons: open, or keep open."""
         now = self._clock()
+        self._failed_here = now
         retry_at = now + self._probe_interval
         previous = self._store.trip(now=now, retry_at=retry_at, reason_code=error.code, reason=error.message)
         state = CircuitState(
@@ -169,7 +184,12 @@ class GuardedPredictor:
         self._clock = clock
 
     def predict(
-        self, jpeg: bytes, *, deadline: float | None = None, max_attempts: int | None = None
+        self,
+        jpeg: bytes,
+        *,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
+        give_up: Callable[[], bool] | None = None,
     ) -> InferenceResult:
         admission = self._breaker.admit()
         if not admission.allowed:
@@ -185,7 +205,10 @@ class GuardedPredictor:
             )
         try:
             result = self._predictor.predict(
-                jpeg, deadline=deadline, max_attempts=1 if admission.probe else max_attempts
+                jpeg,
+                deadline=deadline,
+                max_attempts=1 if admission.probe else max_attempts,
+                give_up=lambda: self._breaker.failed_since(admission) or bool(give_up and give_up()),
             )
         except EndpointUnavailable as error:
             if error.rate_limited and not admission.probe:

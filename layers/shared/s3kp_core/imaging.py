@@ -35,6 +35,7 @@ from PIL import Image, UnidentifiedImageError
 from s3kp_core import errors
 from s3kp_core.errors import PermanentError
 from s3kp_core.image_modes import bytes_per_pixel, to_rgb
+from s3kp_core.memory import Reservation
 
 DEFAULT_MAX_IMAGE_PIXELS: Final = 64_000_000
 """A 61-megapixel camera still passes; a decompression bomb does not."""
@@ -115,18 +116,25 @@ def decode(
     draft_to: int | None = None,
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     min_side: int = MIN_IMAGE_SIDE,
+    reservation: Reservation | None = None,
 ) -> DecodedImage:
     """Validate and decode `data`: the first frame, EXIF-oriented, converted to RGB.
 
     `draft_to`: the image may be decoded or reduced to a smaller scale (JPEG: 1/2, 1/4 or 1/8; other
     formats above `REDUCE_ABOVE_PIXELS`: any integer factor) as long as its longest side stays at least
     this; the reported original size is the full-scale one either way.
+    `reservation` (empty): before any pixel is decoded it acquires what decoding will hold at its peak
+    (`decode_peak_bytes`), waiting for its turn in its memory budget; afterwards it shrinks to the
+    returned image's bytes, which the caller releases when it drops the image.
     Raises PermanentError: `object_empty`, `image_undecodable`, `image_too_large`, `image_too_small`.
     """
     if not data:
         raise PermanentError(errors.OBJECT_EMPTY, "the object is empty (0 bytes)")
-    image = _open_header(data, max_pixels, min_side)
-    orientation = _orientation(image)
+    source = io.BytesIO(data)
+    image = _open_header(source, max_pixels, min_side)
+    # A PNG's EXIF block may follow its pixels, and Pillow decodes them all to look for it: its
+    # orientation is read once the pixels are loaded, after the limits and the reservation.
+    orientation = _orientation(image) if _exif_precedes_pixels(image) else None
     width, height = image.size
     if orientation in _TRANSPOSING_ORIENTATIONS:
         width, height = height, width
@@ -136,17 +144,31 @@ def decode(
         factor = draft_to / max(width, height)
         image.draft("RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor)))
     _check_decoded_bytes(image, width * height, max_decoded_bytes)
+    reduce_by = _reduction(image, draft_to)
+    if reservation is not None:
+        turned = orientation is None or orientation in _UPRIGHT  # unknown yet: counted as turned
+        reservation.acquire(decode_peak_bytes(image, width * height, reduce_by, upright_copy=turned))
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         raise PermanentError(errors.IMAGE_UNDECODABLE, f"the {image.format} image is corrupt: {exc}") from exc
-    reduce_by = _reduction(image, draft_to)
+    # PNG, GIF and TIFF images keep their file open for other frames: a kept image would keep the
+    # object's bytes alive too. Only the first frame is used, and it is loaded.
+    source.close()
     try:
         rgb = to_rgb(image, reduce_by)
     except ValueError as exc:  # a mode Pillow cannot convert
         raise PermanentError(errors.IMAGE_UNDECODABLE, f"unsupported {image.mode} image: {exc}") from exc
+    if orientation is None:
+        orientation = _orientation(image)
+        if orientation in _TRANSPOSING_ORIENTATIONS:
+            width, height = height, width
+    if rgb is not image:
+        image.close()  # frees the decoded pixels now, so what the reservation keeps is all that is left
     if orientation in _UPRIGHT:
         rgb = rgb.transpose(_UPRIGHT[orientation])  # on the reduced image: the cheapest place
+    if reservation is not None:
+        reservation.shrink_to(rgb.width * rgb.height * bytes_per_pixel(rgb.mode))
     return DecodedImage(rgb, original_width=width, original_height=height)
 
 
@@ -158,16 +180,23 @@ def prepare_for_inference(
     jpeg_quality: int = 90,
     decode_side: int | None = None,
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    reservation: Reservation | None = None,
 ) -> tuple[PreparedImage, Image.Image]:
     """Decode `data` and encode the JPEG for the endpoint, at most `max_side` px on its longest side.
 
     Returns the prepared JPEG with its sizes and timings, and the decoded upright RGB image for reuse
     (annotation). That image may be decoded at a reduced scale: it keeps a longest side of at least
-    `decode_side` (default: what the sent JPEG needs, 3/4 of `max_side`).
+    `decode_side` (default: what the sent JPEG needs, 3/4 of `max_side`). `reservation`: see `decode`.
     """
     started = time.perf_counter()
     needed = max(decode_side or 0, math.ceil(max_side * MIN_SENT_FRACTION))
-    decoded = decode(data, max_pixels=max_pixels, draft_to=needed, max_decoded_bytes=max_decoded_bytes)
+    decoded = decode(
+        data,
+        max_pixels=max_pixels,
+        draft_to=needed,
+        max_decoded_bytes=max_decoded_bytes,
+        reservation=reservation,
+    )
     decoded_at = time.perf_counter()
     sent = shrink_for_sending(decoded.image, max_side)
     resized_at = time.perf_counter()
@@ -233,14 +262,14 @@ def encode_jpeg(image: Image.Image, *, max_side: int | None = None, quality: int
     return buffer.getvalue()
 
 
-def _open_header(data: bytes, max_pixels: int, min_side: int) -> Image.Image:
+def _open_header(source: io.BytesIO, max_pixels: int, min_side: int) -> Image.Image:
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = max_pixels  # the configured limit is the one that applies
     try:
         with warnings.catch_warnings():
             # Our own limit is checked just below; Pillow's warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            image = Image.open(source, formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as exc:
         raise PermanentError(errors.IMAGE_TOO_LARGE, f"refused before decoding: {exc}") from exc
     except UnidentifiedImageError as exc:
@@ -282,6 +311,16 @@ def decoded_bytes(image: Image.Image, full_pixels: int) -> int:
     return pixels
 
 
+def decode_peak_bytes(image: Image.Image, full_pixels: int, reduce_by: int, *, upright_copy: bool) -> int:
+    """What `decode` holds at its peak for `image` (opened, not loaded): the decoded pixels
+    (`decoded_bytes`), the RGB output when a conversion or reduction makes one, and the upright copy
+    when EXIF turns it. (Plus one conversion strip, `image_modes.STRIP_PIXELS`: a few MB, not counted.)"""
+    output_pixels = math.ceil(image.width / reduce_by) * math.ceil(image.height / reduce_by)
+    output = output_pixels * bytes_per_pixel("RGB")
+    converted = 0 if image.mode == "RGB" and reduce_by == 1 else output
+    return decoded_bytes(image, full_pixels) + converted + (output if upright_copy else 0)
+
+
 def _coefficients_per_pixel(image: Image.Image) -> float:
     """DCT coefficients a JPEG stores per pixel: one per component, fewer for subsampled chroma (1.5 in
     the usual 4:2:0 YCbCr). From the frame header's sampling factors, all components at full resolution
@@ -302,6 +341,12 @@ def _check_decoded_bytes(image: Image.Image, full_pixels: int, limit: int) -> No
             f"a {image.width}x{image.height} {kind} image needs {needed / 2**20:,.0f} MiB to decode, "
             f"over the limit of {limit / 2**20:,.0f} MiB",
         )
+
+
+def _exif_precedes_pixels(image: Image.Image) -> bool:
+    """Whether reading `image`'s EXIF leaves its pixels undecoded (all but a PNG whose eXIf chunk, if
+    any, comes after its image data: `PngImageFile.getexif` loads the image to find it)."""
+    return image.format != "PNG" or "exif" in image.info
 
 
 def _orientation(image: Image.Image) -> int:

@@ -92,6 +92,9 @@ class InferenceSettings:
     connect_timeout: float
     read_timeout: float
     max_attempts: int
+    # Pooled connections to the endpoint: at least the number of threads calling `predict` at once (the
+    # ingest function's RECORD_CONCURRENCY), or urllib3 opens and discards an extra one per call.
+    max_connections: int = 4
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
     auth: InferenceAuth = "api_key"
@@ -105,6 +108,8 @@ class InferenceSettings:
                 raise ValueError(f"{name} must be a fraction between 0 and 1, got {value}")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
         if not self.model_id.strip("/"):
             raise ValueError("model_id must be 'project/version'")
 
@@ -131,7 +136,14 @@ class _RetryableFailure:
 
 
 class InferenceClient:
-    """One pooled HTTP session to one model; `predict` is safe to call for many images in a row."""
+    """One pooled HTTP session to one model; `predict` is safe to call for many images in a row, and from
+    several threads at once (up to `max_connections` share the pool without opening extra connections).
+
+    Threads share the session safely because after construction it is only read: the adapters are mounted
+    here, redirects are off, no auth or hooks; urllib3's pool and the cookie jar (http.cookiejar) take their
+    own locks. (requests does not document Session's thread safety, psf/requests#2766; the concern raised
+    there, a redirect cache, is gone and concerned redirects, which this client never follows.)
+    """
 
     def __init__(
         self,
@@ -146,18 +158,18 @@ class InferenceClient:
         """`jitter(limit)` returns a delay in [0, limit] (default: uniform, i.e. full jitter). `signer`:
         required with `auth` aws_iam (the role's credentials and the endpoint's region)."""
         self.settings = settings
-        self._session = session or _pooled_session()
+        self._session = session or _pooled_session(settings.max_connections)
         # Every request to the endpoint goes through the adapter that authenticates it at send time.
         adapter: HTTPAdapter
         if settings.auth == "aws_iam":
             if signer is None:
                 raise ValueError("auth aws_iam needs a request signer")
-            adapter = _SigningAdapter(signer)
+            adapter = _SigningAdapter(signer, settings.max_connections)
             self._unauthorized = UNAUTHORIZED_STATUSES_IAM
         else:
             assert settings.api_key is not None  # InferenceSettings checks it
             register_secret(settings.api_key)
-            adapter = _KeyedAdapter(settings.api_key)
+            adapter = _KeyedAdapter(settings.api_key, settings.max_connections)
             self._unauthorized = UNAUTHORIZED_STATUSES
         self._session.mount(settings.endpoint, adapter)
         self._sleep = sleep
@@ -168,13 +180,20 @@ class InferenceClient:
         self._session.close()
 
     def predict(
-        self, jpeg: bytes, *, deadline: float | None = None, max_attempts: int | None = None
+        self,
+        jpeg: bytes,
+        *,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
+        give_up: Callable[[], bool] | None = None,
     ) -> InferenceResult:
         """Predictions for one JPEG, retrying transient failures.
 
         `deadline`: a `clock()` value after which no new attempt starts (e.g. the Lambda's remaining time
         minus a safety margin); each attempt's timeouts are also shortened to end by then.
         `max_attempts`: fewer attempts than the settings' (a circuit breaker's probe makes one).
+        `give_up`: asked after a failed attempt; True ends the retries (a parallel call has just opened
+        the circuit: more attempts would only add to a failing endpoint's load).
         Raises PermanentError (the request was rejected) or EndpointUnavailable (the endpoint's fault).
         """
         started = self._clock()
@@ -195,6 +214,9 @@ class InferenceClient:
                 return self._result(outcome, jpeg, len(body), attempts, started)
             failure = outcome
             if attempt == limit or outcome.final:
+                break
+            if give_up is not None and give_up():
+                detail_suffix = "; stopped retrying: another call found the endpoint failing"
                 break
             delay = self._backoff(attempt, outcome.retry_after)
             if deadline is not None and self._clock() + delay >= deadline:
@@ -328,10 +350,10 @@ class InferenceClient:
 # --- helpers ---------------------------------------------------------------------------------------------
 
 
-def _pooled_session() -> requests.Session:
+def _pooled_session(connections: int) -> requests.Session:
     session = requests.Session()
     # Retries are ours (they need the deadline and jitter); the adapter only pools connections.
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=connections, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -346,8 +368,8 @@ class _KeyedAdapter(HTTPAdapter):
     caller's URL carrying it, and where an exception can be redacted before any recorder sees it.
     """
 
-    def __init__(self, api_key: str) -> None:
-        super().__init__(pool_connections=1, pool_maxsize=4, max_retries=0)
+    def __init__(self, api_key: str, connections: int) -> None:
+        super().__init__(pool_connections=1, pool_maxsize=connections, max_retries=0)
         self._api_key = api_key
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
@@ -369,8 +391,8 @@ class _SigningAdapter(HTTPAdapter):
     of the exchange is the unsigned request. The query string is re-encoded as it is signed
     (`request_signing.canonical_url`); the redaction of what it raises is `_KeyedAdapter`'s."""
 
-    def __init__(self, signer: RequestSigner) -> None:
-        super().__init__(pool_connections=1, pool_maxsize=4, max_retries=0)
+    def __init__(self, signer: RequestSigner, connections: int) -> None:
+        super().__init__(pool_connections=1, pool_maxsize=connections, max_retries=0)
         self._signer = signer
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,8 +26,14 @@ class InferenceResult:
 
 class Predictor(Protocol):
     def predict(
-        self, jpeg: bytes, *, deadline: float | None = None, max_attempts: int | None = None
+        self,
+        jpeg: bytes,
+        *,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
+        give_up: Callable[[], bool] | None = None,
     ) -> InferenceResult:
         """Predictions for one JPEG; `deadline` is a clock time after which no new attempt starts;
-        `max_attempts` lowers the predictor's own attempt budget (None: its default)."""
+        `max_attempts` lowers the predictor's own attempt budget (None: its default); `give_up`, asked
+        before each retry, stops retrying when True (another call found the endpoint failing)."""
         ...

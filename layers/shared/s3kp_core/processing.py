@@ -29,6 +29,7 @@ from PIL import Image
 from s3kp_core import errors
 from s3kp_core.annotate import draw_annotations, resolve_skeleton
 from s3kp_core.imaging import encode_jpeg, prepare_for_inference
+from s3kp_core.memory import MemoryBudget, Reservation
 from s3kp_core.objects import ObjectStore
 from s3kp_core.ordering import event_order, event_token
 from s3kp_core.predictor import InferenceResult, Predictor
@@ -84,6 +85,10 @@ class Collaborators:
     clock: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = utc_now
     events: EventPublisher | None = None  # None: no result events
+    # What records processed in parallel may hold at once (s3kp_core.memory): the downloaded objects'
+    # bytes and the decoded pixels. Unbounded unless the caller shares budgets between its records.
+    object_budget: MemoryBudget = field(default_factory=lambda: MemoryBudget(None, name="objects"))
+    pixel_budget: MemoryBudget = field(default_factory=lambda: MemoryBudget(None, name="pixels"))
 
 
 @dataclass(frozen=True)
@@ -252,28 +257,7 @@ def _detect(
 ) -> tuple[tuple[Prediction, ...], ObjectRef]:
     source = event.source
     _guard_location(source, settings)
-    data = _download(source, progress, settings, deps, replay=event.replay)
-
-    prepared, decoded = prepare_for_inference(
-        data,
-        max_side=settings.max_side_for_inference,
-        max_pixels=settings.max_image_pixels,
-        jpeg_quality=settings.inference_jpeg_quality,
-        # A JPEG may decode at 1/2, 1/4 or 1/8 scale (libjpeg draft) as long as the image keeps at least
-        # half the annotated copy's side: a full decode of a 12 MP photo costs more than the inference.
-        decode_side=settings.annotated_max_side // 2,
-    )
-    progress.timings_ms.update(prepared.timings_ms)
-    progress.image = ImageSize(width=prepared.original_width, height=prepared.original_height)
-
-    inference = deps.predictor.predict(prepared.jpeg, deadline=deadline)
-    progress.inference = inference
-    progress.timings_ms["inference"] = round(inference.elapsed_ms, TIMING_DECIMALS)
-    with _timed(progress, "parse", deps):
-        predictions = tuple(rescale(inference.predictions, prepared.scale_x, prepared.scale_y))
-
-    with _timed(progress, "annotate", deps):
-        annotated_jpeg = _annotated_jpeg(decoded, predictions, progress.image, settings)
+    predictions, annotated_jpeg = _infer_and_draw(event, progress, settings, deps, deadline)
     target = ObjectRef(
         bucket=settings.output_bucket or source.bucket,
         key=annotated_key(source.key, settings, event_token(order, source)),
@@ -287,6 +271,57 @@ def _detect(
             metadata={"source-bucket": source.bucket, "source-key": source.key, "result-id": result_id},
         )
     return predictions, target
+
+
+def _infer_and_draw(
+    event: ObjectEvent,
+    progress: _Progress,
+    settings: ProcessingSettings,
+    deps: Collaborators,
+    deadline: float | None,
+) -> tuple[tuple[Prediction, ...], bytes]:
+    """Download, prepare, infer, draw: the predictions in original pixels and the annotated JPEG.
+
+    The object's bytes are held until the image is prepared, the decoded pixels until the copy is drawn,
+    each reserved in its memory budget first (`deps.object_budget`, `deps.pixel_budget`), so records run
+    in parallel wait for their turn rather than add up past the function's memory.
+    """
+    data: bytes | None = None
+    decoded: Image.Image | None = None
+    with deps.pixel_budget.reservation() as pixels:
+        try:
+            with deps.object_budget.reservation() as object_bytes:
+                data = _download(
+                    event.source, progress, settings, deps, replay=event.replay, reserve=object_bytes
+                )
+                prepared, decoded = prepare_for_inference(
+                    data,
+                    max_side=settings.max_side_for_inference,
+                    max_pixels=settings.max_image_pixels,
+                    jpeg_quality=settings.inference_jpeg_quality,
+                    # A JPEG may decode at 1/2, 1/4 or 1/8 scale (libjpeg draft) as long as the image keeps
+                    # at least half the annotated copy's side: a full decode of a 12 MP photo costs more
+                    # than the inference.
+                    decode_side=settings.annotated_max_side // 2,
+                    reservation=pixels,
+                )
+                data = None  # gone before its reservation is
+            progress.timings_ms.update(prepared.timings_ms)
+            progress.image = ImageSize(width=prepared.original_width, height=prepared.original_height)
+
+            inference = deps.predictor.predict(prepared.jpeg, deadline=deadline)
+            progress.inference = inference
+            progress.timings_ms["inference"] = round(inference.elapsed_ms, TIMING_DECIMALS)
+            with _timed(progress, "parse", deps):
+                predictions = tuple(rescale(inference.predictions, prepared.scale_x, prepared.scale_y))
+
+            with _timed(progress, "annotate", deps):
+                annotated_jpeg = _annotated_jpeg(decoded, predictions, progress.image, settings)
+        finally:
+            # After a failure the traceback (which Powertools' batch processor keeps until the next batch)
+            # holds this frame: it must not keep the pixels alive once their reservation is gone.
+            data = decoded = None
+    return predictions, annotated_jpeg
 
 
 def _delete_quietly(objects: ObjectStore, target: ObjectRef) -> None:
@@ -319,7 +354,9 @@ def _download(
     deps: Collaborators,
     *,
     replay: bool = False,
+    reserve: Reservation | None = None,
 ) -> bytes:
+    """The object's bytes; `reserve` (empty) acquires their size first (its wait counts as download)."""
     with _timed(progress, "download", deps):
         if replay:
             # A replay speaks for the key's current object: read that, by ETag, never an older version by
@@ -329,6 +366,8 @@ def _download(
         if size is None:
             size = deps.objects.head(source.bucket, source.key, version_id=source.version_id).size
         _guard_size(size, settings)
+        if reserve is not None:
+            reserve.acquire(size)
         data = deps.objects.get(
             source.bucket,
             source.key,

@@ -62,7 +62,12 @@ class FakePredictor:
     calls: list[tuple[bytes, float | None]] = field(default_factory=list)
 
     def predict(
-        self, jpeg: bytes, *, deadline: float | None = None, max_attempts: int | None = None
+        self,
+        jpeg: bytes,
+        *,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
+        give_up: Callable[[], bool] | None = None,
     ) -> InferenceResult:
         self.calls.append((jpeg, deadline))
         if self.behaviour is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,12 @@ class Endpoint:
         self.calls: list[tuple[float, int | None]] = []
 
     def predict(
-        self, jpeg: bytes, *, deadline: float | None = None, max_attempts: int | None = None
+        self,
+        jpeg: bytes,
+        *,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
+        give_up: Callable[[], bool] | None = None,
     ) -> InferenceResult:
         self.calls.append((self.clock.now, max_attempts))
         if self.answer == "down":
@@ -195,6 +201,49 @@ def test_after_the_interval_one_caller_probes_with_a_single_attempt_and_others_w
     assert store.state.retry_at == clock.now + PROBE_SECONDS  # failed: the next probe one interval on
     assert store.state.opened_at == T0
     assert log.messages()[-1] == "inference circuit stays open: the probe failed"
+
+
+def test_a_call_admitted_beside_one_that_opens_the_circuit_is_told_to_stop_retrying(world: Any) -> None:
+    """Records processed in parallel are all admitted while the circuit is closed. When one of them opens
+    it, the others' clients learn it at their next retry (`give_up`) instead of spending their whole
+    retry budget on an endpoint known to be down."""
+    store, clock, _, log, _ = world
+    breaker = CircuitBreaker(
+        store,
+        endpoint="https://e/p/1",
+        probe_interval=PROBE_SECONDS,
+        probe_lease=LEASE_SECONDS,
+        log=log,
+        clock=clock,
+    )
+
+    class TwoCallsAtOnce:
+        seen: list[bool] = []
+
+        def predict(
+            self,
+            jpeg: bytes,
+            *,
+            deadline: float | None = None,
+            max_attempts: int | None = None,
+            give_up: Callable[[], bool] | None = None,
+        ) -> InferenceResult:
+            assert give_up is not None
+            if jpeg == b"first":
+                self.seen.append(give_up())
+                with pytest.raises(EndpointUnavailable):
+                    predictor.predict(b"second")  # a parallel record's call fails meanwhile
+                self.seen.append(give_up())
+            raise EndpointUnavailable(errors.INFERENCE_UNAVAILABLE, "inference endpoint unreachable")
+
+    inner = TwoCallsAtOnce()
+    predictor = GuardedPredictor(inner, breaker, clock=clock)
+
+    with pytest.raises(EndpointUnavailable):
+        predictor.predict(b"first")
+
+    assert inner.seen == [False, True]
+    assert store.state is not None
 
 
 def test_a_successful_probe_closes_the_circuit(world: Any) -> None:

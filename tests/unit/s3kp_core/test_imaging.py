@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image, ImageChops, ImageFile, ImageStat
 from s3kp_core import errors
 from s3kp_core.errors import PermanentError
 from s3kp_core.imaging import (
@@ -130,6 +130,63 @@ def test_the_decoded_byte_limit_counts_what_the_mode_really_needs(mode: str, byt
 
     assert raised.value.code == errors.IMAGE_TOO_LARGE
     assert decode(data, max_pixels=LIMIT, max_decoded_bytes=needed).image.mode == "RGB"
+
+
+@pytest.fixture
+def pixel_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The format of every image whose pixels get decoded from now on (Pillow's `ImageFile.load` on an
+    image with tiles left to read; every plugin ends its own `load` there)."""
+    decoded: list[str] = []
+    load = ImageFile.ImageFile.load
+
+    def spied(self: ImageFile.ImageFile) -> object:
+        if self.tile:
+            decoded.append(str(self.format))
+        return load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spied)
+    return decoded
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "GIF", "TIFF", "BMP", "WEBP", "JPEG"])
+def test_an_image_over_the_decoded_byte_limit_is_refused_before_any_pixel_is_decoded(
+    image_format: str, pixel_decodes: list[str]
+) -> None:
+    """Reading a PNG's EXIF orientation made Pillow decode every pixel (it looks for an eXIf chunk after
+    the image data): the limit was checked on pixels already in memory. Now nothing is decoded."""
+    data = samples.encode(Image.new("RGB", (400, 300), (10, 120, 200)), image_format)
+
+    with pytest.raises(PermanentError) as raised:
+        decode(data, max_pixels=LIMIT, max_decoded_bytes=1000)
+
+    assert raised.value.code == errors.IMAGE_TOO_LARGE
+    assert pixel_decodes == []
+
+
+def test_a_png_whose_exif_follows_its_pixels_is_still_turned_upright() -> None:
+    """The eXIf chunk may come after IDAT (PNG 1.5 allows both); its orientation is applied all the same."""
+    data = png(stored_with_orientation(6), exif=with_orientation_tag(6))
+    chunks = png_chunks(data)
+    exif = next(chunk for chunk in chunks if chunk[4:8] == b"eXIf")
+    others = [chunk for chunk in chunks if chunk is not exif]
+    after_pixels = [*others[:-1], exif, others[-1]]  # IEND stays last
+    moved = data[:8] + b"".join(after_pixels)
+    assert "exif" not in Image.open(io.BytesIO(moved)).info  # not readable before the pixels
+
+    decoded = decode(moved, max_pixels=LIMIT)
+
+    assert (decoded.original_width, decoded.original_height) == UPRIGHT_SIZE
+    assert ImageChops.difference(decoded.image, upright_picture()).getbbox() is None
+
+
+def png_chunks(data: bytes) -> list[bytes]:
+    """A PNG's chunks after its signature, each whole (length, type, data, CRC)."""
+    chunks, position = [], 8
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        chunks.append(data[position : position + 12 + length])
+        position += 12 + length
+    return chunks
 
 
 def test_a_progressive_jpeg_counts_its_whole_image_coefficient_buffers() -> None:

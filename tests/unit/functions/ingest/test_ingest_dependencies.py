@@ -129,3 +129,36 @@ def test_the_builtin_backend_signs_with_the_functions_credentials_for_its_region
     assert client.settings.api_key is None
     (signer,) = signers
     assert (signer.region, signer.service) == ("us-east-1", "lambda")
+
+
+def test_build_shared_creates_every_client_before_records_run_in_parallel(
+    fresh_handler: ModuleType, client_sessions: list[tuple[str, int]]
+) -> None:
+    """boto3 sessions are not safe to create clients from in several threads at once: what the records
+    of a batch share is built by `build_shared`, in the handler's thread, and the records build none."""
+    import ingest_dependencies
+    from ingest_settings import resolve_api_key
+
+    settings = fresh_handler.settings
+    ingest_dependencies.build_shared(settings)
+    built = [service for service, _ in client_sessions if service != "xray"]
+    ingest_dependencies.collaborators(settings, resolve_api_key(settings))
+    fresh_handler.idempotent(fresh_handler.process_once)
+
+    assert sorted(built) == ["dynamodb", "dynamodb", "s3", "sqs"]
+    assert [service for service, _ in client_sessions if service != "xray"] == built
+
+
+def test_the_shared_dynamodb_tables_are_written_with_string_expressions_only() -> None:
+    """The record threads share the stores' Table resources. boto3's one stateful part behind them, the
+    condition builder (placeholder counters reset per request), serves `Attr`/`Key` condition objects
+    only: the stores must not use them."""
+    import inspect
+
+    from s3kp_core import circuit_dynamodb, results_store_dynamodb
+
+    for module in (results_store_dynamodb, circuit_dynamodb):
+        source = inspect.getsource(module)
+        assert "boto3.dynamodb.conditions" not in source, module.__name__
+        assert "Attr(" not in source, module.__name__
+        assert "Key(" not in source, module.__name__

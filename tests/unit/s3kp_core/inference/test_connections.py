@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import http.server
 import json
@@ -27,10 +28,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so connection reuse is observable
     delay = 0.0
     peers: list[tuple[str, int]] = []
+    together: threading.Barrier | None = None  # answer only once this many requests are in flight
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         type(self).peers.append(self.client_address)
+        if type(self).together is not None:
+            type(self).together.wait(timeout=30)
         time.sleep(type(self).delay)
         payload = json.dumps(OK_BODY).encode()
         self.send_response(200)
@@ -46,7 +50,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def local_server() -> Iterator[tuple[str, type[_Handler]]]:
-    handler = type("Handler", (_Handler,), {"peers": [], "delay": 0.0})
+    handler = type("Handler", (_Handler,), {"peers": [], "delay": 0.0, "together": None})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -69,6 +73,29 @@ def test_one_pooled_connection_serves_consecutive_predictions(
 
     assert len(handler.peers) == 3
     assert len(set(handler.peers)) == 1  # the same client port: one kept-alive connection
+
+
+def test_as_many_threads_as_connections_reuse_their_connections(
+    local_server: tuple[str, type[_Handler]],
+) -> None:
+    """GIVEN as many threads as the client's `max_connections` (the ingest function's RECORD_CONCURRENCY)
+    calling at once, twice WHEN the server answers only once all of them are in flight THEN the second
+    round reuses the first round's connections: the pool keeps every one (with urllib3's pool of 4, the
+    extra ones were discarded and opened again each round)."""
+    url, handler = local_server
+    inference = InferenceClient(settings(base_url=url))
+    threads = inference.settings.max_connections
+    assert threads > 4
+    handler.together = threading.Barrier(threads)
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for _ in range(2):
+            answers = list(pool.map(lambda _: inference.predict(JPEG), range(threads)))
+            assert all(len(answer.predictions) == 1 for answer in answers)
+    inference.close()
+
+    assert len(handler.peers) == 2 * threads
+    assert len(set(handler.peers)) == threads
 
 
 def test_a_real_read_timeout_is_retried_then_reported(local_server: tuple[str, type[_Handler]]) -> None:

@@ -56,6 +56,24 @@ def test_timeouts_and_connection_errors_are_retried(
     assert client(fake_time).predict(JPEG).attempts == 2
 
 
+def test_retries_stop_as_soon_as_the_caller_says_to_give_up(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    """A circuit breaker that learns, during this call's retries, that the endpoint is failing (another
+    call opened it) makes this one stop: no further attempt, no further wait."""
+    mocked.post(ENDPOINT, json={"message": "busy"}, status=503)
+    answers = iter([False, True])
+
+    with pytest.raises(errors.EndpointUnavailable) as raised:
+        client(fake_time).predict(JPEG, give_up=lambda: next(answers))
+
+    assert len(mocked.calls) == 2
+    assert fake_time.sleeps == [0.5]
+    assert raised.value.message.endswith("(2 attempts)")
+    assert raised.value.detail is not None
+    assert raised.value.detail.endswith("; stopped retrying: another call found the endpoint failing")
+
+
 def test_exhausted_retries_are_transient_with_the_last_failure_and_no_key(
     mocked: responses.RequestsMock, fake_time: FakeTime
 ) -> None:
