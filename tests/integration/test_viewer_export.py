@@ -55,7 +55,6 @@ README_SCREENSHOT = ROOT / "docs" / "viewer.png"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    saved = dict(os.environ)
     options = StackOptions(
         aws_port=free_port(),
         inference_port=free_port(),
@@ -68,8 +67,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield running
     finally:
         running.stop()
-        os.environ.clear()  # the stack pointed this process's AWS variables at its own moto
-        os.environ.update(saved)
 
 
 def upload(stack: LocalStack, name: str, body: bytes) -> str:
