@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from s3kp.local import apigw
+from s3kp.local.bridge_handler import bridge_request_handler
 from s3kp.local.host_guard import REFUSED_STATUS, HostGuard
 from s3kp.local.lambda_runtime import LambdaContext
 from s3kp.local.sigv4_check import ExpectedSigner, SignatureRejected, check_signature
@@ -126,42 +127,9 @@ class FunctionUrlBridge:
         return apigw.http_response(result)
 
     def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
-        bridge = self
-
-        class RequestHandler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "s3kp-local-function-url"
-
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_PAYLOAD_BYTES:
-                    self._send(*_message(413, TOO_LARGE), close=True)
-                    return
-                body = self.rfile.read(length) if length else b""
-                status, headers, payload = bridge.handle(
-                    self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-                )
-                self._send(status, headers, payload)
-
-            def _send(
-                self, status: int, headers: list[tuple[str, str]], payload: bytes, close: bool = False
-            ) -> None:
-                self.send_response(status)
-                for name, value in headers:
-                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                if close:
-                    self.send_header("Connection", "close")
-                    self.close_connection = True
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _forward
-
-            def log_message(self, format: str, *args: Any) -> None:
-                # The request line carries the query string: logged at debug level only, never an image.
-                log.debug("%s %s", self.address_string(), format % args)
-
-        return RequestHandler
+        return bridge_request_handler(
+            self.handle,
+            server_version="s3kp-local-function-url",
+            max_body_bytes=MAX_PAYLOAD_BYTES,
+            too_large=_message(413, TOO_LARGE),
+        )

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from s3kp.local import apigw
+from s3kp.local.bridge_handler import bridge_request_handler
 from s3kp.local.host_guard import REFUSED_STATUS, HostGuard
 from s3kp.local.lambda_runtime import LambdaContext
 from s3kp.local.template_functions import CorsConfiguration
@@ -183,44 +184,12 @@ class HttpApiBridge:
         return None
 
     def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
-        bridge = self
-
-        class RequestHandler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "s3kp-local-http-api"
-
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY_BYTES:
-                    self._send(*_gateway_error(413, "Request Entity Too Large"), close=True)
-                    return
-                body = self.rfile.read(length) if length else b""
-                status, headers, payload = bridge.handle(
-                    self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-                )
-                self._send(status, headers, payload)
-
-            def _send(
-                self, status: int, headers: list[tuple[str, str]], payload: bytes, close: bool = False
-            ) -> None:
-                self.send_response(status)
-                for name, value in headers:
-                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                if close:
-                    self.send_header("Connection", "close")
-                    self.close_connection = True
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _forward
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("%s %s", self.address_string(), format % args)
-
-        return RequestHandler
+        return bridge_request_handler(
+            self.handle,
+            server_version="s3kp-local-http-api",
+            max_body_bytes=MAX_BODY_BYTES,
+            too_large=_gateway_error(413, "Request Entity Too Large"),
+        )
 
 
 def _route_pattern(route_key: str) -> re.Pattern[str]:
