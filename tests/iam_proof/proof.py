@@ -80,13 +80,12 @@ def recorder_settings(template_path: Path = TEMPLATE_PATH) -> tuple[dict[str, Pa
 
 def recorder_pollers(template_path: Path = TEMPLATE_PATH) -> dict[str, Path]:
     """The module that polls a queue on a function's behalf, by function: the offline stack's queue runner
-    does what Lambda's event source mapping does, with the function's role (receive, delete)."""
+    does what Lambda's event source mapping does, with the function's role (receive, delete). One module
+    polls for every function; its threads are named after the function each polls for (see recorder)."""
     from s3kp.local import runner
 
     template = load_template(template_path)
     polled = [name for name in template_functions(template_path) if sqs_event_sources(template, name)]
-    if len(polled) > 1:
-        raise RuntimeError(f"one queue runner, several functions with an event source mapping: {polled}")
     return {name: Path(runner.__file__).resolve() for name in polled}
 
 

@@ -293,6 +293,74 @@ def test_a_pollers_calls_are_recorded_as_the_function_it_polls_for(
     assert record["params"]["Key"] == "polled"
 
 
+def test_one_poller_module_for_two_functions_is_told_apart_by_the_name_of_its_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The offline stack runs one queue runner module for the ingest and the video queues; each poller
+    thread is named after the function it polls for (`runner.RunnerSettings.logical_id`)."""
+    import threading
+
+    import boto3
+
+    poller = tmp_path / "shared_poller.py"
+    poller.write_text(POLLER_CODE)
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setattr(recorder, "_state", dict(recorder._state))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    recorder.configure(log, {}, (), {"IngestFunction": poller, "VideoFunction": poller})
+    recorder.set_enabled(True)
+    import shared_poller
+
+    client = boto3.client("s3", region_name="us-east-1")
+    thread = threading.Thread(target=shared_poller.poll, args=(client,), name="sqs-poller-VideoFunction-0")
+    thread.start()
+    thread.join()
+
+    (record,) = recorder.read_log(log)
+    assert record["function"] == "VideoFunction"
+
+
+SHARED_CODE = """
+def presign(client, key):
+    return client.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": key})
+"""
+CALLER_CODE = """
+import boto3
+import shared_module
+
+def handle(key):
+    return shared_module.presign(boto3.client("s3", region_name="us-east-1"), key)
+"""
+
+
+def test_a_module_of_another_functions_directory_is_recorded_as_the_function_that_called_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The video function's package holds the ingest function's sqs_retries and s3_events (symlinks); run
+    in one process, those modules load from the ingest directory: the handler on the stack decides."""
+    owner, caller = tmp_path / "owner", tmp_path / "caller"
+    owner.mkdir()
+    caller.mkdir()
+    (owner / "shared_module.py").write_text(SHARED_CODE)
+    (caller / "caller_handler.py").write_text(CALLER_CODE)
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setattr(recorder, "_state", dict(recorder._state))
+    monkeypatch.syspath_prepend(str(owner))
+    monkeypatch.syspath_prepend(str(caller))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    recorder.configure(log, {"OwnerFunction": owner, "CallerFunction": caller}, ())
+    recorder.set_enabled(True)
+    import caller_handler
+
+    caller_handler.handle("from-the-caller")
+
+    (record,) = recorder.read_log(log)
+    assert record["function"] == "CallerFunction"
+
+
 def test_the_recorder_runs_in_child_processes_through_sitecustomize(tmp_path: Path) -> None:
     """The offline stack's Lambda workers are spawned processes that replace their environment at once."""
     code = _fake_function(tmp_path)
@@ -325,7 +393,7 @@ def test_the_recorder_runs_in_child_processes_through_sitecustomize(tmp_path: Pa
 def test_the_recorder_knows_each_functions_code_and_resource_variables() -> None:
     functions, variables = recorder_settings()
 
-    assert set(functions) == {"IngestFunction", "ApiFunction"}
+    assert set(functions) == {"IngestFunction", "ApiFunction", "VideoFunction"}
     assert all(
         (directory / "__init__.py").exists() or any(directory.glob("*_handler.py"))
         for directory in functions.values()
@@ -333,5 +401,8 @@ def test_the_recorder_knows_each_functions_code_and_resource_variables() -> None
     assert {"RESULTS_TABLE", "IDEMPOTENCY_TABLE", "ROBOFLOW_API_KEY_SECRET_ARN", "CURSOR_SECRET_ARN"} <= set(
         variables
     )
-    # The offline stack's stand-in for the ingest function's event source mapping.
-    assert recorder_pollers() == {"IngestFunction": Path(runner.__file__).resolve()}
+    # The offline stack's stand-in for the ingest and video functions' event source mappings.
+    assert recorder_pollers() == {
+        "IngestFunction": Path(runner.__file__).resolve(),
+        "VideoFunction": Path(runner.__file__).resolve(),
+    }

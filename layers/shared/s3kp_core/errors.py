@@ -67,6 +67,8 @@ VIDEO_TRUNCATED: Final = "video_truncated"
 """The data ends well before the duration its header declares (an upload cut short)."""
 VIDEO_SEGMENT_TIMEOUT: Final = "video_segment_timeout"
 """A segment could not be processed within the function's time: retried, recorded on the last delivery."""
+VIDEO_FANOUT_FAILED: Final = "video_fanout_failed"
+"""Sending a video's segment tasks to its queue failed for a passing reason: retried."""
 
 # --- the inference endpoint -----------------------------------------------------------------------
 INFERENCE_REJECTED: Final = "inference_rejected"

@@ -194,6 +194,18 @@ def sample_frames(
         yield from sampler.end_of_stream()
 
 
+@dataclass
+class _Held:
+    """The frame on screen until the next one's timestamp: converted as soon as a sample is known to show
+    it (then the decoder's full-size frame is let go), else kept decoded until the next frame tells."""
+
+    number: int
+    time: Fraction
+    duration: Fraction
+    frame: Any = None
+    image: Image.Image | None = None
+
+
 class _Sampler:
     """Turns decoded frames, in presentation order, into the samples they are shown at."""
 
@@ -205,11 +217,8 @@ class _Sampler:
         self._next = first
         self._stop = stop
         self._reduced = reduced
-        self._held: Any = None  # the last decoded frame: shown until the next one's timestamp
-        self._held_time = Fraction(-1)
-        self._held_number = -1
+        self._held: _Held | None = None
         self._number = -1
-        self._converted: tuple[int, Image.Image] | None = None
         self._default_step = (
             1 / Fraction(video.average_fps).limit_denominator(1001) if video.average_fps else 1 / fps
         )
@@ -221,55 +230,65 @@ class _Sampler:
     def frame(self, frame: Any) -> Iterator[SampledFrame]:
         self._number += 1
         time = self._time_of(frame)
-        if self._held is not None and time <= self._held_time:
+        held = self._held
+        if held is not None and time <= held.time:
             return  # a timestamp that does not advance (a broken file): nothing new is shown
+        arrived = _Held(self._number, time, self._duration_of(frame), frame=frame)
         # Samples before this frame's timestamp show the held frame (or, before the first frame, this one).
-        while not self.done and sample_time(self._next, self._fps) < time:
-            shown = self._held if self._held is not None else frame
-            number = self._held_number if self._held is not None else self._number
-            shown_time = self._held_time if self._held is not None else time
-            yield self._sample(shown, number, shown_time)
-        self._held, self._held_time, self._held_number = frame, time, self._number
+        while not self.done and self._next_time() < time:
+            yield self._sample(held if held is not None else arrived)
+        self._held = arrived
+        if not self.done and self._next_time() < time + arrived.duration:
+            self._convert(arrived)  # the next sample shows it (unless a frame comes early): keep it small
 
     def end_of_stream(self) -> Iterator[SampledFrame]:
         """The last frame is shown for its own duration; samples further on than that, and than the
         tolerance, mean the data ended early."""
-        if self._held is None:
+        held = self._held
+        if held is None:
             if self.done:
                 return
             raise PermanentError(errors.VIDEO_TRUNCATED, self._truncated(None))
-        shown_until = self._held_time + self._duration_of(self._held)
-        while not self.done and sample_time(self._next, self._fps) < shown_until:
-            yield self._sample(self._held, self._held_number, self._held_time)
+        shown_until = held.time + held.duration
+        while not self.done and self._next_time() < shown_until:
+            yield self._sample(held)
         if self.done:
             return
         if float(self._video.duration - shown_until) > TRUNCATION_TOLERANCE_SECONDS:
             raise PermanentError(errors.VIDEO_TRUNCATED, self._truncated(shown_until))
         while not self.done:  # the header's end is within the tolerance: the last frame stays on screen
-            yield self._sample(self._held, self._held_number, self._held_time)
+            yield self._sample(held)
+
+    def _next_time(self) -> Fraction:
+        return sample_time(self._next, self._fps)
 
     def _truncated(self, ends: Fraction | None) -> str:
         declared = float(self._video.duration)
         where = "before its first frame" if ends is None else f"at {float(ends):.1f} s"
         return f"the video's data ends {where}; its header says it lasts {declared:.1f} s"
 
-    def _sample(self, frame: Any, number: int, time: Fraction) -> SampledFrame:
-        if self._converted is None or self._converted[0] != number:
-            self._converted = (number, _upright_rgb(frame, self._reduced, self._video.rotation))
+    def _convert(self, held: _Held) -> Image.Image:
+        if held.image is None:
+            held.image = _upright_rgb(held.frame, self._reduced, self._video.rotation)
+            held.frame = None
+        return held.image
+
+    def _sample(self, held: _Held) -> SampledFrame:
         index = self._next
         self._next += 1
         return SampledFrame(
             index=index,
             time=sample_time(index, self._fps),
-            image=self._converted[1],
-            source_frame=number,
-            source_time=float(time),
+            image=self._convert(held),
+            source_frame=held.number,
+            source_time=float(held.time),
         )
 
     def _time_of(self, frame: Any) -> Fraction:
         if frame.pts is None or frame.time_base is None:
             # No timestamp (some AVI files): one frame interval after the previous frame.
-            return self._held_time + self._default_step if self._held is not None else Fraction(0)
+            held = self._held
+            return held.time + held.duration if held is not None else Fraction(0)
         return Fraction(frame.pts) * Fraction(frame.time_base) - self._video.start
 
     def _duration_of(self, frame: Any) -> Fraction:
