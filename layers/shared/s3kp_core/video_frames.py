@@ -12,21 +12,23 @@ from __future__ import annotations
 import gzip
 import io
 from collections.abc import Iterable, Sequence
-from typing import Any, BinaryIO
+from typing import Annotated, BinaryIO
 
 import msgspec
 
-from s3kp_core.results import Prediction
+from s3kp_core.results import Prediction, ResultType, doc
 
 CONTENT_TYPE = "application/x-ndjson"
 CONTENT_ENCODING = "gzip"
 _ENCODER = msgspec.json.Encoder()
 
 
-class FrameLine(msgspec.Struct, frozen=True):
-    frame: int
-    time_seconds: float
-    predictions: tuple[Prediction, ...]
+class FrameLine(ResultType, frozen=True, kw_only=True):
+    """One sampled frame of a video and its predictions (a line of the document, an item of the API)."""
+
+    frame: Annotated[int, doc("the sample's index: frame n is shown at n / fps_sampled seconds")]
+    time_seconds: Annotated[float, doc("seconds from the video's start")]
+    predictions: Annotated[tuple[Prediction, ...], doc("in the video's displayed pixels")]
 
 
 def encode_part(frames: Iterable[FrameLine], *, level: int = 6) -> bytes:
@@ -44,15 +46,18 @@ def join_parts(parts: Sequence[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def read_frames(document: BinaryIO, *, offset: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
-    """Frames `offset` to `offset + limit - 1` as plain JSON objects, and the offset of the next page (None
-    after the last frame). Streams: only the lines up to the page's end are decompressed."""
-    items: list[dict[str, Any]] = []
+_DECODER = msgspec.json.Decoder(FrameLine)
+
+
+def read_frames(document: BinaryIO, *, offset: int, limit: int) -> tuple[list[FrameLine], int | None]:
+    """Frames `offset` to `offset + limit - 1`, and the offset of the next page (None after the last frame).
+    Streams: only the lines up to the page's end are decompressed, and only those are parsed."""
+    items: list[FrameLine] = []
     with gzip.GzipFile(fileobj=document, mode="rb") as stream:
         for number, line in enumerate(stream):
             if number < offset:
                 continue
             if len(items) == limit:
                 return items, offset + limit
-            items.append(msgspec.json.decode(line))
+            items.append(_DECODER.decode(line))
     return items, None
