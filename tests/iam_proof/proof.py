@@ -231,9 +231,13 @@ class Proof:
         for variable, logical_id in named.items():
             if self._types[logical_id] == resource_type and environment.get(variable) == need.name:
                 return logical_id
-        if any(self._types[logical_id] == resource_type for logical_id in named.values()):
+        if any(
+            self._types[logical_id] == resource_type and variable in environment
+            for variable, logical_id in named.items()
+        ):
             # The function's environment names its resource of this type, and this call is not on it
             # (e.g. PutEvents on the default bus instead of RESULTS_EVENT_BUS): nothing of the stack's.
+            # A poller's call carries no function environment (the video queue's runner): bound below.
             return None
         candidates = [name for name, kind in self._types.items() if kind == resource_type]
         if len(candidates) == 1:

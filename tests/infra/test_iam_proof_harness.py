@@ -208,6 +208,28 @@ def test_resources_no_variable_names_are_bound_by_type_or_event_source(proof: Pr
     assert [verdict.logical_id for verdict in proof.evaluate(visibility)] == ["IngestQueue"]
 
 
+VIDEO_QUEUE_URL = "http://127.0.0.1:45123/123456789012/s3kp-local-video"
+
+
+def test_a_pollers_call_without_the_functions_environment_is_bound_to_its_event_source(proof: Proof) -> None:
+    """The video function's environment names its queue (SEGMENT_QUEUE_URL); the offline stack's runner polls
+    that queue for it from a process without that environment: the event source mapping's queue decides.
+    In the function's own process the variable decides, and another queue is nothing of the stack's."""
+    polled = Call("VideoFunction", "sqs", "ReceiveMessage", {"QueueUrl": VIDEO_QUEUE_URL}, environment={})
+    fanned_out = Call(
+        "VideoFunction", "sqs", "SendMessageBatch", {"QueueUrl": VIDEO_QUEUE_URL},
+        environment={"SEGMENT_QUEUE_URL": VIDEO_QUEUE_URL},
+    )  # fmt: skip
+    elsewhere = Call(
+        "VideoFunction", "sqs", "SendMessage", {"QueueUrl": MOTO_QUEUE_URL},
+        environment={"SEGMENT_QUEUE_URL": VIDEO_QUEUE_URL},
+    )  # fmt: skip
+
+    assert [(v.logical_id, v.allowed) for v in proof.evaluate(polled)] == [("VideoQueue", True)]
+    assert [(v.logical_id, v.allowed) for v in proof.evaluate(fanned_out)] == [("VideoQueue", True)]
+    assert [(v.logical_id, v.allowed) for v in proof.evaluate(elsewhere)] == [(None, False)]
+
+
 # ------------------------------------------------------------------------------------------ recorder
 
 FUNCTION_CODE = """
