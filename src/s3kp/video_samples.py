@@ -159,21 +159,31 @@ def with_declared_duration(mkv: bytes, seconds: float) -> bytes:
 
 def sample_video(seconds: float = 4.0, fps: float = 10, width: int = 640) -> bytes:
     """The demo's clip: a slow pan across the two people of `samples.people_side_by_side`, then the four
-    faces of `samples.faces_2x2` (H.264 MP4, 16:9, index first so a browser streams it)."""
+    faces of `samples.faces_2x2` whole (pillarboxed) and slowly closer (H.264 MP4, 16:9, index first so a
+    browser streams it)."""
     from s3kp import samples
 
-    scenes = [samples.people_side_by_side(), samples.faces_2x2()]
     height = round(width * 9 / 16) // 2 * 2
     count = round(seconds * fps)
+    half = max(1, count // 2)
+    people = samples.people_side_by_side()
+    faces = Image.new("RGB", (round(samples.faces_2x2().height * 16 / 9), samples.faces_2x2().height))
+    faces.paste(samples.faces_2x2(), ((faces.width - samples.faces_2x2().width) // 2, 0))
 
     def frame(number: int) -> Image.Image:
-        scene = scenes[0] if number < count // 2 else scenes[1]
-        progress = (number % (count // 2)) / max(1, count // 2 - 1)
-        crop_width = min(scene.width, round(scene.height * 16 / 9))
-        crop_height = round(crop_width * 9 / 16)
-        left = round((scene.width - crop_width) * progress)
-        top = (scene.height - crop_height) // 2
-        box = (left, top, left + crop_width, top + crop_height)
-        return scene.crop(box).resize((width, height), Image.Resampling.BILINEAR)
+        progress = (number % half) / max(1, half - 1)
+        if number < half:  # pan from left to right
+            crop_width = min(people.width, round(people.height * 16 / 9))
+            crop_height = round(crop_width * 9 / 16)
+            left = round((people.width - crop_width) * progress)
+            top = (people.height - crop_height) // 2
+            box = (left, top, left + crop_width, top + crop_height)
+            return people.crop(box).resize((width, height), Image.Resampling.BILINEAR)
+        zoom = 1 - 0.15 * progress  # a slow zoom into the middle
+        crop_width, crop_height = round(faces.width * zoom), round(faces.height * zoom)
+        left, top = (faces.width - crop_width) // 2, (faces.height - crop_height) // 2
+        return faces.crop((left, top, left + crop_width, top + crop_height)).resize(
+            (width, height), Image.Resampling.BILINEAR
+        )
 
     return encode_video((frame(n) for n in range(count)), fps=fps, faststart=True, quality=23)
