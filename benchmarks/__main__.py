@@ -1,8 +1,8 @@
 """Runs the benchmarks and writes their figures to docs/benchmarks.md (and stdout).
 
 Usage: `python -m benchmarks [NAME ...]` where NAME is a module suffix (`models`, `model_server`,
-`ingest`, `api`, `viewer_export`); no name runs them all. Each module exposes `run() -> str` returning a
-Markdown section.
+`ingest`, `api`, `viewer_export`, `video`); no name runs them all. Each module exposes `run() -> str`
+returning a Markdown section.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ORDER = ["models", "model_server", "imaging", "ingest", "api", "cold_start", "viewer_export", "backfill"]
+ORDER = [
+    "models", "model_server", "imaging", "ingest", "api", "cold_start", "viewer_export", "backfill", "video"
+]  # fmt: skip
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SOAK_BEGIN = "<!-- soak: written by make soak -->"
 

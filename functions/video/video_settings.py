@@ -31,7 +31,8 @@ class VideoSettings(IngestSettings, frozen=True, kw_only=True):
     max_video_seconds: Annotated[float, env("MAX_VIDEO_SECONDS"), Meta(gt=0, le=86_400)] = 1800
     max_video_bytes: Annotated[int, env("MAX_VIDEO_BYTES"), Meta(gt=0)] = 10 * 1024**3
     max_video_pixels: Annotated[int, env("MAX_VIDEO_PIXELS"), Meta(gt=0)] = DEFAULT_MAX_VIDEO_PIXELS
-    video_annotated_max_side: Annotated[int, env("VIDEO_ANNOTATED_MAX_SIDE"), Meta(ge=32, le=4096)] = 1024
+    # The annotated MP4's long side, as players show it in a page (encoding it is part of each frame's cost).
+    video_annotated_max_side: Annotated[int, env("VIDEO_ANNOTATED_MAX_SIDE"), Meta(ge=32, le=4096)] = 768
     # Where the planner sends segment tasks; unset: the queue the notification came from.
     segment_queue_url: Annotated[str | None, env("SEGMENT_QUEUE_URL")] = None
 

@@ -38,10 +38,12 @@ def encode_video(
     live: bool = False,
     quality: int = 18,
     gop: int | None = None,
+    preset: str = "ultrafast",
 ) -> bytes:
     """The frames as a video file. `times` (seconds, increasing) gives each frame its own timestamp: a
     variable frame rate; `rotation` sets the display matrix (degrees counter-clockwise, as players read
-    it); `faststart` puts the MP4 index first; `live` writes Matroska without a duration."""
+    it); `faststart` puts the MP4 index first; `live` writes Matroska without a duration; `preset` is
+    libx264's (`ultrafast`: no B-frames; `veryfast`: B-frames, as many cameras and encoders write)."""
     options: dict[str, str] = {}
     if faststart:
         options["movflags"] = "+faststart"
@@ -49,7 +51,7 @@ def encode_video(
         options["live"] = "1"
     codec_options = {"crf": str(quality)} if codec in ("libx264", "libvpx-vp9") else {}
     if codec == "libx264":
-        codec_options["preset"] = "ultrafast"
+        codec_options["preset"] = preset
     if gop is not None:
         codec_options["g"] = str(gop)
     # faststart rewrites the file after writing it: the muxer needs a real path, not a buffer.

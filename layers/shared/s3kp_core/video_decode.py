@@ -172,19 +172,24 @@ def sample_frames(
         sampler = _Sampler(video, fps, first, stop, reduced)
         if first > 0:
             _seek(container, stream, video.start + sample_time(first, fps))
-        decoded = 0
+        packets = 0
         try:
-            for frame in container.decode(stream):
-                decoded += 1
-                if decoded > budget:
+            for packet in container.demux(stream):
+                packets += 1
+                if packets > budget:
                     raise PermanentError(
                         errors.VIDEO_UNDECODABLE,
-                        f"over {budget:,} frames decoded for {stop - first} samples: "
+                        f"over {budget:,} frames read for {stop - first} samples: "
                         "its timestamps do not advance",
                     )
-                yield from sampler.frame(frame)
-                if sampler.done:
-                    return
+                # A frame no sample shows is not decoded when nothing refers to it (FFmpeg's NONREF skip:
+                # most B-frames), so the segment costs less than decoding every frame.
+                shown = not packet.size or _may_be_shown(packet, video.start, fps, first, stop)
+                stream.codec_context.skip_frame = "DEFAULT" if shown else "NONREF"
+                for frame in packet.decode():
+                    yield from sampler.frame(frame)
+                    if sampler.done:
+                        return
         except ProcessingError:
             raise
         except _DECODE_ERRORS as error:
@@ -192,6 +197,18 @@ def sample_frames(
                 errors.VIDEO_UNDECODABLE, f"the video data is corrupt: {_reason(error)}"
             ) from error
         yield from sampler.end_of_stream()
+
+
+def _may_be_shown(packet: Any, start: Fraction, fps: Fraction, first: int, stop: int) -> bool:
+    """Whether a sample falls within the packet's frame's own display interval `[pts, pts + duration)`;
+    without a timestamp or a duration, it may be (the frame is decoded)."""
+    if packet.pts is None or not packet.duration or packet.time_base is None:
+        return True
+    base = Fraction(packet.time_base)
+    begins = Fraction(packet.pts) * base - start
+    ends = begins + Fraction(packet.duration) * base
+    index = max(first, math.ceil(begins * fps))
+    return index < stop and sample_time(index, fps) < ends
 
 
 @dataclass

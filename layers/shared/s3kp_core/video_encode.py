@@ -21,7 +21,7 @@ from PIL import Image
 CONTENT_TYPE: Final = "video/mp4"
 TIME_BASE: Final = Fraction(1, 90_000)  # MPEG's clock: exact for every sampled rate that divides 90 kHz
 DEFAULT_CRF: Final = 23
-DEFAULT_PRESET: Final = "veryfast"
+DEFAULT_PRESET: Final = "ultrafast"
 KEYFRAME_SECONDS: Final = 2  # a scrubbing player seeks to a keyframe: at most this far to decode forward
 
 

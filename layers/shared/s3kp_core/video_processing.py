@@ -17,7 +17,10 @@ message's last delivery is recorded before the message goes to the dead-letter q
 from __future__ import annotations
 
 import hashlib
+import math
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -25,14 +28,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Protocol, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 import msgspec
 from PIL import Image
 
 from s3kp_core import errors
 from s3kp_core.annotate import draw_annotations, resolve_skeleton
-from s3kp_core.imaging import encode_jpeg, fit_size, shrink_for_sending
+from s3kp_core.imaging import MIN_SENT_FRACTION, encode_jpeg, fit_size, shrink_for_sending
 from s3kp_core.objects import ObjectStore
 from s3kp_core.ordering import event_order
 from s3kp_core.predictor import Predictor
@@ -320,7 +323,87 @@ class _Shown:
 
     source_frame: int
     predictions: tuple[Prediction, ...]
-    drawn: Image.Image
+
+
+class _Annotator:
+    """Draws and encodes the annotated piece in a thread of its own, so it runs while the segment waits for
+    the endpoint and decodes the next frames (Pillow's drawing and x264 leave the GIL). At most
+    `QUEUED_FRAMES` frames wait for it: memory stays bounded whatever the segment's length."""
+
+    QUEUED_FRAMES = 8
+    _REPEAT = object()  # the last drawn frame again (a frame shown at several samples)
+
+    def __init__(
+        self,
+        writer: PieceWriter,
+        draw: Callable[[Image.Image, tuple[Prediction, ...], tuple[int, int]], Image.Image],
+    ) -> None:
+        self._writer = writer
+        self._draw = draw
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.QUEUED_FRAMES)
+        self._error: BaseException | None = None
+        self._stopped = threading.Event()
+        self.draw_ms = 0.0
+        self.video_ms = 0.0
+        self.piece = b""
+        self._thread = threading.Thread(target=self._work, name="annotate", daemon=True)
+        self._thread.start()
+
+    def draw(self, image: Image.Image, predictions: tuple[Prediction, ...], sent: tuple[int, int]) -> None:
+        self._put((image, predictions, sent))
+
+    def repeat(self) -> None:
+        self._put(self._REPEAT)
+
+    def finish(self) -> bytes:
+        """The piece, once every frame is encoded; raises what the thread raised."""
+        self._put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.piece
+
+    def close(self) -> None:
+        """Stop without finishing (the segment failed): the thread ends, nothing is kept."""
+        self._stopped.set()
+        with suppress(queue.Full):
+            self._queue.put_nowait(None)
+        self._thread.join(timeout=30)
+
+    def _put(self, item: Any) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._stopped.is_set():
+                return
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _work(self) -> None:
+        last: Image.Image | None = None
+        try:
+            while not self._stopped.is_set():
+                item = self._queue.get()
+                if item is None:
+                    break
+                if item is not self._REPEAT:
+                    started = time.perf_counter()
+                    last = self._draw(*item)
+                    self.draw_ms += (time.perf_counter() - started) * 1000
+                started = time.perf_counter()
+                assert last is not None  # a repeat follows a drawing
+                self._writer.add(last)
+                self.video_ms += (time.perf_counter() - started) * 1000
+            if not self._stopped.is_set():
+                started = time.perf_counter()
+                self.piece = self._writer.finish()
+                self.video_ms += (time.perf_counter() - started) * 1000
+        except BaseException as error:  # handed to the segment's thread, raised there
+            self._error = error
+            self._stopped.set()
 
 
 def _run_segment(
@@ -329,46 +412,59 @@ def _run_segment(
     """Sample, infer, draw and encode the segment's frames; write its part and piece."""
     processing = settings.processing
     video = task.video.probe()
-    decode_side = max(settings.annotated_max_side, processing.max_side_for_inference)
+    # As for photos: the endpoint gets the frame box-reduced as long as it keeps 3/4 of its side (the models
+    # look at 128-256 px); the drawing gets its own side. One conversion serves both.
+    decode_side = max(
+        settings.annotated_max_side, math.ceil(processing.max_side_for_inference * MIN_SENT_FRACTION)
+    )
     drawing_size = fit_size(fit_size((video.width, video.height), decode_side), settings.annotated_max_side)
     timings = _Timings(deps.clock)
     lines: list[FrameLine] = []
-    piece = PieceWriter(fps=task.sampling, size=drawing_size)
+    annotator = _Annotator(
+        PieceWriter(fps=task.sampling, size=drawing_size),
+        lambda image, predictions, sent: _drawn(image, predictions, sent, drawing_size, processing),
+    )
     shown: _Shown | None = None
     inferences, inference_ms, bytes_sent = 0, 0.0, 0
     size = task.source.size
     if size is None:
         size = deps.objects.head(task.source.bucket, task.source.key, version_id=task.source.version_id).size
-    with deps.sources.open(task.source, size) as reader:
-        samples = sample_frames(
-            reader, video, fps=task.sampling, first=task.first, stop=task.stop, max_side=decode_side
-        )
-        for sample in timings.iterate("decode", samples):
-            if shown is None or shown.source_frame != sample.source_frame:
-                if deadline is not None and deps.clock() > deadline:
-                    raise errors.TransientError(
-                        errors.VIDEO_SEGMENT_TIMEOUT,
-                        f"segment {task.segment + 1} of {task.segments} ran out of time "
-                        f"at sample {sample.index}",
-                    )
-                with timings.stage("encode"):
-                    sent = shrink_for_sending(sample.image, processing.max_side_for_inference)
-                    jpeg = encode_jpeg(sent, quality=processing.inference_jpeg_quality)
-                answer = deps.predictor.predict(jpeg, deadline=deadline)
-                inferences += 1
-                inference_ms += answer.elapsed_ms
-                bytes_sent += answer.bytes_sent
-                with timings.stage("draw"):
-                    drawn = _drawn(sample.image, answer.predictions, sent.size, drawing_size, processing)
-                to_video = (video.width / sent.width, video.height / sent.height)
-                shown = _Shown(sample.source_frame, tuple(rescale(answer.predictions, *to_video)), drawn)
-            lines.append(
-                FrameLine(frame=sample.index, time_seconds=sample.time_seconds, predictions=shown.predictions)
+    try:
+        with deps.sources.open(task.source, size) as reader:
+            samples = sample_frames(
+                reader, video, fps=task.sampling, first=task.first, stop=task.stop, max_side=decode_side
             )
-            with timings.stage("video"):
-                piece.add(shown.drawn)
-    with timings.stage("video"):
-        piece_bytes = piece.finish()
+            for sample in timings.iterate("decode", samples):
+                if shown is not None and shown.source_frame == sample.source_frame:
+                    annotator.repeat()
+                else:
+                    if deadline is not None and deps.clock() > deadline:
+                        raise errors.TransientError(
+                            errors.VIDEO_SEGMENT_TIMEOUT,
+                            f"segment {task.segment + 1} of {task.segments} ran out of time "
+                            f"at sample {sample.index}",
+                        )
+                    with timings.stage("encode"):
+                        sent = shrink_for_sending(sample.image, processing.max_side_for_inference)
+                        jpeg = encode_jpeg(sent, quality=processing.inference_jpeg_quality)
+                    answer = deps.predictor.predict(jpeg, deadline=deadline)
+                    inferences += 1
+                    inference_ms += answer.elapsed_ms
+                    bytes_sent += answer.bytes_sent
+                    annotator.draw(sample.image, answer.predictions, sent.size)
+                    to_video = (video.width / sent.width, video.height / sent.height)
+                    shown = _Shown(sample.source_frame, tuple(rescale(answer.predictions, *to_video)))
+                lines.append(
+                    FrameLine(
+                        frame=sample.index, time_seconds=sample.time_seconds, predictions=shown.predictions
+                    )
+                )
+        with timings.stage("video"):  # the annotator's remaining work
+            piece_bytes = annotator.finish()
+    finally:
+        annotator.close()
+    timings.ms["draw"] = round(annotator.draw_ms, TIMING_DECIMALS)
+    timings.ms["video_encode"] = round(annotator.video_ms, TIMING_DECIMALS)
     with timings.stage("put"):
         _put_work(task, settings, deps, _part_name(task.segment), encode_part(lines), FRAMES_CONTENT_TYPE)
         _put_work(task, settings, deps, _piece_name(task.segment), piece_bytes, VIDEO_CONTENT_TYPE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from fractions import Fraction
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -65,6 +66,43 @@ def test_a_30_fps_video_sampled_at_5_fps_takes_every_sixth_frame_at_its_exact_ti
     # Frame 6 starts exactly at 0.2 s: it is the one shown then (a float comparison could pick frame 5).
     assert [frame_number(s.image) for s in samples] == [0, 6, 12, 18, 24, 30, 36, 42, 48, 54]
     assert [s.source_frame for s in samples] == [0, 6, 12, 18, 24, 30, 36, 42, 48, 54]
+
+
+def test_frames_no_sample_shows_are_skipped_when_nothing_refers_to_them_and_the_samples_are_the_same() -> (
+    None
+):
+    """B-frames no other frame refers to are not decoded unless a sample shows them (FFmpeg's NONREF
+    skip): the samples are exactly those of a full decode, whole or in segments."""
+    data = numbered_video(90, fps=30, preset="veryfast", gop=30)  # B-frames, as cameras write
+    assert [frame_number(s.image) for s in sampled(data)] == list(range(0, 90, 6))
+    video = probe(io.BytesIO(data), max_seconds=60)
+    parts = [
+        frame_number(s.image)
+        for segment in plan_segments(video.duration, FIVE, Fraction(1))
+        for s in sample_frames(
+            io.BytesIO(data), video, fps=FIVE, first=segment.first, stop=segment.stop, max_side=1024
+        )
+    ]
+    assert parts == list(range(0, 90, 6))
+    assert _decoded_frames(data) < 80, "B-frames no sample shows were not decoded"
+
+
+def _decoded_frames(data: bytes) -> int:
+    from s3kp_core import video_decode
+
+    counted = []
+    real = video_decode._Sampler.frame
+
+    def counting(self: Any, frame: Any) -> Any:
+        counted.append(frame.pts)
+        return real(self, frame)
+
+    video_decode._Sampler.frame = counting  # type: ignore[method-assign]
+    try:
+        sampled(data)  # decodes up to the frame after the last sample (2.8 s): 86 frames without skipping
+    finally:
+        video_decode._Sampler.frame = real  # type: ignore[method-assign]
+    return len(counted)
 
 
 def test_a_variable_frame_rate_is_sampled_by_timestamps_the_frame_on_screen_at_each_time() -> None:

@@ -454,3 +454,25 @@ def test_two_writers_finishing_the_same_video_at_once_record_it_and_publish_once
     again = stack.segment(last)
     assert again.record is None  # the store refused the second final write
     assert len(stack.events.details) == 1
+
+
+def test_the_annotators_failure_reaches_the_segment_and_a_failed_segment_stops_its_thread() -> None:
+    from s3kp_core.video_encode import PieceWriter
+    from s3kp_core.video_processing import _Annotator
+
+    def broken(image: Image.Image, predictions: Any, sent: Any) -> Image.Image:
+        raise ValueError("cannot draw")
+
+    frame = Image.new("RGB", (32, 32))
+    failing = _Annotator(PieceWriter(fps=Fraction(5), size=(32, 32)), broken)
+    failing.draw(frame, (), (32, 32))
+    with pytest.raises(ValueError, match="cannot draw"):
+        failing.finish()
+    failing.close()
+
+    working = _Annotator(PieceWriter(fps=Fraction(5), size=(32, 32)), lambda image, *_: image)
+    for _ in range(3):
+        working.draw(frame, (), (32, 32))
+    working.close()  # the segment failed meanwhile: the thread ends without finishing the piece
+    assert not working._thread.is_alive()
+    assert working.piece == b""
