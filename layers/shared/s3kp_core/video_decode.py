@@ -17,7 +17,9 @@ checked before the work it bounds (docs/videos.md):
   keypoints are the picture as players show it, as EXIF orientation is for photos.
 - Memory: a sampled frame is scaled and converted from the decoder's YUV to RGB in one swscale pass at the
   reduced size (`reformat`), so no full-size RGB copy ever exists (an 8K frame would be 100 MB as RGB).
-  What stays resident is the decoder's own frames and one held frame.
+  A frame a sample is known to show is converted at once: no decoded frame is held beyond the decoder's own.
+- Work: a frame no sample shows is not decoded when no other frame refers to it (`skip_frame` NONREF,
+  decided per packet from its display interval): most B-frames of a camera's video sampled at 5 fps.
 """
 
 from __future__ import annotations
