@@ -18,8 +18,10 @@ from s3kp_core.circuit_dynamodb import DynamoDBCircuitStore
 from s3kp_core.inference import InferenceClient
 from s3kp_core.objects_s3 import S3ObjectStore
 from s3kp_core.observability import logger
+from s3kp_core.request_signing import RequestSigner
 from s3kp_core.result_events_eventbridge import EventBridgePublisher
 from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
+from s3kp_core.settings import ConfigurationError
 from s3kp_core.video_processing import VideoCollaborators, VideoProcessingSettings
 from s3kp_core.video_source_s3 import S3VideoSources
 from s3kp_core.video_store_dynamodb import DynamoDBVideoStore
@@ -61,9 +63,18 @@ def idempotency_store(settings: VideoSettings, unit: str) -> DynamoDBPersistence
 
 
 @lru_cache(maxsize=1)
-def inference_client(settings: VideoSettings, api_key: str) -> InferenceClient:
-    """One pooled HTTP session per container; rebuilt only when the (cached) API key changes."""
-    return InferenceClient(settings.inference_settings(api_key))
+def inference_client(settings: VideoSettings, api_key: str | None) -> InferenceClient:
+    """One pooled HTTP session per container; rebuilt only when the (cached) API key changes. With
+    INFERENCE_AUTH aws_iam (the builtin backend), requests are signed as the ingest function signs them:
+    the function's role credentials (read at each signature: they rotate), the function's region."""
+    signer = None
+    if settings.inference_auth == "aws_iam":
+        session = aws_session()
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise ConfigurationError("INFERENCE_AUTH aws_iam: no AWS credentials to sign the requests with")
+        signer = RequestSigner(credentials, session.region_name)
+    return InferenceClient(settings.inference_settings(api_key), signer=signer)
 
 
 @lru_cache(maxsize=1)
@@ -86,7 +97,7 @@ def event_publisher(settings: VideoSettings) -> EventBridgePublisher | None:
     return EventBridgePublisher(aws_session().client("events"), settings.results_event_bus)
 
 
-def collaborators(settings: VideoSettings, api_key: str, segment_queue_url: str) -> VideoCollaborators:
+def collaborators(settings: VideoSettings, api_key: str | None, segment_queue_url: str) -> VideoCollaborators:
     table = dynamodb_resource().Table(settings.results_table)
     return VideoCollaborators(
         sources=S3VideoSources(s3_client()),
