@@ -352,16 +352,18 @@ def _function_arn(logical_id: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT}:{logical_id}"
 
 
-def test_the_ingest_role_may_call_the_inference_functions_url_and_nothing_else_of_lambda(
-    expanded: dict[str, Any],
+@pytest.mark.parametrize("role", ["IngestFunctionRole", "VideoFunctionRole"])
+def test_the_ingest_and_video_roles_may_call_the_inference_functions_url_and_nothing_else_of_lambda(
+    expanded: dict[str, Any], role: str
 ) -> None:
     """InferenceBackend builtin: InvokeFunctionUrl on the InferenceFunction only (not the API function, not
     another function, not a plain Invoke), and only through a URL that demands IAM auth."""
-    builtin = _role_policies(expanded, "IngestFunctionRole", "builtin")
+    builtin = _role_policies(expanded, role, "builtin")
     inference = _function_arn("InferenceFunction")
 
     assert _permitted(builtin, "lambda:InvokeFunctionUrl", inference)
-    for other in (_function_arn("ApiFunction"), _function_arn("IngestFunction"), f"{inference}-other"):
+    others = ("ApiFunction", "IngestFunction", "VideoFunction")
+    for other in (*(_function_arn(name) for name in others), f"{inference}-other"):
         assert not _permitted(builtin, "lambda:InvokeFunctionUrl", other), other
     assert not _permitted(builtin, "lambda:InvokeFunction", inference)
     (statement,) = [
@@ -379,11 +381,14 @@ def test_with_the_roboflow_backend_no_role_may_call_the_inference_function(expan
         assert not _permitted(policies, "lambda:InvokeFunctionUrl", _function_arn("InferenceFunction")), role
 
 
-def test_the_builtin_ingest_role_reads_no_api_key_secret(expanded: dict[str, Any]) -> None:
+@pytest.mark.parametrize("role", ["IngestFunctionRole", "VideoFunctionRole"])
+def test_the_builtin_ingest_and_video_roles_read_no_api_key_secret(
+    expanded: dict[str, Any], role: str
+) -> None:
     secret = _references(expanded)["RoboflowApiKeySecret"]  # what the policy names (the secret's Ref)
     read = "secretsmanager:GetSecretValue"
-    assert _permitted(_role_policies(expanded, "IngestFunctionRole", "roboflow"), read, secret)
-    assert not _permitted(_role_policies(expanded, "IngestFunctionRole", "builtin"), read, secret)
+    assert _permitted(_role_policies(expanded, role, "roboflow"), read, secret)
+    assert not _permitted(_role_policies(expanded, role, "builtin"), read, secret)
 
 
 def test_the_inference_function_may_write_its_logs_and_traces_and_nothing_else(
