@@ -1,8 +1,8 @@
 """Runs the benchmarks and writes their figures to docs/benchmarks.md (and stdout).
 
 Usage: `python -m benchmarks [NAME ...]` where NAME is a module suffix (`models`, `model_server`,
-`ingest`, `record_concurrency`, `api`, `viewer_export`); no name runs them all. Each module exposes
-`run() -> str` returning a Markdown section.
+`ingest`, `record_concurrency`, `api`, `viewer_export`, `video`); no name runs them all. Each module
+exposes `run() -> str` returning a Markdown section.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ ORDER = [
     "cold_start",
     "viewer_export",
     "backfill",
+    "video",
 ]
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SOAK_BEGIN = "<!-- soak: written by make soak -->"

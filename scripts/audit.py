@@ -26,7 +26,11 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = Path(__file__).with_name("minimum_versions.toml")
 # Every place a pin of a shipped or upload-decoding package is written.
-PIN_FILES = (ROOT / "pyproject.toml", ROOT / "layers" / "shared" / "requirements.txt")
+PIN_FILES = (
+    ROOT / "pyproject.toml",
+    ROOT / "layers" / "shared" / "requirements.txt",
+    ROOT / "functions" / "video" / "requirements.txt",
+)
 PIP_AUDIT = ROOT / ".venv-tools" / "bin" / "pip-audit"
 PIN = re.compile(r"""["']?([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([0-9][^"';,\s]*)""")
 
@@ -36,12 +40,20 @@ class Minimum:
     package: str
     version: Version
     advisories: tuple[str, ...]
+    # Why this minimum when no advisory sets it (e.g. "no known advisory; the current release").
+    basis: str = ""
+
+    @property
+    def grounds(self) -> str:
+        return ", ".join(self.advisories) or self.basis
 
 
 def minimum_versions(table: Path = TABLE) -> dict[str, Minimum]:
     entries = tomllib.loads(table.read_text())
     return {
-        name: Minimum(name, Version(entry["minimum"]), tuple(entry["advisories"]))
+        name: Minimum(
+            name, Version(entry["minimum"]), tuple(entry.get("advisories", ())), str(entry.get("basis", ""))
+        )
         for name, entry in entries.items()
     }
 
@@ -62,8 +74,7 @@ def pins(text: str) -> dict[str, Version]:
 
 def below_minimum(pinned: dict[str, Version], where: str, table: dict[str, Minimum]) -> list[str]:
     return [
-        f"{where}: {name}=={pinned[name]} is below the minimum safe {minimum.version} "
-        f"({', '.join(minimum.advisories)})"
+        f"{where}: {name}=={pinned[name]} is below the minimum safe {minimum.version} ({minimum.grounds})"
         for name, minimum in table.items()
         if name in pinned and pinned[name] < minimum.version
     ]
@@ -129,7 +140,8 @@ def main() -> int:
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         frozen.write_text(freeze.stdout)
-        for label, requirements in (("Lambda layer", PIN_FILES[1]), (".venv", frozen)):
+        shipped = (("Lambda layer", PIN_FILES[1]), ("video function", PIN_FILES[2]))
+        for label, requirements in (*shipped, (".venv", frozen)):
             code, lines = run_pip_audit(requirements)
             for line in lines:
                 print(f"{label}: {line}")

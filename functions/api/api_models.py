@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from s3kp_core.results import SUMMARY_FIELDS, ResultRecord, ResultSummary, ResultType, doc
+from s3kp_core.video_frames import FrameLine
 
 
 class ResultLinks(ResultType, frozen=True, kw_only=True):
@@ -20,15 +21,28 @@ class ResultLinks(ResultType, frozen=True, kw_only=True):
     annotated: Annotated[
         str | None,
         doc(
-            "redirects to the annotated image; null when there is none (failed or skipped)",
+            "redirects to the annotated image (a video's MP4); null when there is none (failed or skipped)",
             examples=["/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0/annotated"],
         ),
     ]
+    frames: Annotated[
+        str | None,
+        doc(
+            "a video's sampled frames with their predictions, a page at a time; null for images and for "
+            "videos without frames (processing, failed)",
+            examples=["/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0/frames"],
+        ),
+    ] = None
 
     @classmethod
-    def for_result(cls, result_id: str, has_annotated: bool) -> ResultLinks:
-        detail = f"/results/{result_id}"
-        return cls(detail=detail, annotated=f"{detail}/annotated" if has_annotated else None)
+    def for_result(cls, summary: ResultSummary) -> ResultLinks:
+        detail = f"/results/{summary.result_id}"
+        has_frames = summary.video is not None and summary.video.frames_ref is not None
+        return cls(
+            detail=detail,
+            annotated=f"{detail}/annotated" if summary.annotated is not None else None,
+            frames=f"{detail}/frames" if has_frames else None,
+        )
 
 
 class ResultDetail(ResultRecord, frozen=True, kw_only=True):
@@ -38,7 +52,7 @@ class ResultDetail(ResultRecord, frozen=True, kw_only=True):
 
     @classmethod
     def of(cls, record: ResultRecord) -> ResultDetail:
-        links = ResultLinks.for_result(record.result_id, record.annotated is not None)
+        links = ResultLinks.for_result(record)
         fields = {name: getattr(record, name) for name in ResultRecord.__struct_fields__}
         return cls(**fields, links=links)
 
@@ -50,7 +64,7 @@ class ResultItem(ResultSummary, frozen=True, kw_only=True):
 
     @classmethod
     def of(cls, summary: ResultSummary) -> ResultItem:
-        links = ResultLinks.for_result(summary.result_id, summary.annotated is not None)
+        links = ResultLinks.for_result(summary)
         return cls(**{name: getattr(summary, name) for name in SUMMARY_FIELDS}, links=links)
 
 
@@ -63,6 +77,16 @@ class ResultPage(ResultType, frozen=True, kw_only=True):
             "A page may hold fewer than `limit` items (even none) when filters discard most reads."
         ),
     ]
+
+
+class FramesPage(ResultType, frozen=True, kw_only=True):
+    """A page of a video's sampled frames, in order."""
+
+    items: list[FrameLine]
+    next_offset: Annotated[
+        int | None, doc("pass as `offset` (same `limit`) for the next page; null after the last frame")
+    ]
+    frames: Annotated[int, doc("the video's sampled frames, all pages together")]
 
 
 class ErrorBody(ResultType, frozen=True, kw_only=True):

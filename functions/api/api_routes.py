@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from api_dependencies import Presigner, presigner, results_reader
 from api_errors import ResultNotFoundError
-from api_models import Health, ResultDetail, ResultItem, ResultPage, error_response
+from api_models import FramesPage, Health, ResultDetail, ResultItem, ResultPage, error_response
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError
@@ -16,10 +16,12 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BeforeValidator
 from s3kp_core.results import ResultRecord, Status
-from s3kp_core.results_query import ListFilters, ResultsReader
+from s3kp_core.results_query import ListFilters, NoFramesError, ResultsReader
 
 RESULT_ID_PATTERN = r"^[0-9a-f]{32}$"
 MAX_LIMIT = 100
+# A page of frames stays far below Lambda's 6 MB response (a frame of three 33-keypoint people is ~10 KB).
+MAX_FRAMES_LIMIT = 200
 
 # Powertools leaves the router's `__init__` unannotated (mypy: an untyped call); it takes no arguments.
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
@@ -113,12 +115,39 @@ def get_result(reader: Reader, result_id: ResultId) -> ResultDetail:
 
 
 @router.get(
+    "/results/<result_id>/frames",
+    summary="A video's sampled frames with their predictions, in order",
+    description="Frame `n` is shown at `n / video.fps_sampled` seconds; predictions are in the video's "
+    "displayed pixels. Follow `next_offset` with the same `limit`.",
+    tags=["results"],
+    responses={
+        **BAD_REQUEST,
+        404: error_response("no such result, an image, or a video without frames (processing, failed)"),
+        503: error_response("the frames document cannot be read"),
+    },
+)
+def get_frames(
+    reader: Reader,
+    result_id: ResultId,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="the first frame of the page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_FRAMES_LIMIT, description="frames per page")] = 50,
+) -> FramesPage:
+    try:
+        page = reader.frames(result_id, offset, limit)
+    except NoFramesError as error:
+        raise ResultNotFoundError(str(error)) from None
+    if page is None:
+        raise ResultNotFoundError("no result with this id")
+    return FramesPage(items=page.items, next_offset=page.next_offset, frames=page.frames)
+
+
+@router.get(
     "/results/<result_id>/annotated",
-    summary="Redirect to the annotated image",
+    summary="Redirect to the annotated image (a video's: its annotated MP4)",
     description="302 to a presigned S3 URL that expires after PRESIGN_EXPIRY_SECONDS.",
     tags=["results"],
     responses={
-        302: {"description": "`Location` is a short-lived presigned S3 GET URL of the annotated JPEG"},
+        302: {"description": "`Location` is a short-lived presigned S3 GET URL of the annotated JPEG or MP4"},
         **BAD_REQUEST,
         404: error_response("no such result, or it has no annotated image (failed or skipped)"),
     },

@@ -2,9 +2,10 @@
 
 Objects are listed page by page (the current version of each key; `ListObjectVersions` on a versioned
 bucket so the version id is known), filtered with the bucket notification's own prefix/suffix rules read
-from template.yaml, planned (`--since`, `--only-missing`, `--reprocess`, `--limit`) and sent to the ingest
-queue as S3 `ObjectCreated:Put` notifications, ten messages per `SendMessageBatch`, one record each, at
-most `--max-rate` objects per second.
+from template.yaml, planned (`--since`, `--only-missing`, `--reprocess`, `--limit`) and sent to the
+queue the notification sends them to (images to the ingest queue, videos to the video queue:
+docs/videos.md) as S3 `ObjectCreated:Put` notifications, ten messages per `SendMessageBatch`, one record
+each, at most `--max-rate` objects per second.
 
 Ordering: S3's `sequencer` belongs to S3 and cannot be minted, so a backfill record has none; it is marked
 with `s3.configurationId = "s3kp-backfill"` (where S3 puts the id of the notification configuration) and
@@ -58,6 +59,9 @@ UP_TO_DATE = "has a result with the current fingerprint (--reprocess)"
 OVER_LIMIT = "beyond --limit"
 NOT_FAILED = "has no failed result (--only-failed)"
 OTHER_REASON = "failed for another reason (--reason)"
+NO_VIDEO_QUEUE = "a video, and no video queue to send it to (--video-queue-url)"
+INGEST_QUEUE = "IngestQueue"  # the template's logical ids of the queues the notification sends to
+VIDEO_QUEUE = "VideoQueue"
 
 
 class BackfillError(RuntimeError):
@@ -87,12 +91,21 @@ class StoredResult:
 @dataclass(frozen=True)
 class KeyFilter:
     """The bucket notification's rules: a key matches one (prefix, suffix) pair. S3 compares suffixes
-    case-sensitively, which is why the template lists `.jpg` and `.JPG` separately."""
+    case-sensitively, which is why the template lists `.jpg` and `.JPG` separately. `queues` names, per
+    rule, the queue (logical id) that rule's notifications go to (none given: the ingest queue)."""
 
     rules: tuple[tuple[str, str], ...]
+    queues: tuple[str, ...] = ()
 
     def matches(self, key: str) -> bool:
-        return any(key.startswith(prefix) and key.endswith(suffix) for prefix, suffix in self.rules)
+        return self.queue_for(key) is not None
+
+    def queue_for(self, key: str) -> str | None:
+        """The logical id of the queue S3 notifies about `key`, None when no rule matches."""
+        for index, (prefix, suffix) in enumerate(self.rules):
+            if key.startswith(prefix) and key.endswith(suffix):
+                return self.queues[index] if index < len(self.queues) else INGEST_QUEUE
+        return None
 
     @classmethod
     def from_template(cls, template: Path | None = None) -> KeyFilter:
@@ -102,13 +115,14 @@ class KeyFilter:
         configurations = document["Resources"]["UploadBucket"]["Properties"]["NotificationConfiguration"][
             "QueueConfigurations"
         ]
-        rules = []
+        rules, queues = [], []
         for configuration in configurations:
             named = {
                 rule["Name"].lower(): rule["Value"] for rule in configuration["Filter"]["S3Key"]["Rules"]
             }
             rules.append((str(named.get("prefix", "")), str(named.get("suffix", ""))))
-        return cls(tuple(rules))
+            queues.append(str(configuration["Queue"]["Fn::GetAtt"][0]))
+        return cls(tuple(rules), tuple(queues))
 
 
 @dataclass(frozen=True)
@@ -414,6 +428,7 @@ class Summary:
     prefix: str
     queue_url: str
     dry_run: bool
+    video_queue_url: str | None = None
     listed: int = 0
     sent: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
@@ -429,6 +444,7 @@ class Summary:
             "bucket": self.bucket,
             "prefix": self.prefix,
             "queue_url": self.queue_url,
+            "video_queue_url": self.video_queue_url,
             "dry_run": self.dry_run,
             "listed": self.listed,
             "sent" if not self.dry_run else "would_send": self.sent,
@@ -442,7 +458,8 @@ class Summary:
     def lines(self) -> list[str]:
         verb = "would send" if self.dry_run else "sent"
         lines = [
-            f"s3kp backfill: s3://{self.bucket}/{self.prefix} -> {self.queue_url}",
+            f"s3kp backfill: s3://{self.bucket}/{self.prefix} -> {self.queue_url}"
+            + (f" (videos: {self.video_queue_url})" if self.video_queue_url else ""),
             f"  listed   {self.listed}",
             f"  {verb:<8} {self.sent}  ({self.rate():.0f} objects/s over {self.seconds:.1f} s)",
         ]
@@ -505,11 +522,15 @@ def run_backfill(
     progress_stream: TextIO | None = None,
     concurrency: int = SEND_CONCURRENCY,
     rerun: str | None = None,
+    video_queue_url: str | None = None,
 ) -> Summary:
     """List, decide and send; returns the summary (also on Ctrl-C, via the exception's `summary`).
 
+    Images go to `queue_url`, videos to `video_queue_url` (without one they are counted, not sent).
     `rerun` (default: a fresh token when `plan.only_failed`) goes into every record sent."""
-    summary = Summary(bucket=bucket, prefix=prefix, queue_url=queue_url, dry_run=dry_run)
+    summary = Summary(
+        bucket=bucket, prefix=prefix, queue_url=queue_url, dry_run=dry_run, video_queue_url=video_queue_url
+    )
     summary.fingerprint = plan.fingerprint
     if rerun is None and plan.only_failed:
         rerun = new_rerun_token()
@@ -523,18 +544,27 @@ def run_backfill(
         lookup = results_lookup(dynamodb, results_table, bucket)
     stream = progress_stream or sys.stderr
     progress = Progress(stream, enabled=stream.isatty())
-    sender = Sender(sqs, queue_url, max_rate=max_rate, concurrency=concurrency)
+    # One sender per queue; they share the rate (an upload is an upload, image or video).
+    senders = {INGEST_QUEUE: Sender(sqs, queue_url, max_rate=max_rate, concurrency=concurrency)}
+    if video_queue_url:
+        senders[VIDEO_QUEUE] = Sender(sqs, video_queue_url, max_rate=max_rate, concurrency=concurrency)
+    batches: dict[str, list[str]] = {name: [] for name in senders}
     started = time.monotonic()
-    batch: list[str] = []
 
-    def flush() -> None:
-        if batch and not dry_run:
-            sender.send(batch)
-        if dry_run:
-            summary.sent += len(batch)
-        else:
-            summary.sent = sender.sent
-        batch.clear()
+    def sent() -> int:
+        return sum(sender.sent for sender in senders.values())
+
+    def flush(target: str | None = None) -> None:
+        for name, batch in batches.items():
+            if target is not None and name != target:
+                continue
+            if batch and not dry_run:
+                senders[name].send(batch)
+            if dry_run:
+                summary.sent += len(batch)
+            batch.clear()
+        if not dry_run:
+            summary.sent = sent()
 
     def counted(objects: Iterable[ListedObject]) -> Iterator[ListedObject]:
         for obj in objects:
@@ -548,16 +578,22 @@ def run_backfill(
                 if decision.skip_reason == OVER_LIMIT:
                     break  # the rest would only be counted, at the cost of listing it
             else:
-                batch.append(notification_body(bucket, decision.obj, region, rerun=rerun))
-                if len(batch) == SEND_BATCH:
-                    flush()
+                target = plan.key_filter.queue_for(decision.obj.key) or INGEST_QUEUE
+                if target not in batches:
+                    summary.skipped[NO_VIDEO_QUEUE] += 1
+                    continue
+                batches[target].append(notification_body(bucket, decision.obj, region, rerun=rerun))
+                if len(batches[target]) == SEND_BATCH:
+                    flush(target)
             progress.update(summary, started)
         flush()
-        sender.wait()
+        for sender in senders.values():
+            sender.wait()
         if not dry_run:
-            summary.sent = sender.sent
+            summary.sent = sent()
     finally:
-        sender.close()
+        for sender in senders.values():
+            sender.close()
         summary.seconds = time.monotonic() - started
         progress.update(summary, started, force=True)
         progress.close()
@@ -670,6 +706,7 @@ def run_from_args(args: Any) -> int:
         return 2
 
     queue_url, results_table = args.queue_url, args.results_table
+    video_queue_url = getattr(args, "video_queue_url", None)
     if queue_url:
         session = boto3.session.Session()  # the user's own credentials and region (or AWS_ENDPOINT_URL)
         endpoint_url = None
@@ -681,6 +718,7 @@ def run_from_args(args: Any) -> int:
             return 1
         session, endpoint_url = target.session, target.endpoint_url
         queue_url = target.queue_url
+        video_queue_url = video_queue_url or target.video_queue_url
         results_table = results_table or target.results_table
     if session.region_name is None:
         print("s3kp backfill: no AWS region: set AWS_REGION (or a profile's region)", file=sys.stderr)
@@ -712,6 +750,7 @@ def run_from_args(args: Any) -> int:
             plan=plan,
             dry_run=args.dry_run,
             max_rate=args.max_rate,
+            video_queue_url=video_queue_url,
         )
     except (BackfillError, ClientError, BotoCoreError) as error:
         print(f"s3kp backfill: {error}", file=sys.stderr)

@@ -154,6 +154,11 @@ def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "--queue-url", default=None, help="the ingest queue (default: the running local stack's)"
     )
     backfill.add_argument(
+        "--video-queue-url",
+        default=None,
+        help="the video queue, where videos are sent (output VideoQueueUrl; default: the local stack's)",
+    )
+    backfill.add_argument(
         "--results-table",
         default=None,
         help="the results table, for --only-missing/--reprocess/--only-failed (default: the local stack's)",

@@ -1,8 +1,9 @@
 """Finding the running local stack (`s3kp up`) from another command: its endpoint and resource names.
 
-The stack's names follow `--name-prefix` (default `s3kp-local`): queue `<prefix>-ingest`, results table
-`<prefix>-results`, event bus `<prefix>-results` (the template's `${AWS::StackName}-results`). The endpoint is
-`--endpoint-url`, else `$AWS_ENDPOINT_URL`, else the stack's default `http://127.0.0.1:4566`.
+The stack's names follow `--name-prefix` (default `s3kp-local`): queues `<prefix>-ingest` and
+`<prefix>-video`, results table `<prefix>-results`, event bus `<prefix>-results` (the template's
+`${AWS::StackName}-results`). The endpoint is `--endpoint-url`, else `$AWS_ENDPOINT_URL`, else the stack's
+default `http://127.0.0.1:4566`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class LocalTarget:
     queue_url: str
     results_table: str
     event_bus: str
+    video_queue_url: str | None = None  # `<prefix>-video`, when the stack has one
 
 
 def local_session() -> Any:
@@ -59,10 +61,15 @@ def local_target(name_prefix: str | None = None, endpoint_url: str | None = None
         raise LocalTargetError(f"the local stack at {endpoint} has no queue {prefix}-ingest") from None
     except BotoCoreError:
         raise LocalTargetError(f"no local stack answers at {endpoint} (is `s3kp up` running?)") from None
+    try:
+        video_queue_url: str | None = str(sqs.get_queue_url(QueueName=f"{prefix}-video")["QueueUrl"])
+    except ClientError:
+        video_queue_url = None
     return LocalTarget(
         endpoint_url=endpoint,
         session=session,
         queue_url=queue_url,
+        video_queue_url=video_queue_url,
         results_table=f"{prefix}-results",
         event_bus=f"{prefix}-results",
     )

@@ -23,6 +23,7 @@ from s3kp.local.ports import is_loopback
 
 DEFAULT_API_URL = "http://127.0.0.1:3000"
 PAGE_LIMIT = 100  # the API's maximum page size
+FRAMES_PAGE_LIMIT = 200  # the API's maximum page of a video's frames
 # A listing longer than this many pages (10 million results at 100 a page) is taken for a broken or hostile
 # API whose cursors never end, not for a table: the export stops with an error instead of running forever.
 MAX_PAGES = 100_000
@@ -158,11 +159,41 @@ class ResultsApi:
             raise ValueError(f"not a result id: {result_id!r}")
         return dict(self.get_json(f"/results/{result_id}"))
 
-    def download(self, url: str) -> requests.Response:
+    def iter_frames(
+        self, result_id: str, *, limit: int = FRAMES_PAGE_LIMIT, max_frames: int = 10_000_000
+    ) -> Iterator[dict[str, Any]]:
+        """A video's sampled frames in order (`GET /results/{id}/frames`, page by page). As for listings,
+        the API is not trusted to end: an offset that does not move forward, a page over `limit`, or more
+        than `max_frames` frames raise ApiError."""
+        if not RESULT_ID.match(result_id):
+            raise ValueError(f"not a result id: {result_id!r}")
+        offset: int | None = 0
+        served = 0
+        while offset is not None:
+            page = self.get_json(f"/results/{result_id}/frames", {"offset": str(offset), "limit": str(limit)})
+            items = page.get("items") if isinstance(page, dict) else None
+            if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                raise ApiError(f"GET /results/{result_id}/frames: no list of frames at offset {offset}")
+            if len(items) > limit:
+                raise ApiError(f"GET /results/{result_id}/frames: {len(items)} frames, more than {limit}")
+            served += len(items)
+            if served > max_frames:
+                raise ApiError(f"GET /results/{result_id}/frames: more than {max_frames} frames")
+            yield from items
+            following = page.get("next_offset")
+            if following is not None and (not isinstance(following, int) or following <= offset):
+                raise ApiError(f"GET /results/{result_id}/frames: next_offset {following!r} does not advance")
+            offset = following
+
+    def download(self, url: str, byte_range: tuple[int, int] | None = None) -> requests.Response:
         """GET a presigned URL (it carries its own signature: no auth header must be added), streamed, and
-        without following a redirect (the caller checked where this URL points, not where it might send)."""
+        without following a redirect (the caller checked where this URL points, not where it might send);
+        `byte_range` (first, last), inclusive, asks for that part only."""
+        headers = {"Range": f"bytes={byte_range[0]}-{byte_range[1]}"} if byte_range else None
         try:
-            return self._session.get(url, timeout=self._timeout, stream=True, allow_redirects=False)
+            return self._session.get(
+                url, timeout=self._timeout, stream=True, allow_redirects=False, headers=headers
+            )
         except requests.RequestException as error:
             raise ApiError(f"cannot download {urlsplit(url).netloc}: {_short(error)}") from None
 

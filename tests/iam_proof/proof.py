@@ -112,13 +112,12 @@ def recorder_settings(template_path: Path = TEMPLATE_PATH) -> tuple[dict[str, Pa
 
 def recorder_pollers(template_path: Path = TEMPLATE_PATH) -> dict[str, Path]:
     """The module that polls a queue on a function's behalf, by function: the offline stack's queue runner
-    does what Lambda's event source mapping does, with the function's role (receive, delete)."""
+    does what Lambda's event source mapping does, with the function's role (receive, delete). One module
+    polls for every function; its threads are named after the function each polls for (see recorder)."""
     from s3kp.local import runner
 
     template = load_template(template_path)
     polled = [name for name in template_functions(template_path) if sqs_event_sources(template, name)]
-    if len(polled) > 1:
-        raise RuntimeError(f"one queue runner, several functions with an event source mapping: {polled}")
     return {name: Path(runner.__file__).resolve() for name in polled}
 
 
@@ -294,9 +293,13 @@ class Proof:
         for variable, logical_id in named.items():
             if self._types[logical_id] == resource_type and environment.get(variable) == need.name:
                 return logical_id
-        if any(self._types[logical_id] == resource_type for logical_id in named.values()):
+        if any(
+            self._types[logical_id] == resource_type and variable in environment
+            for variable, logical_id in named.items()
+        ):
             # The function's environment names its resource of this type, and this call is not on it
             # (e.g. PutEvents on the default bus instead of RESULTS_EVENT_BUS): nothing of the stack's.
+            # A poller's call carries no function environment (the video queue's runner): bound below.
             return None
         candidates = [name for name, kind in self._types.items() if kind == resource_type]
         if len(candidates) == 1:

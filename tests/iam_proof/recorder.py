@@ -8,7 +8,8 @@ code created the client:
 the code directories come from the template (`CodeUri`), so in-process handlers and worker sandboxes are
 tagged alike, and calls of the tests themselves are not recorded. A poller (the offline stack's queue
 runner, which does what Lambda's event source mapping does with the function's role) is tagged with the
-function it polls for when its module is on the stack.
+function it polls for when its module is on the stack (the runner's threads carry the function's logical id
+in their name, which tells apart the functions one runner module polls for).
 
 A request to an AWS_IAM Function URL (the ingest function calling the InferenceFunction) is no botocore
 API call: it is recorded where it is signed, `s3kp_core.request_signing.RequestSigner.signature_headers`,
@@ -100,19 +101,23 @@ def set_enabled(enabled: bool) -> None:
 
 
 def function_on_stack(frame: Any = None) -> str | None:
-    """The logical id of the function whose code (or poller) is running in this thread, if any."""
+    """The logical id of the function whose code (or poller) is running in this thread, if any: the
+    outermost on the stack, the handler that was invoked (a module one function's directory shares with
+    another's, such as the video function's symlinks to the ingest function's modules, runs inside it)."""
     functions, pollers = _state["functions"], _state["pollers"]
     frame = frame or sys._getframe(1)
+    found: str | None = None
     while frame is not None:
         filename = frame.f_code.co_filename
         for name, directory in functions:
             if filename.startswith(directory + os.sep):
-                return str(name)
-        for name, module in pollers:
-            if filename == module:
-                return str(name)
+                found = str(name)
+        polling = [str(name) for name, module in pollers if filename == module]
+        if polling:
+            thread = threading.current_thread().name
+            found = polling[0] if len(polling) == 1 else next((n for n in polling if n in thread), found)
         frame = frame.f_back
-    return None
+    return found
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):

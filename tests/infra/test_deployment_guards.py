@@ -186,8 +186,9 @@ def test_the_rules_models_are_the_ones_the_inference_function_loads(template: di
     ]
 
 
+@pytest.mark.parametrize("logical_id", ["IngestFunction", "VideoFunction"])
 def test_the_builtin_backend_sends_signed_requests_to_the_stacks_function_url(
-    template: dict[str, Any],
+    template: dict[str, Any], logical_id: str
 ) -> None:
     url = "https://abc123.lambda-url.us-east-1.on.aws/"
     resolver = Resolver(
@@ -195,7 +196,7 @@ def test_the_builtin_backend_sends_signed_requests_to_the_stacks_function_url(
         parameters={"InferenceBackend": "builtin"},
         references={"InferenceFunctionUrl.FunctionUrl": url},
     )
-    environment = function_environment(template, "IngestFunction")
+    environment = function_environment(template, logical_id)
 
     assert resolver.resolve(environment["INFERENCE_URL"]) == url
     assert resolver.resolve(environment["INFERENCE_AUTH"]) == "aws_iam"

@@ -210,6 +210,28 @@ def test_resources_no_variable_names_are_bound_by_type_or_event_source(proof: Pr
     assert [verdict.logical_id for verdict in proof.evaluate(visibility)] == ["IngestQueue"]
 
 
+VIDEO_QUEUE_URL = "http://127.0.0.1:45123/123456789012/s3kp-local-video"
+
+
+def test_a_pollers_call_without_the_functions_environment_is_bound_to_its_event_source(proof: Proof) -> None:
+    """The video function's environment names its queue (SEGMENT_QUEUE_URL); the offline stack's runner polls
+    that queue for it from a process without that environment: the event source mapping's queue decides.
+    In the function's own process the variable decides, and another queue is nothing of the stack's."""
+    polled = Call("VideoFunction", "sqs", "ReceiveMessage", {"QueueUrl": VIDEO_QUEUE_URL}, environment={})
+    fanned_out = Call(
+        "VideoFunction", "sqs", "SendMessageBatch", {"QueueUrl": VIDEO_QUEUE_URL},
+        environment={"SEGMENT_QUEUE_URL": VIDEO_QUEUE_URL},
+    )  # fmt: skip
+    elsewhere = Call(
+        "VideoFunction", "sqs", "SendMessage", {"QueueUrl": MOTO_QUEUE_URL},
+        environment={"SEGMENT_QUEUE_URL": VIDEO_QUEUE_URL},
+    )  # fmt: skip
+
+    assert [(v.logical_id, v.allowed) for v in proof.evaluate(polled)] == [("VideoQueue", True)]
+    assert [(v.logical_id, v.allowed) for v in proof.evaluate(fanned_out)] == [("VideoQueue", True)]
+    assert [(v.logical_id, v.allowed) for v in proof.evaluate(elsewhere)] == [(None, False)]
+
+
 # ------------------------------------------------------------------------------------------ recorder
 
 FUNCTION_CODE = """
@@ -293,6 +315,74 @@ def test_a_pollers_calls_are_recorded_as_the_function_it_polls_for(
     (record,) = recorder.read_log(log)
     assert record["function"] == "PolledFunction"
     assert record["params"]["Key"] == "polled"
+
+
+def test_one_poller_module_for_two_functions_is_told_apart_by_the_name_of_its_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The offline stack runs one queue runner module for the ingest and the video queues; each poller
+    thread is named after the function it polls for (`runner.RunnerSettings.logical_id`)."""
+    import threading
+
+    import boto3
+
+    poller = tmp_path / "shared_poller.py"
+    poller.write_text(POLLER_CODE)
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setattr(recorder, "_state", dict(recorder._state))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    recorder.configure(log, {}, (), {"IngestFunction": poller, "VideoFunction": poller})
+    recorder.set_enabled(True)
+    import shared_poller
+
+    client = boto3.client("s3", region_name="us-east-1")
+    thread = threading.Thread(target=shared_poller.poll, args=(client,), name="sqs-poller-VideoFunction-0")
+    thread.start()
+    thread.join()
+
+    (record,) = recorder.read_log(log)
+    assert record["function"] == "VideoFunction"
+
+
+SHARED_CODE = """
+def presign(client, key):
+    return client.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": key})
+"""
+CALLER_CODE = """
+import boto3
+import shared_module
+
+def handle(key):
+    return shared_module.presign(boto3.client("s3", region_name="us-east-1"), key)
+"""
+
+
+def test_a_module_of_another_functions_directory_is_recorded_as_the_function_that_called_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The video function's package holds the ingest function's sqs_retries and s3_events (symlinks); run
+    in one process, those modules load from the ingest directory: the handler on the stack decides."""
+    owner, caller = tmp_path / "owner", tmp_path / "caller"
+    owner.mkdir()
+    caller.mkdir()
+    (owner / "shared_module.py").write_text(SHARED_CODE)
+    (caller / "caller_handler.py").write_text(CALLER_CODE)
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setattr(recorder, "_state", dict(recorder._state))
+    monkeypatch.syspath_prepend(str(owner))
+    monkeypatch.syspath_prepend(str(caller))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    recorder.configure(log, {"OwnerFunction": owner, "CallerFunction": caller}, ())
+    recorder.set_enabled(True)
+    import caller_handler
+
+    caller_handler.handle("from-the-caller")
+
+    (record,) = recorder.read_log(log)
+    assert record["function"] == "CallerFunction"
 
 
 def test_the_recorder_runs_in_child_processes_through_sitecustomize(tmp_path: Path) -> None:
@@ -388,7 +478,7 @@ def test_invoke_function_url_needs_its_action_on_the_function_the_templates_url_
 def test_the_recorder_knows_each_functions_code_and_resource_variables() -> None:
     functions, variables = recorder_settings()
 
-    assert set(functions) == {"IngestFunction", "ApiFunction", "InferenceFunction"}
+    assert set(functions) == {"IngestFunction", "ApiFunction", "InferenceFunction", "VideoFunction"}
     assert all(
         (directory / "__init__.py").exists() or any(directory.glob("*_handler.py"))
         for directory in functions.values()
@@ -397,5 +487,8 @@ def test_the_recorder_knows_each_functions_code_and_resource_variables() -> None
         variables
     )
     assert "INFERENCE_AUTH" in variables  # which backend's role statements apply to a call
-    # The offline stack's stand-in for the ingest function's event source mapping.
-    assert recorder_pollers() == {"IngestFunction": Path(runner.__file__).resolve()}
+    # The offline stack's stand-in for the ingest and video functions' event source mappings.
+    assert recorder_pollers() == {
+        "IngestFunction": Path(runner.__file__).resolve(),
+        "VideoFunction": Path(runner.__file__).resolve(),
+    }

@@ -1,7 +1,7 @@
 """Least privilege as `sam deploy` creates it: the roles aws-sam-translator generates (inline statements and
 the AWS managed policies it attaches, read from moto's copy of their documents) and the bucket policy,
-judged for concrete requests. No role may touch a queue other than the ingest queue; nobody but the
-ingest function (and an optional admin) may write or delete the outputs."""
+judged for concrete requests. No role may touch a queue but its own function's (the ingest queue, the video
+queue); nobody but the ingest and video functions (and an optional admin) may write or delete the outputs."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 BUCKET = "s3kp-123456789012-5f0c6a70"
 INGEST_ROLE = f"arn:aws:iam::{ACCOUNT}:role/s3-keypoints-IngestFunctionRole-AbCdEf123456"
+VIDEO_ROLE = f"arn:aws:iam::{ACCOUNT}:role/s3-keypoints-VideoFunctionRole-GhIjKl789012"
+WRITERS = {"the ingest function": INGEST_ROLE, "the video function": VIDEO_ROLE}
+# Each role that may use SQS, and the one queue it may use: its own event source mapping's.
+OWN_QUEUE = {"IngestFunctionRole": "IngestQueue", "VideoFunctionRole": "VideoQueue"}
 OTHERS = {
     "an uploader": f"arn:aws:iam::{ACCOUNT}:role/uploader",
     "the API function": f"arn:aws:iam::{ACCOUNT}:role/s3-keypoints-ApiFunctionRole-ZyXwVu654321",
@@ -56,7 +60,7 @@ SQS_ACTIONS = [
     )
 ]
 # What Lambda's event source mapping needs on the queue (with the function's role), and what the ingest
-# function itself calls (functions/ingest/sqs_retries.py).
+# and video functions themselves call (functions/ingest/sqs_retries.py; the video function's fan-out).
 POLLING = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
 RETRY_TIMING = ["sqs:ChangeMessageVisibility", "sqs:SendMessage"]
 WRITES = [
@@ -143,7 +147,7 @@ def _dependencies(expanded: dict[str, Any], resource: dict[str, Any]) -> set[str
 
 def _roles(expanded: dict[str, Any]) -> list[str]:
     roles = list(resources_of_type(expanded, "AWS::IAM::Role"))
-    assert {"IngestFunctionRole", "ApiFunctionRole"} <= set(roles)
+    assert {"IngestFunctionRole", "ApiFunctionRole", "VideoFunctionRole"} <= set(roles)
     return roles
 
 
@@ -164,55 +168,70 @@ def test_no_role_gets_a_managed_policy_that_grants_sqs(expanded: dict[str, Any])
             assert not granting, f"{role}: {arn} grants SQS: {granting}"
 
 
-def test_every_statement_granting_sqs_names_only_the_ingest_queue(expanded: dict[str, Any]) -> None:
-    ingest_queue = _queue_arn("IngestQueue")
+def test_every_statement_granting_sqs_names_only_the_roles_own_queue(expanded: dict[str, Any]) -> None:
     for role in _roles(expanded):
         for policy in _role_policies(expanded, role):
             for statement in as_list(policy["Statement"]):
                 if statement["Effect"] == "Allow" and any(matches_action(statement, a) for a in SQS_ACTIONS):
-                    assert as_list(statement.get("Resource")) == [ingest_queue], f"{role}: {statement}"
+                    assert role in OWN_QUEUE, f"{role}: {statement}"
+                    assert as_list(statement.get("Resource")) == [_queue_arn(OWN_QUEUE[role])], statement
 
 
-def test_the_ingest_role_polls_and_times_retries_on_its_own_queue_and_on_no_other(
-    expanded: dict[str, Any],
+@pytest.mark.parametrize("role", sorted(OWN_QUEUE))
+def test_a_functions_role_polls_and_times_retries_on_its_own_queue_and_on_no_other(
+    expanded: dict[str, Any], role: str
 ) -> None:
     """Judged over every policy the role carries: the event source mapping's receive/delete/attributes
-    and the function's visibility changes and re-sends work on the ingest queue, nothing SQS anywhere else
-    (its own dead-letter queue and another application's queue included)."""
-    policies = _role_policies(expanded, "IngestFunctionRole")
-    elsewhere = [_queue_arn("DeadLetterQueue"), f"arn:aws:sqs:{REGION}:{ACCOUNT}:another-applications-queue"]
+    and the function's visibility changes and re-sends (the video function's segment tasks too) work on its
+    own queue, nothing SQS anywhere else (the dead-letter queues, the other function's queue, another
+    application's queue)."""
+    policies = _role_policies(expanded, role)
+    own = OWN_QUEUE[role]
+    elsewhere = [
+        _queue_arn(name)
+        for name in ("IngestQueue", "VideoQueue", "DeadLetterQueue", "VideoDeadLetterQueue")
+        if name != own
+    ] + [f"arn:aws:sqs:{REGION}:{ACCOUNT}:another-applications-queue"]
 
     for action in POLLING + RETRY_TIMING:
-        assert _permitted(policies, action, _queue_arn("IngestQueue")), action
+        assert _permitted(policies, action, _queue_arn(own)), action
     for action in SQS_ACTIONS:
         for queue in elsewhere:
             assert not _permitted(policies, action, queue), f"{action} on {queue}"
 
 
-def test_only_the_ingest_role_has_any_sqs_permission(expanded: dict[str, Any]) -> None:
+def test_no_other_role_has_any_sqs_permission(expanded: dict[str, Any]) -> None:
     for role in _roles(expanded):
-        if role == "IngestFunctionRole":
+        if role in OWN_QUEUE:
             continue
         policies = _role_policies(expanded, role)
         for action in SQS_ACTIONS:
-            assert not _permitted(policies, action, _queue_arn("IngestQueue")), f"{role}: {action}"
+            for queue in OWN_QUEUE.values():
+                assert not _permitted(policies, action, _queue_arn(queue)), f"{role}: {action}"
 
 
-def test_the_event_source_mapping_feeds_the_ingest_function_from_its_queue_after_its_role_exists(
-    expanded: dict[str, Any],
+@pytest.mark.parametrize(
+    ("function", "queue", "batch_size", "window"),
+    [
+        ("IngestFunction", "IngestQueue", {"Ref": "BatchSize"}, {"Ref": "MaxBatchingWindowSeconds"}),
+        ("VideoFunction", "VideoQueue", 1, 0),  # a segment is minutes of work: one a batch
+    ],
+)
+def test_each_event_source_mapping_feeds_its_function_from_its_queue_after_its_role_exists(
+    expanded: dict[str, Any], function: str, queue: str, batch_size: Any, window: Any
 ) -> None:
     """The trigger SAM's `Events: SQS` would have generated, with the template's throughput parameters;
     created after the role (Lambda checks the role's queue permissions when the mapping is created)."""
-    (mapping,) = resources_of_type(expanded, "AWS::Lambda::EventSourceMapping").values()
+    mappings = resources_of_type(expanded, "AWS::Lambda::EventSourceMapping").values()
+    (mapping,) = [m for m in mappings if m["Properties"]["FunctionName"] == {"Ref": function}]
     properties = mapping["Properties"]
 
-    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
-    assert properties["FunctionName"] == {"Ref": "IngestFunction"}
-    assert properties["BatchSize"] == {"Ref": "BatchSize"}
-    assert properties["MaximumBatchingWindowInSeconds"] == {"Ref": "MaxBatchingWindowSeconds"}
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}
+    assert properties["BatchSize"] == batch_size
+    assert properties["MaximumBatchingWindowInSeconds"] == window
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert properties["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "MaxConcurrency"}}
-    assert "IngestFunctionRole" in _dependencies(expanded, mapping)
+    assert f"{function}Role" in _dependencies(expanded, mapping)
 
 
 # ------------------------------------------------------------------------------------------ bucket policy
@@ -225,6 +244,7 @@ def _bucket_policy(expanded: dict[str, Any], **parameters: str) -> dict[str, Any
             "UploadBucket": BUCKET,
             "UploadBucket.Arn": f"arn:aws:s3:::{BUCKET}",
             "IngestFunctionRole.Arn": INGEST_ROLE,
+            "VideoFunctionRole.Arn": VIDEO_ROLE,
         },
         parameters={"ModelId": "my-pose/1", **parameters},
     )
@@ -244,14 +264,23 @@ def _decision(
 
 @pytest.fixture(scope="module")
 def output_keys(template: dict[str, Any]) -> list[str]:
-    """A key under each prefix the ingest function writes (its environment's, as deployed)."""
+    """A key under each prefix the ingest and video functions write (their environments', as deployed)."""
     environment = function_environment(template, "IngestFunction")
     assert environment["OUTPUT_BUCKET"] == {"Ref": "UploadBucket"}
-    return [f"{environment['OUTPUT_PREFIX']}cat.jpg.e1.jpg", f"{environment['PREDICTIONS_PREFIX']}r1.e1.json"]
+    video = function_environment(template, "VideoFunction")
+    assert {name: video[name] for name in ("OUTPUT_BUCKET", "OUTPUT_PREFIX", "PREDICTIONS_PREFIX")} == {
+        name: environment[name] for name in ("OUTPUT_BUCKET", "OUTPUT_PREFIX", "PREDICTIONS_PREFIX")
+    }
+    return [
+        f"{environment['OUTPUT_PREFIX']}cat.jpg.e1.jpg",
+        f"{environment['PREDICTIONS_PREFIX']}r1.e1.json",
+        f"{environment['OUTPUT_PREFIX']}clip.mp4.r1.mp4",
+        f"{environment['PREDICTIONS_PREFIX']}r1/run/piece-00000.mp4",
+    ]
 
 
 @pytest.mark.parametrize("who", list(OTHERS))
-def test_nobody_but_the_ingest_function_writes_or_deletes_the_outputs(
+def test_nobody_but_the_ingest_and_video_functions_writes_or_deletes_the_outputs(
     expanded: dict[str, Any], output_keys: list[str], who: str
 ) -> None:
     policy = _bucket_policy(expanded)
@@ -259,7 +288,8 @@ def test_nobody_but_the_ingest_function_writes_or_deletes_the_outputs(
     for key in output_keys:
         for action in WRITES:
             assert _decision(policy, OTHERS[who], action, key) == Decision.DENY, f"{who}: {action} {key}"
-            assert _decision(policy, INGEST_ROLE, action, key) != Decision.DENY, f"ingest: {action} {key}"
+            for writer, role in WRITERS.items():
+                assert _decision(policy, role, action, key) != Decision.DENY, f"{writer}: {action} {key}"
 
 
 def test_uploads_and_reads_stay_with_identity_policies_and_plain_http_is_refused_to_all(
@@ -270,7 +300,7 @@ def test_uploads_and_reads_stay_with_identity_policies_and_plain_http_is_refused
 
     assert _decision(policy, uploader, "s3:PutObject", "incoming/cat.jpg") == Decision.NEUTRAL
     assert _decision(policy, uploader, "s3:GetObject", output_keys[0]) == Decision.NEUTRAL
-    for principal in (uploader, INGEST_ROLE):
+    for principal in (uploader, INGEST_ROLE, VIDEO_ROLE):
         assert _decision(policy, principal, "s3:PutObject", output_keys[0], https=False) == Decision.DENY
 
 
@@ -280,18 +310,17 @@ def test_the_admin_parameter_adds_one_principal_and_nothing_when_empty(
     admin = OTHERS["an admin's SSO role"]
     with_admin = _bucket_policy(expanded, OutputsAdminPrincipalArn=admin)
     (deny,) = [
-        s
-        for s in _bucket_policy(expanded)["Statement"]
-        if s.get("Sid") == "OnlyTheIngestFunctionWritesOutputs"
+        s for s in _bucket_policy(expanded)["Statement"] if s.get("Sid") == "OnlyTheFunctionsWriteOutputs"
     ]
 
     for key in output_keys:
         for action in WRITES:
             assert _decision(with_admin, admin, action, key) != Decision.DENY
             assert _decision(with_admin, INGEST_ROLE, action, key) != Decision.DENY
+            assert _decision(with_admin, VIDEO_ROLE, action, key) != Decision.DENY
             assert _decision(with_admin, OTHERS["an uploader"], action, key) == Decision.DENY
-    # Empty: the ingest role alone (no empty string that some future operator could read as a match).
-    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [INGEST_ROLE]}}
+    # Empty: the two roles alone (no empty string that some future operator could read as a match).
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [INGEST_ROLE, VIDEO_ROLE]}}
 
 
 @pytest.mark.parametrize(
@@ -323,16 +352,18 @@ def _function_arn(logical_id: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT}:{logical_id}"
 
 
-def test_the_ingest_role_may_call_the_inference_functions_url_and_nothing_else_of_lambda(
-    expanded: dict[str, Any],
+@pytest.mark.parametrize("role", ["IngestFunctionRole", "VideoFunctionRole"])
+def test_the_ingest_and_video_roles_may_call_the_inference_functions_url_and_nothing_else_of_lambda(
+    expanded: dict[str, Any], role: str
 ) -> None:
     """InferenceBackend builtin: InvokeFunctionUrl on the InferenceFunction only (not the API function, not
     another function, not a plain Invoke), and only through a URL that demands IAM auth."""
-    builtin = _role_policies(expanded, "IngestFunctionRole", "builtin")
+    builtin = _role_policies(expanded, role, "builtin")
     inference = _function_arn("InferenceFunction")
 
     assert _permitted(builtin, "lambda:InvokeFunctionUrl", inference)
-    for other in (_function_arn("ApiFunction"), _function_arn("IngestFunction"), f"{inference}-other"):
+    others = ("ApiFunction", "IngestFunction", "VideoFunction")
+    for other in (*(_function_arn(name) for name in others), f"{inference}-other"):
         assert not _permitted(builtin, "lambda:InvokeFunctionUrl", other), other
     assert not _permitted(builtin, "lambda:InvokeFunction", inference)
     (statement,) = [
@@ -350,11 +381,14 @@ def test_with_the_roboflow_backend_no_role_may_call_the_inference_function(expan
         assert not _permitted(policies, "lambda:InvokeFunctionUrl", _function_arn("InferenceFunction")), role
 
 
-def test_the_builtin_ingest_role_reads_no_api_key_secret(expanded: dict[str, Any]) -> None:
+@pytest.mark.parametrize("role", ["IngestFunctionRole", "VideoFunctionRole"])
+def test_the_builtin_ingest_and_video_roles_read_no_api_key_secret(
+    expanded: dict[str, Any], role: str
+) -> None:
     secret = _references(expanded)["RoboflowApiKeySecret"]  # what the policy names (the secret's Ref)
     read = "secretsmanager:GetSecretValue"
-    assert _permitted(_role_policies(expanded, "IngestFunctionRole", "roboflow"), read, secret)
-    assert not _permitted(_role_policies(expanded, "IngestFunctionRole", "builtin"), read, secret)
+    assert _permitted(_role_policies(expanded, role, "roboflow"), read, secret)
+    assert not _permitted(_role_policies(expanded, role, "builtin"), read, secret)
 
 
 def test_the_inference_function_may_write_its_logs_and_traces_and_nothing_else(

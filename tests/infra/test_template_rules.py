@@ -10,6 +10,7 @@ import api_settings
 import inference_settings
 import ingest_settings
 import pytest
+import video_settings
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from s3kp_core import results_schema
 
@@ -88,8 +89,9 @@ def test_function_statements_name_exact_resources_and_actions(template: dict[str
             elif any(action.startswith("events:") for action in actions):
                 assert (logical_id, path) == ("ResultsEventBus", ""), f"{function}: {resource}"
             elif any(action.startswith("sqs:") for action in actions):
-                # Retry timing and the event source mapping's polling: the ingest queue only.
-                assert (logical_id, path) == ("IngestQueue", ""), f"{function}: {resource}"
+                # Retry timing, the video fan-out and the event source mapping's polling: own queue only.
+                own = {"IngestFunction": "IngestQueue", "VideoFunction": "VideoQueue"}[function]
+                assert (logical_id, path) == (own, ""), f"{function}: {resource}"
 
 
 def test_no_function_uses_a_dynamodb_policy_template(template: dict[str, Any]) -> None:
@@ -100,7 +102,7 @@ def test_no_function_uses_a_dynamodb_policy_template(template: dict[str, Any]) -
             assert not any(key.startswith("DynamoDB") for key in policy), f"{name}: {policy}"
 
 
-def test_only_the_ingest_function_puts_events_and_only_on_the_stacks_results_bus(
+def test_only_the_ingest_and_video_functions_put_events_and_only_on_the_stacks_results_bus(
     template: dict[str, Any],
 ) -> None:
     grants = [
@@ -108,7 +110,10 @@ def test_only_the_ingest_function_puts_events_and_only_on_the_stacks_results_bus
         for function, statement in _inline_statements(template)
         if "events:PutEvents" in _as_list(statement["Action"])
     ]
-    assert grants == [("IngestFunction", {"Fn::GetAtt": ["ResultsEventBus", "Arn"]})]
+    bus = {"Fn::GetAtt": ["ResultsEventBus", "Arn"]}
+    assert sorted(grants, key=str) == [("IngestFunction", bus), ("VideoFunction", bus)]
+    video_environment = template["Resources"]["VideoFunction"]["Properties"]["Environment"]["Variables"]
+    assert video_environment["RESULTS_EVENT_BUS"] == {"Ref": "ResultsEventBus"}
     bus = template["Resources"]["ResultsEventBus"]
     assert bus["Type"] == "AWS::Events::EventBus"
     assert bus["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-results"}
@@ -193,7 +198,7 @@ def test_resource_policies_allow_no_anonymous_principal(template: dict[str, Any]
         for kind in ("AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy")
         for name in resources_of_type(template, kind)
     ]
-    assert len(documents) == 2
+    assert len(documents) == 3  # the bucket's, the ingest queues', the video queues'
     for document in documents:
         for statement in document["Statement"]:
             if statement["Principal"] == "*":
@@ -202,19 +207,25 @@ def test_resource_policies_allow_no_anonymous_principal(template: dict[str, Any]
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in bucket_policy)
 
 
-def test_queue_policy_lets_exactly_the_upload_bucket_send(template: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("policy", "queue"), [("IngestQueuePolicy", "IngestQueue"), ("VideoQueuePolicy", "VideoQueue")]
+)
+def test_queue_policy_lets_exactly_the_upload_bucket_send(
+    template: dict[str, Any], policy: str, queue: str
+) -> None:
     """The policy names the bucket by its computed name (no cycle); both must compute the same name."""
     resolver = Resolver(template, stack_uuid="5f0c6a70-0a6e-11ef-9f1c-0a1b2c3d4e5f")
     bucket_name = resolver.resolve(_properties(template, "UploadBucket")["BucketName"])
-    statements = _properties(template, "IngestQueuePolicy")["PolicyDocument"]["Statement"]
+    statements = _properties(template, policy)["PolicyDocument"]["Statement"]
     (allow,) = [s for s in statements if s["Effect"] == "Allow"]
 
     assert allow["Principal"] == {"Service": "s3.amazonaws.com"}
     assert allow["Action"] == "sqs:SendMessage"
+    assert allow["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
     assert resolver.resolve(allow["Condition"]["ArnEquals"]["aws:SourceArn"]) == f"arn:aws:s3:::{bucket_name}"
     assert bucket_name == bucket_name.lower()
     assert 3 <= len(bucket_name) <= 63
-    assert template["Resources"]["UploadBucket"]["DependsOn"] == "IngestQueuePolicy"
+    assert policy in template["Resources"]["UploadBucket"]["DependsOn"]
 
 
 # ------------------------------------------------------------------------------------------ flow
@@ -231,8 +242,24 @@ def test_notification_listens_on_the_input_prefix_only_never_where_outputs_go(
         assert rules["prefix"] == environment["INPUT_PREFIX"]
         for output in (environment["OUTPUT_PREFIX"], environment["PREDICTIONS_PREFIX"]):
             assert not output.startswith(rules["prefix"]), f"{output} would re-trigger the function"
-        assert configuration["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+        video = rules["suffix"].lower() in VIDEO_SUFFIXES
+        assert configuration["Queue"] == {"Fn::GetAtt": ["VideoQueue" if video else "IngestQueue", "Arn"]}
         assert configuration["Event"].startswith("s3:ObjectCreated:")
+
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"}
+
+
+def test_every_video_suffix_reaches_the_video_queue_in_both_cases(template: dict[str, Any]) -> None:
+    configurations = _properties(template, "UploadBucket")["NotificationConfiguration"]["QueueConfigurations"]
+    to_videos = {
+        rule["Value"]
+        for c in configurations
+        if c["Queue"] == {"Fn::GetAtt": ["VideoQueue", "Arn"]}
+        for rule in c["Filter"]["S3Key"]["Rules"]
+        if rule["Name"] == "suffix"
+    }
+    assert to_videos == VIDEO_SUFFIXES | {suffix.upper() for suffix in VIDEO_SUFFIXES}
 
 
 def test_every_image_suffix_is_filtered_in_lower_and_upper_case(template: dict[str, Any]) -> None:
@@ -251,17 +278,19 @@ def test_every_image_suffix_is_filtered_in_lower_and_upper_case(template: dict[s
     assert {s.lower() for s in suffixes} <= set(suffixes)
 
 
+@pytest.mark.parametrize(
+    ("function", "queue"), [("IngestFunction", "IngestQueue"), ("VideoFunction", "VideoQueue")]
+)
 def test_queue_visibility_timeout_covers_six_function_timeouts_plus_the_batching_window(
-    template: dict[str, Any],
+    template: dict[str, Any], function: str, queue: str
 ) -> None:
     """AWS's guidance for SQS event sources, so a slow batch is not redelivered while still running."""
-    timeout = _properties(template, "IngestFunction").get(
-        "Timeout", template["Globals"]["Function"]["Timeout"]
-    )
-    window = _ingest_sqs_event(template)["MaximumBatchingWindowInSeconds"]
-    longest_window = template["Parameters"][window["Ref"]]["MaxValue"]
+    timeout = _properties(template, function).get("Timeout", template["Globals"]["Function"]["Timeout"])
+    (event,) = sqs_event_sources(template, function)
+    window = event["MaximumBatchingWindowInSeconds"]
+    longest_window = template["Parameters"][window["Ref"]]["MaxValue"] if isinstance(window, dict) else window
 
-    assert _properties(template, "IngestQueue")["VisibilityTimeout"] >= 6 * timeout + longest_window
+    assert _properties(template, queue)["VisibilityTimeout"] >= 6 * timeout + longest_window
 
 
 def test_ingest_reports_partial_batch_failures_and_throughput_is_parameterised(
@@ -277,17 +306,23 @@ def test_ingest_reports_partial_batch_failures_and_throughput_is_parameterised(
     assert template["Parameters"]["MaxConcurrency"]["MinValue"] >= 2
 
 
+@pytest.mark.parametrize(
+    ("function", "queue", "dead_letters", "alarm"),
+    [
+        ("IngestFunction", "IngestQueue", "DeadLetterQueue", "DeadLetterQueueAlarm"),
+        ("VideoFunction", "VideoQueue", "VideoDeadLetterQueue", "VideoDeadLetterQueueAlarm"),
+    ],
+)
 def test_failed_messages_go_to_the_dead_letter_queue_after_max_receive_count(
-    template: dict[str, Any],
+    template: dict[str, Any], function: str, queue: str, dead_letters: str, alarm: str
 ) -> None:
-    redrive = _properties(template, "IngestQueue")["RedrivePolicy"]
+    redrive = _properties(template, queue)["RedrivePolicy"]
 
-    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dead_letters, "Arn"]}
     assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
-    assert function_environment(template, "IngestFunction")["MAX_RECEIVE_COUNT"] == {"Ref": "MaxReceiveCount"}
-    alarm = _properties(template, "DeadLetterQueueAlarm")
-    assert alarm["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
+    assert function_environment(template, function)["MAX_RECEIVE_COUNT"] == {"Ref": "MaxReceiveCount"}
+    assert _properties(template, alarm)["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [dead_letters, "QueueName"]}}
     ]
 
 
@@ -334,6 +369,7 @@ def test_idempotency_table_matches_powertools_persistence_layer_defaults(templat
         ("IngestFunction", ingest_settings.IngestSettings),
         ("ApiFunction", api_settings.ApiSettings),
         ("InferenceFunction", inference_settings.InferenceFunctionSettings),
+        ("VideoFunction", video_settings.VideoSettings),
     ],
 )
 def test_function_environment_is_exactly_what_its_settings_read(
@@ -542,8 +578,12 @@ def _numeric_parameters_of(template: dict[str, Any], logical_id: str) -> list[tu
     ]
 
 
-def test_every_value_a_numeric_parameter_allows_is_valid_for_the_ingest_function(
-    template: dict[str, Any],
+@pytest.mark.parametrize(
+    ("function", "settings_model"),
+    [("IngestFunction", ingest_settings.IngestSettings), ("VideoFunction", video_settings.VideoSettings)],
+)
+def test_every_value_a_numeric_parameter_allows_is_valid_for_the_ingest_and_video_functions(
+    template: dict[str, Any], function: str, settings_model: Any
 ) -> None:
     """A value the template accepts at deploy time must not fail the function's settings at cold start."""
     required = {
@@ -552,13 +592,22 @@ def test_every_value_a_numeric_parameter_allows_is_valid_for_the_ingest_function
         "IDEMPOTENCY_TABLE": "idempotency",
         "ROBOFLOW_API_KEY_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:key",
     }
-    numeric = _numeric_parameters_of(template, "IngestFunction")
+    numeric = _numeric_parameters_of(template, function)
     assert {"CONFIDENCE", "MAX_SIDE_FOR_INFERENCE", "MAX_RECEIVE_COUNT"} <= {
         variable for variable, _ in numeric
     }
     for variable, parameter in numeric:
         for bound in ("MinValue", "MaxValue", "Default"):
-            ingest_settings.IngestSettings.from_environment({**required, variable: str(parameter[bound])})
+            settings_model.from_environment({**required, variable: str(parameter[bound])})
+    if function == "VideoFunction":  # the smallest sampling rate with the shortest segment still samples
+        parameters = template["Parameters"]
+        settings_model.from_environment(
+            {
+                **required,
+                "VIDEO_FPS": str(parameters["VideoFps"]["MinValue"]),
+                "VIDEO_SEGMENT_SECONDS": str(parameters["VideoSegmentSeconds"]["MinValue"]),
+            }
+        )
 
 
 def test_every_value_a_numeric_parameter_allows_is_valid_for_the_api_function(
@@ -575,7 +624,11 @@ def test_every_value_a_numeric_parameter_allows_is_valid_for_the_api_function(
 
 @pytest.mark.parametrize(
     ("function", "settings_model"),
-    [("IngestFunction", ingest_settings.IngestSettings), ("ApiFunction", api_settings.ApiSettings)],
+    [
+        ("IngestFunction", ingest_settings.IngestSettings),
+        ("ApiFunction", api_settings.ApiSettings),
+        ("VideoFunction", video_settings.VideoSettings),
+    ],
 )
 def test_a_numeric_parameter_defaults_to_the_functions_own_default(
     template: dict[str, Any], function: str, settings_model: type[Any]

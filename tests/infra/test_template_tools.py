@@ -99,6 +99,20 @@ def test_sam_build_produces_the_functions_and_a_layer_with_the_shared_package(tm
     assert (build_dir / "IngestFunction" / "ingest_handler.py").is_file()
     assert (build_dir / "ApiFunction" / "api_handler.py").is_file()
     assert (build_dir / "template.yaml").is_file()
+    # The video function carries PyAV (never the layer) and real copies of the ingest modules it links to.
+    video = build_dir / "VideoFunction"
+    assert (video / "video_handler.py").is_file()
+    for shared in ("ingest_settings.py", "s3_events.py", "sqs_retries.py"):
+        assert not (video / shared).is_symlink(), shared
+        assert (video / shared).read_text() == (Path("functions/ingest") / shared).read_text(), shared
+    assert (video / "av").is_dir()
+    assert not (layer / "av").exists()
+    packaged = {
+        audit.normalized(dist.metadata["Name"]): Version(dist.version)
+        for dist in metadata.distributions(path=[str(video)])
+    }
+    assert audit.below_minimum(packaged, "the video function", audit.minimum_versions()) == []
+    assert "av" in packaged
 
     # What `make build` adds: the code ships precompiled for the runtime's interpreter.
     compiled = subprocess.run(samtools.bytecode_command(interpreter, build_dir), check=False, timeout=300)

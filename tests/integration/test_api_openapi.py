@@ -28,10 +28,12 @@ from s3kp_core.results import (
     ResultRecord,
     SourceObject,
     Status,
+    VideoSummary,
     result_id_for,
     summarize,
 )
 from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
+from s3kp_core.video_frames import FrameLine, encode_part
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
@@ -99,6 +101,7 @@ def handler(aws_endpoint: str) -> Iterator[ModuleType]:
             updated_at=moment,
         )
         store.save(record, order=event_order(None, moment, moment))
+    _save_video(store, resources.bucket)
 
     patcher = pytest.MonkeyPatch()
     for name, value in api_environment(resources).items():
@@ -112,6 +115,31 @@ def handler(aws_endpoint: str) -> Iterator[ModuleType]:
     finally:
         patcher.undo()
         api_dependencies.reset()
+
+
+def _save_video(store: DynamoDBResultsStore, bucket: str) -> None:
+    """A succeeded video with its frames document, so the frames route has pages to serve."""
+    key = "incoming/clip.mp4"
+    moment = datetime(2026, 1, 2, tzinfo=UTC)
+    frames_ref = ObjectRef(bucket=bucket, key="predictions/clip/run/frames.jsonl.gz")
+    person = Prediction(x=1, y=2, width=3, height=4, confidence=0.5, class_name="person", class_id=0)
+    lines = (FrameLine(frame=n, time_seconds=n / 5, predictions=(person,)) for n in range(30))
+    boto3.client("s3").put_object(Bucket=bucket, Key=frames_ref.key, Body=encode_part(lines))
+    record = ResultRecord(
+        result_id=result_id_for(bucket, key),
+        status=Status.SUCCEEDED,
+        source=SourceObject(bucket=bucket, key=key),
+        model_id="m/1",
+        media_type="video",
+        video=VideoSummary(
+            duration_seconds=6, fps_sampled=5, frames=30, width=64, height=48, frames_ref=frames_ref
+        ),
+        counts={"person": 30},
+        detections=30,
+        created_at=moment,
+        updated_at=moment,
+    )
+    store.save(record, order=event_order(None, moment, moment))
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +167,7 @@ def test_the_openapi_document_describes_every_route_and_error_shape(openapi_docu
         "/results/by-source",
         "/results/{result_id}",
         "/results/{result_id}/annotated",
+        "/results/{result_id}/frames",
     }
     listing = paths["/results"]["get"]
     assert {p["name"] for p in listing["parameters"]} == {
@@ -153,6 +182,9 @@ def test_the_openapi_document_describes_every_route_and_error_shape(openapi_docu
     }
     assert "400" in listing["responses"]
     assert "302" in paths["/results/{result_id}/annotated"]["get"]["responses"]
+    frames = paths["/results/{result_id}/frames"]["get"]
+    assert {p["name"] for p in frames["parameters"]} == {"result_id", "offset", "limit"}
+    assert {"400", "404", "503"} <= set(frames["responses"])
     assert "ErrorBody" in openapi_document["components"]["schemas"]
 
 
@@ -174,7 +206,7 @@ def test_property_based_requests_never_get_a_server_error(handler: ModuleType) -
     """
     schema = schemathesis.openapi.from_wsgi("/openapi.json", wsgi_adapter(handler))
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 5
+    assert len(operations) == 6
 
     for operation, mode in itertools.product(operations, GenerationMode):
         if mode is GenerationMode.NEGATIVE and not operation.definition.raw.get("parameters"):

@@ -1,15 +1,17 @@
 """IAM proven, not assumed: every AWS call the handlers made in this session is allowed by their roles.
 
 Runs after every other test (marker `iam_proof`, ordered by tests/conftest.py). It first drives a
-representative set of events through both handlers itself, so the proof holds when it runs alone or with
+representative set of events through the handlers itself, so the proof holds when it runs alone or with
 a subset: an upload that succeeds with its predictions spilled to S3, a bad file (failed), an object
 deleted before processing (skipped), a versioned bucket (GetObject with a VersionId), a redelivered
 message (Powertools idempotency), a stale event, a batch the queue runner receives and deletes as the
-event source mapping does with the function's role, then the API's list, status filter, pagination, get,
-by-source and annotated-image routes, and the builtin backend's signed call to the InferenceFunction's
-Function URL (InvokeFunctionUrl). Then it evaluates every call recorded in the session (this test's
-and those of every earlier integration test, the offline stack's worker processes included) against
-the role SAM deploys for the function that made it (tests/iam_proof/proof.py).
+event source mapping does with the function's role; a video planned into segments, a segment deferred by
+an endpoint outage, the segments processed through the video queue's runner and the video finished; then
+the API's list, status filter, pagination, get, by-source, annotated-image and frames routes, and the
+builtin backend's signed call to the InferenceFunction's Function URL (InvokeFunctionUrl). Then it
+evaluates every call recorded in the session (this test's and those of every earlier integration test, the
+offline stack's worker processes included) against the role SAM deploys for the function that made it
+(tests/iam_proof/proof.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import threading
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,11 +34,12 @@ from s3kp import samples
 from s3kp.local.apigw import http_api_event, http_response
 from s3kp.local.function_url import FunctionUrlBridge
 from s3kp.local.lambda_runtime import LambdaContext
-from s3kp.local.resources import api_environment
+from s3kp.local.resources import api_environment, video_environment
 from s3kp.local.runner import QueueRunner, RunnerSettings
 from s3kp.local.sigv4_check import ExpectedSigner
 from s3kp.local.stack import DUMMY_CREDENTIALS
 from s3kp.paths import model_dir
+from s3kp.video_samples import sample_video
 from tests.conftest import free_port
 from tests.iam_proof import recorder
 from tests.iam_proof.proof import Proof, denied, distinct_calls
@@ -67,6 +72,19 @@ EXERCISED = {
     ("IngestFunction", "sqs:SendMessage"),  # a message deferred while the endpoint is unavailable
     ("IngestFunction", "sqs:ReceiveMessage"),  # the event source mapping's, with the function's role
     ("IngestFunction", "sqs:DeleteMessage"),
+    ("VideoFunction", "s3:GetObject"),  # ranged reads of the video, then its segments' parts and pieces
+    ("VideoFunction", "s3:PutObject"),
+    ("VideoFunction", "s3:DeleteObject"),
+    ("VideoFunction", "dynamodb:GetItem"),
+    ("VideoFunction", "dynamodb:PutItem"),
+    ("VideoFunction", "dynamodb:UpdateItem"),
+    ("VideoFunction", "dynamodb:DeleteItem"),  # the idempotency record of the deferred segment
+    ("VideoFunction", "secretsmanager:GetSecretValue"),
+    ("VideoFunction", "events:PutEvents"),
+    ("VideoFunction", "sqs:SendMessage"),  # the fan-out, and the deferral
+    ("VideoFunction", "sqs:ChangeMessageVisibility"),
+    ("VideoFunction", "sqs:ReceiveMessage"),
+    ("VideoFunction", "sqs:DeleteMessage"),
     ("ApiFunction", "dynamodb:Query"),
     ("ApiFunction", "dynamodb:GetItem"),
     ("ApiFunction", "secretsmanager:GetSecretValue"),
@@ -132,15 +150,80 @@ def _drive_ingest(stack: IngestStack) -> dict[str, str]:
     return {"good": record["result_id"], "good_key": good}
 
 
+def _poll_once(runner: QueueRunner, handler: Any) -> Any:
+    """`runner.poll_once` in a thread named as the runner names its pollers (the recorder tells the
+    functions one runner module polls for apart by it)."""
+    outcome: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: outcome.append(runner.poll_once(handler)),
+        name=f"sqs-poller-{runner.settings.logical_id}-0",
+    )
+    thread.start()
+    thread.join()
+    return outcome[0]
+
+
 def _poll_like_the_event_source_mapping(stack: IngestStack) -> None:
     """One batch through the queue runner: it receives, invokes the handler and deletes what succeeded,
     as Lambda's event source mapping does with the function's role."""
     stack.upload("proof/polled.jpg", samples.sample_jpeg("astronaut"))
     handler = stack.handler.lambda_handler
-    settings = RunnerSettings(stack.resources.queue_url, stack.resources.queue_arn, wait_seconds=10)
-    outcome = QueueRunner(stack.sqs, settings, [handler]).poll_once(handler)
+    settings = RunnerSettings(
+        stack.resources.queue_url, stack.resources.queue_arn, wait_seconds=10, logical_id="IngestFunction"
+    )
+    outcome = _poll_once(QueueRunner(stack.sqs, settings, [handler]), handler)
     assert outcome is not None
     assert outcome.deleted, outcome
+
+
+def _drive_video(monkeypatch: pytest.MonkeyPatch, stack: IngestStack) -> dict[str, str]:
+    """A clip planned into two segments; the first deferred by an outage (503), then both processed
+    through the video queue's runner, the second finishing the video."""
+    environment = video_environment(
+        stack.resources,
+        inference_url=stack.proxy.url,
+        model_id=FULL_RANGE_FACES,
+        VIDEO_SEGMENT_SECONDS="2",
+        INFERENCE_MAX_ATTEMPTS="1",
+        CIRCUIT_PROBE_SECONDS="1",
+        OUTAGE_MAX_DEFER_SECONDS="1",
+    )
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()  # a fresh container: the video function reads the key itself
+    for name in (
+        "video_handler",
+        "video_dependencies",
+        "video_settings",
+        "ingest_settings",
+        "s3_events",
+        "sqs_retries",
+    ):
+        sys.modules.pop(name, None)
+    handler = importlib.import_module("video_handler").lambda_handler
+    key = stack.upload("proof/clip.mp4", sample_video())
+    resources = stack.resources
+    settings = RunnerSettings(
+        resources.video_queue_url,
+        resources.video_queue_arn,
+        wait_seconds=10,
+        timeout_seconds=900,
+        batch_size=1,
+        logical_id="VideoFunction",
+    )
+    runner = QueueRunner(stack.sqs, settings, [handler])
+    assert _poll_once(runner, handler).deleted  # the plan: two tasks sent
+    stack.proxy.faults.append(Fault(status=503))
+    assert _poll_once(runner, handler).deleted  # a segment deferred (a delayed copy), not failed
+    deadline = time.monotonic() + 60
+    while stack.result(key)["status"] != "succeeded":  # type: ignore[index]
+        assert time.monotonic() < deadline, stack.result(key)
+        _poll_once(runner, handler)
+    record = stack.result(key)
+    assert record is not None
+    return {"video": record["result_id"]}
 
 
 def _api(monkeypatch: pytest.MonkeyPatch, stack: IngestStack) -> Any:
@@ -171,6 +254,8 @@ def _drive_api(get: Any, stack: IngestStack, ids: dict[str, str]) -> None:
     assert item["predictions"], item  # read back from S3 (spilled)
     assert get(f"/results/{ids['good']}/annotated")[0] in (200, 302, 307)
     assert get("/results/by-source", {"bucket": stack.resources.bucket, "key": ids["good_key"]})[0] == 200
+    assert get(f"/results/{ids['video']}/frames", {"limit": 5})[0] == 200
+    assert get(f"/results/{ids['video']}/annotated")[0] in (200, 302, 307)
 
 
 def _drive_builtin(ingest_stack: StackFactory, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
@@ -221,6 +306,7 @@ def test_every_aws_call_the_handlers_make_is_allowed_by_the_role_sam_deploys(
     )
     ids = _drive_ingest(stack)
     _poll_like_the_event_source_mapping(stack)
+    ids |= _drive_video(monkeypatch, stack)
     _drive_api(_api(monkeypatch, stack), stack, ids)
     _drive_builtin(ingest_stack, monkeypatch)
 

@@ -1,8 +1,9 @@
 """The offline stack with `--inference-backend builtin`, run the way AWS runs it.
 
 The InferenceFunction's handler runs in Lambda workers behind a local AWS_IAM Function URL; the ingest
-workers call it with SigV4-signed requests (INFERENCE_AUTH=aws_iam), no API key. Checked from outside,
-as a client of the stack: an upload gets its keypoints from the InferenceFunction; the Function URL
+and video workers call it with SigV4-signed requests (INFERENCE_AUTH=aws_iam), no API key. Checked from
+outside, as a client of the stack: an image and a video uploaded get their keypoints from the
+InferenceFunction; the Function URL
 answers 403 to anything not signed exactly as AWS requires, refuses a foreign Host and a payload over
 6 MB, and answers a signed request as the model server would (200, 400, 404, 422).
 """
@@ -24,6 +25,7 @@ from s3kp_core.results import result_id_for
 
 from s3kp import samples
 from s3kp.local.stack import DUMMY_CREDENTIALS, LocalStack, StackError, StackOptions
+from s3kp.video_samples import sample_video
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -89,6 +91,31 @@ def test_an_upload_is_answered_by_the_inference_function_through_its_signed_url(
     assert result["model_id"] == "faces/2"
     assert result["detections"] == 1
     assert result["counts"] == {"face": 1}
+
+
+def test_a_video_uploaded_is_answered_by_the_inference_function_through_its_signed_url(
+    stack: LocalStack,
+) -> None:
+    """The video workers sign their calls as the ingest workers do: unsigned, every frame would be refused
+    (403) and the video would wait for the endpoint instead of succeeding."""
+    s3 = boto3.client("s3", endpoint_url=stack.aws_endpoint, region_name="us-east-1")
+    key = f"{stack.resources.input_prefix}builtin/clip.mp4"
+    s3.put_object(Bucket=stack.resources.bucket, Key=key, Body=sample_video(seconds=1.0))
+
+    url = f"{stack.api_url}/results/{result_id_for(stack.resources.bucket, key)}"
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    result: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = requests.get(url, timeout=30)
+        if response.status_code == 200 and (result := response.json())["status"] not in (
+            "pending",
+            "processing",
+        ):
+            break
+        time.sleep(0.5)
+    assert result.get("status") == "succeeded", result
+    assert result["media_type"] == "video"
+    assert result["model_id"] == "faces/2"
 
 
 @pytest.mark.parametrize(

@@ -423,3 +423,102 @@ def test_a_new_upload_appears_while_the_gallery_is_open(
     )
     assert browser.execute_script("return document.querySelector('.card .key')") == card, "on top"
     assert console_errors(browser) == []
+
+
+# ---------------------------------------------------------------------------------------------- videos
+@pytest.fixture(scope="module")
+def processed_video(stack: LocalStack) -> dict[str, Any]:
+    """The demo's clip (two people, then four faces), once the video function has finished it."""
+    from s3kp.video_samples import sample_video
+
+    key = upload(stack, "videos/people and faces.mp4", sample_video())
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    while time.monotonic() < deadline:
+        found = wait_for_results(stack.api_url, {key})[0]
+        if found["status"] != "processing":
+            assert found["status"] == "succeeded", found
+            return found
+        time.sleep(0.5)
+    raise AssertionError("the video was not finished in time")
+
+
+def test_export_writes_each_sampled_frame_of_a_video(
+    stack: LocalStack, processed_video: dict[str, Any], tmp_path: Path
+) -> None:
+    coco_path, csv_path = tmp_path / "video.coco.json", tmp_path / "video.csv"
+    run_export(stack, "--format", "coco", "--prefix", "incoming/videos/", "-o", str(coco_path))
+    run_export(stack, "--format", "csv", "--prefix", "incoming/videos/", "-o", str(csv_path))
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(coco_path))
+    frames = processed_video["video"]["frames"]
+    names = sorted((image["s3kp"]["frame"], image["file_name"]) for image in coco.loadImgs(coco.getImgIds()))
+    key = processed_video["source"]["key"]
+    assert names == [(n, f"{key}#frame={n}") for n in range(frames)]
+    assert len(coco.getAnnIds()) == processed_video["detections"]
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == processed_video["keypoints"]
+    assert {row["frame"] for row in rows} == {str(n) for n in range(frames)}
+    assert {row["time_seconds"] for row in rows if row["frame"] == "3"} == {"0.6"}
+
+
+def test_the_viewer_plays_a_video_and_its_scrubber_shows_each_frames_keypoints(
+    browser: Any, viewer_url: str, stack: LocalStack, processed_video: dict[str, Any]
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    result_id = processed_video["result_id"]
+    frames = processed_video["video"]["frames"]
+    browser.set_window_size(1280, 900)
+    browser.get(f"{viewer_url}/#/r/{result_id}")
+    wait_until(browser, "return document.getElementById('detail').open")
+    # Chromium decodes the annotated H.264 MP4: its first frame is shown at its real size.
+    wait_until(browser, "const v = document.getElementById('detail-video'); return v.readyState >= 2")
+    size = browser.execute_script(
+        "const v = document.getElementById('detail-video'); return [v.videoWidth, v.videoHeight]"
+    )
+    assert size == [processed_video["video"]["width"], processed_video["video"]["height"]]
+    assert browser.execute_script("return document.getElementById('frame').max") == str(frames - 1)
+
+    # Scrub to frame 12 (the faces scene): the player seeks there and the side panel lists its faces, as
+    # the API has them.
+    (frame_12,) = requests.get(
+        f"{stack.api_url}/results/{result_id}/frames", params={"offset": 12, "limit": 1}, timeout=30
+    ).json()["items"]
+    assert frame_12["predictions"]
+    browser.execute_script(
+        "const s = document.getElementById('frame'); s.value = '12'; s.dispatchEvent(new Event('input'))"
+    )
+    wait_until(browser, "return document.getElementById('frame-detections').dataset.shown === '12'")
+    listed = browser.find_element(By.ID, "frame-detections").text
+    assert listed.count("face ") == len(frame_12["predictions"]), listed
+    first = frame_12["predictions"][0]
+    assert f"face {first['confidence']:.2f}" in listed
+    for keypoint in first["keypoints"]:
+        assert f"{keypoint['name']} {keypoint['confidence']:.2f}" in listed, "names with confidences"
+    wait_until(
+        browser, "const v = document.getElementById('detail-video'); return !v.seeking && v.readyState >= 2"
+    )
+    assert browser.execute_script(
+        "return document.getElementById('detail-video').currentTime"
+    ) == pytest.approx(2.5)
+    assert browser.find_element(By.ID, "frame-label").text.startswith("13 / 20")
+
+    browser.find_element(By.ID, "detail").send_keys(",")  # one frame back, from the keyboard
+    wait_until(browser, "return document.getElementById('frame-detections').dataset.shown === '11'")
+    screenshot(browser, "video-detail.png")
+    browser.find_element(By.ID, "detail").send_keys(Keys.ESCAPE)
+    wait_until(browser, "return !document.getElementById('detail').open")
+    assert console_errors(browser) == []
+
+
+def test_a_video_card_shows_its_first_frame_as_thumbnail(
+    browser: Any, viewer_url: str, processed_video: dict[str, Any]
+) -> None:
+    browser.set_window_size(1280, 900)
+    browser.get(viewer_url)
+    selector = f'.card[data-id="{processed_video["result_id"]}"] img'
+    loaded = "return img && img.complete && img.naturalWidth > 0"
+    wait_until(browser, f"const img = document.querySelector({json.dumps(selector)}); {loaded}")
+    assert console_errors(browser) == []

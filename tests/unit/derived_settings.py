@@ -12,6 +12,8 @@ from typing import Any
 from ingest_settings import IngestSettings
 from s3kp_core.inference import InferenceSettings
 from s3kp_core.processing import ProcessingSettings
+from s3kp_core.video_processing import VideoProcessingSettings
+from video_settings import VideoSettings
 
 # The variables without a default.
 REQUIRED_VARIABLES = {
@@ -33,3 +35,11 @@ def inference_settings(**overrides: Any) -> InferenceSettings:
     ingest = IngestSettings.from_environment(REQUIRED_VARIABLES)
     derived = ingest.inference_settings(REQUIRED_VARIABLES["ROBOFLOW_API_KEY"])
     return replace(derived, **overrides)
+
+
+def video_processing_settings(**overrides: Any) -> VideoProcessingSettings:
+    """The video function's defaults (VIDEO_FPS 5, 60 s segments...) with `overrides`; `processing=` takes
+    `processing_settings(...)`'s overrides as a dict."""
+    derived = VideoSettings.from_environment(REQUIRED_VARIABLES).video_processing_settings()
+    processing = replace(derived.processing, **{"fingerprint": None} | overrides.pop("processing", {}))
+    return replace(derived, processing=processing, **overrides)

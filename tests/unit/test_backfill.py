@@ -221,9 +221,11 @@ class FakeSqs:
     def __init__(self, failures: list[set[str]] | None = None) -> None:
         self.batches: list[list[dict[str, str]]] = []
         self.failures = failures or []
+        self.sent_to: dict[str, list[dict[str, str]]] = {}
 
     def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
         self.batches.append(Entries)
+        self.sent_to.setdefault(QueueUrl, []).extend(Entries)
         failed = self.failures.pop(0) if self.failures else set()
         return {
             "Failed": [
@@ -282,3 +284,62 @@ def test_batches_in_flight_together_are_all_acknowledged_before_the_end() -> Non
     bodies = sorted(e["MessageBody"] for batch in sqs.batches for e in batch)
     assert len(bodies) == 121  # one entry sent twice after its failure
     assert len(set(bodies)) == 120
+
+
+def test_videos_match_the_notification_and_go_to_the_video_queue() -> None:
+    """The template sends the video suffixes, either case, to the video function's queue."""
+    assert TEMPLATE_FILTER.queue_for("incoming/clip.mp4") == "VideoQueue"
+    assert TEMPLATE_FILTER.queue_for("incoming/phone/IMG_0001.MOV") == "VideoQueue"
+    assert TEMPLATE_FILTER.queue_for("incoming/a.jpg") == "IngestQueue"
+    assert TEMPLATE_FILTER.queue_for("incoming/clip.Mp4") is None
+
+
+class ListingS3:
+    """`list_objects_v2` over a fixed list of keys (an unversioned bucket)."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+
+    def get_bucket_versioning(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+    def get_paginator(self, name: str) -> Any:
+        keys = self.keys
+
+        class Pages:
+            def paginate(self, **_: Any) -> list[dict[str, Any]]:
+                contents = [{"Key": k, "Size": 10, "ETag": '"e1"', "LastModified": T0} for k in keys]
+                return [{"Contents": contents}]
+
+        return Pages()
+
+
+def test_a_backfill_sends_images_to_the_ingest_queue_and_videos_to_the_video_queue() -> None:
+    sqs = FakeSqs()
+    s3 = ListingS3(["incoming/a.jpg", "incoming/clip.mp4", "incoming/b.png", "incoming/c.webm"])
+    summary = backfill.run_backfill(
+        s3=s3, sqs=sqs, dynamodb=None, bucket="uploads", prefix="incoming/", queue_url="ingest",
+        results_table=None, region="us-east-1", plan=Plan(TEMPLATE_FILTER), concurrency=1,
+        video_queue_url="video",
+    )  # fmt: skip
+    by_queue = {
+        queue: sorted(json.loads(e["MessageBody"])["Records"][0]["s3"]["object"]["key"] for e in entries)
+        for queue, entries in sqs.sent_to.items()
+    }
+    assert by_queue == {
+        "ingest": ["incoming/a.jpg", "incoming/b.png"],
+        "video": ["incoming/c.webm", "incoming/clip.mp4"],
+    }
+    assert summary.sent == 4
+
+
+def test_without_a_video_queue_videos_are_counted_not_sent_to_the_ingest_queue() -> None:
+    sqs = FakeSqs()
+    summary = backfill.run_backfill(
+        s3=ListingS3(["incoming/a.jpg", "incoming/clip.mp4"]), sqs=sqs, dynamodb=None, bucket="uploads",
+        prefix="incoming/", queue_url="ingest", results_table=None, region="us-east-1",
+        plan=Plan(TEMPLATE_FILTER), concurrency=1,
+    )  # fmt: skip
+    assert set(sqs.sent_to) == {"ingest"}
+    assert summary.sent == 1
+    assert summary.skipped == {backfill.NO_VIDEO_QUEUE: 1}

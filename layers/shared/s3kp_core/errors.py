@@ -51,6 +51,25 @@ IMAGE_TOO_LARGE: Final = "image_too_large"
 """More pixels than `MAX_IMAGE_PIXELS` according to the header: refused before decoding."""
 IMAGE_TOO_SMALL: Final = "image_too_small"
 
+# --- the video (functions/video: docs/videos.md) ------------------------------------------------
+VIDEO_UNDECODABLE: Final = "video_undecodable"
+"""Not a video in a supported container and codec (an image renamed `.mp4`), or corrupt beyond reading
+(an MP4 cut off before its index)."""
+VIDEO_NO_STREAM: Final = "video_no_stream"
+"""The container holds no video stream (an audio-only `.mp4`)."""
+VIDEO_NO_FRAMES: Final = "video_no_frames"
+"""The video stream holds no frame that decodes."""
+VIDEO_TOO_LONG: Final = "video_too_long"
+"""Longer than `MAX_VIDEO_SECONDS` by its header (or, without one, by its timestamps)."""
+VIDEO_TOO_LARGE: Final = "video_too_large"
+"""Frames with more pixels than `MAX_VIDEO_PIXELS`: refused before decoding."""
+VIDEO_TRUNCATED: Final = "video_truncated"
+"""The data ends well before the duration its header declares (an upload cut short)."""
+VIDEO_SEGMENT_TIMEOUT: Final = "video_segment_timeout"
+"""A segment could not be processed within the function's time: retried, recorded on the last delivery."""
+VIDEO_FANOUT_FAILED: Final = "video_fanout_failed"
+"""Sending a video's segment tasks to its queue failed for a passing reason: retried."""
+
 # --- the inference endpoint -----------------------------------------------------------------------
 INFERENCE_REJECTED: Final = "inference_rejected"
 """A 4xx other than 401/403/408/429: the request itself is wrong (bad model id, image refused...)."""

@@ -94,6 +94,12 @@ class S3ObjectStore(ObjectStore):
             ) from None
 
 
+def read_failure(error: Exception, bucket: str, key: str) -> errors.ProcessingError:
+    """The outcome of a failed read of `s3://bucket/key`: skipped when gone or replaced, permanent when
+    refused, else retried (for readers of their own, e.g. the video function's ranged reads)."""
+    return _translate(error, bucket, key)
+
+
 def _translate(error: Exception, bucket: str, key: str) -> errors.ProcessingError:
     code = _error_code(error)
     where = f"s3://{bucket}/{key}"

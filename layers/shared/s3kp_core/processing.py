@@ -203,7 +203,9 @@ def process_object(
     except errors.TransientError as error:
         waits = event.outage_deferrable and isinstance(error, errors.EndpointUnavailable)
         if record_failure and not waits:
-            _record(record_of(Status.FAILED, error.reason(), None, None), order, deps)
+            record_state(
+                record_of(Status.FAILED, error.reason(), None, None), order, deps.results, deps.events
+            )
         raise
     except Exception as error:
         # A bug or an unforeseen library error: let the queue retry, but leave a state on the last try.
@@ -211,11 +213,11 @@ def process_object(
             reason = Reason(
                 code=errors.INTERNAL_ERROR, message=redact(f"{type(error).__name__}: {error}")[:500]
             )
-            _record(record_of(Status.FAILED, reason, None, None), order, deps)
+            record_state(record_of(Status.FAILED, reason, None, None), order, deps.results, deps.events)
         raise
 
     write_started = deps.clock()
-    write, published = _record(record, order, deps)
+    write, published = record_state(record, order, deps.results, deps.events)
     if not write.written and record.annotated is not None:
         # A newer event won the guarded write: its result points at its own drawing, and this event's
         # drawing (written first, so a result never points at a missing object) would be an orphan.
@@ -232,17 +234,19 @@ def process_object(
     )
 
 
-def _record(record: ResultRecord, order: str, deps: Collaborators) -> tuple[Write, bool]:
+def record_state(
+    record: ResultRecord, order: str, results: ResultsStore, events: EventPublisher | None
+) -> tuple[Write, bool]:
     """Write the state, then publish its event if one is owed; True when an event went out.
 
     The publisher raises TransientError when it keeps failing: the result stays recorded and still marked
     as owing its event, so the redelivered message publishes it (even though nothing else changed).
     """
-    write = deps.results.write(record, order=order, track_event=deps.events is not None)
-    if not (write.written and write.event_owed and deps.events is not None):
+    write = results.write(record, order=order, track_event=events is not None)
+    if not (write.written and write.event_owed and events is not None):
         return write, False
-    deps.events.publish(result_event_detail(write.record))
-    deps.results.settle(write)
+    events.publish(result_event_detail(write.record))
+    results.settle(write)
     return write, True
 
 
@@ -256,7 +260,7 @@ def _detect(
     deadline: float | None,
 ) -> tuple[tuple[Prediction, ...], ObjectRef]:
     source = event.source
-    _guard_location(source, settings)
+    guard_location(source, settings)
     predictions, annotated_jpeg = _infer_and_draw(event, progress, settings, deps, deadline)
     target = ObjectRef(
         bucket=settings.output_bucket or source.bucket,
@@ -330,7 +334,7 @@ def _delete_quietly(objects: ObjectStore, target: ObjectRef) -> None:
         objects.delete(target.bucket, target.key)
 
 
-def _guard_location(source: SourceObject, settings: ProcessingSettings) -> None:
+def guard_location(source: SourceObject, settings: ProcessingSettings) -> None:
     """Never process our own outputs, even when the bucket notification is wider than it should be.
 
     Outputs are always written under the output or predictions prefix of the output bucket (which may

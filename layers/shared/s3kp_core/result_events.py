@@ -59,6 +59,18 @@ class EventImage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     height: int
 
 
+class EventVideo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    duration_seconds: float
+    fps_sampled: Annotated[float, msgspec.Meta(description="frames sampled per second of video")]
+    frames: Annotated[int, msgspec.Meta(ge=0, description="sampled frames, each with its predictions")]
+    width: Annotated[int, msgspec.Meta(description="pixels, as displayed (rotation metadata applied)")]
+    height: int
+    frames_document: Annotated[
+        EventLocation | None,
+        msgspec.Meta(description="gzip JSON Lines: one sampled frame a line with its predictions"),
+    ] = None
+
+
 class ResultEventDetail(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The `detail` of a `Keypoint Result` event (schema version 1)."""
 
@@ -68,7 +80,9 @@ class ResultEventDetail(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     result_id: Annotated[
         str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$", description="first 32 hex of SHA-256(bucket/key)")
     ]
-    status: Status
+    status: Annotated[
+        Status, msgspec.Meta(description="a final state: events are never put for a video still `processing`")
+    ]
     reason: Annotated[
         EventReason | None, msgspec.Meta(description="why the result is not `succeeded`; null when it is")
     ]
@@ -103,6 +117,12 @@ class ResultEventDetail(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     api_path: Annotated[
         str, msgspec.Meta(description="the result in the results API: GET {ApiUrl}{api_path}")
     ]
+    media_type: Annotated[
+        Literal["image", "video"], msgspec.Meta(description="`video`: one event per video, when it completes")
+    ] = "image"
+    video: Annotated[
+        EventVideo | None, msgspec.Meta(description="a video's sampling and size; null for images")
+    ] = None
 
 
 def result_event_detail(record: ResultRecord) -> ResultEventDetail:
@@ -130,6 +150,8 @@ def result_event_detail(record: ResultRecord) -> ResultEventDetail:
         created_at=record.created_at,
         updated_at=record.updated_at,
         api_path=f"/results/{record.result_id}",
+        media_type=record.media_type,
+        video=_video(record),
     )
 
 
@@ -163,6 +185,20 @@ def detail_json_schema() -> dict[str, Any]:
         **root,
         "$defs": definitions,
     }
+
+
+def _video(record: ResultRecord) -> EventVideo | None:
+    video = record.video
+    if video is None:
+        return None
+    return EventVideo(
+        duration_seconds=video.duration_seconds,
+        fps_sampled=video.fps_sampled,
+        frames=video.frames,
+        width=video.width,
+        height=video.height,
+        frames_document=_location(video.frames_ref),
+    )
 
 
 def _location(ref: ObjectRef | None) -> EventLocation | None:

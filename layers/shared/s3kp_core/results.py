@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -46,6 +46,12 @@ class Status(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
+    # A video whose segments are still outstanding (docs/videos.md); images never have it.
+    PROCESSING = "processing"
+
+
+FINAL_STATUSES: frozenset[Status] = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED})
+MediaType = Literal["image", "video"]
 
 
 class Reason(ResultType, frozen=True, kw_only=True):
@@ -90,6 +96,24 @@ class ObjectRef(ResultType, frozen=True, kw_only=True):
     version_id: str | None = None
 
 
+class VideoSummary(ResultType, frozen=True, kw_only=True):
+    """What a video result adds: its sampling, its size as displayed, and where its frames are."""
+
+    duration_seconds: Annotated[float, doc("the video stream's duration")]
+    fps_sampled: Annotated[float, doc("frames sampled per second of video (VideoFps)")]
+    frames: Annotated[
+        int, doc("sampled frames: planned while `processing`, then those recorded with their predictions")
+    ]
+    width: Annotated[int, doc("pixels, as displayed (rotation metadata applied)")]
+    height: int
+    segments: Annotated[int, doc("parts processed by separate invocations (VideoSegmentSeconds each)")] = 1
+    segments_done: int = 0
+    frames_ref: Annotated[
+        ObjectRef | None,
+        doc("gzip JSON Lines, one sampled frame a line with its predictions (GET /results/{id}/frames)"),
+    ] = None
+
+
 class SourceObject(ResultType, frozen=True, kw_only=True):
     bucket: str
     key: Annotated[str, doc("the decoded object key")]
@@ -115,7 +139,11 @@ class ResultSummary(ResultType, frozen=True, kw_only=True):
         ),
     ] = None
     image: Annotated[ImageSize | None, doc("original size after EXIF orientation")] = None
-    counts: Annotated[dict[str, int], doc("detections per class")] = msgspec.field(default_factory=dict)
+    media_type: Annotated[MediaType, doc("`video` for the uploads the video function processes")] = "image"
+    video: Annotated[VideoSummary | None, doc("a video's sampling and size; null for images")] = None
+    counts: Annotated[dict[str, int], doc("detections per class (over every sampled frame of a video)")] = (
+        msgspec.field(default_factory=dict)
+    )
     detections: int = 0
     keypoints: Annotated[int, doc("keypoints over all detections")] = 0
     timings_ms: dict[str, float] = msgspec.field(default_factory=dict)

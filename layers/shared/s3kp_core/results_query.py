@@ -22,8 +22,9 @@ import logging
 import math
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import closing
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import msgspec
 
@@ -51,6 +52,7 @@ from s3kp_core.results_schema import (
     list_partition,
     status_partition,
 )
+from s3kp_core.video_frames import FrameLine, read_frames
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +120,16 @@ class PredictionsUnavailableError(RuntimeError):
     """A result's out-of-line predictions document is missing or unreadable."""
 
 
+class NoFramesError(LookupError):
+    """The result has no frames to page through: it is an image, or a video not (yet) succeeded."""
+
+
+class FramePage(msgspec.Struct, frozen=True):
+    items: list[FrameLine]
+    next_offset: int | None
+    frames: int  # the video's sampled frames, all pages together
+
+
 class ResultsReader(Protocol):
     """What the API needs from the results store (the handler's seam for fakes)."""
 
@@ -126,6 +138,10 @@ class ResultsReader(Protocol):
     def get_by_source(self, bucket: str, key: str) -> ResultRecord | None: ...
 
     def list_results(self, filters: ListFilters, limit: int, cursor: str | None) -> Page: ...
+
+    def frames(self, result_id: str, offset: int, limit: int) -> FramePage | None:
+        """A page of a video's sampled frames; None when there is no such result."""
+        ...
 
 
 class ItemSource(Protocol):
@@ -140,6 +156,10 @@ class ItemSource(Protocol):
 
 class DocumentSource(Protocol):
     def read_json(self, ref: ObjectRef) -> Any: ...
+
+    def open(self, ref: ObjectRef) -> BinaryIO:
+        """The document's bytes as a stream (read once, front to back)."""
+        ...
 
 
 def shard_query(
@@ -264,6 +284,27 @@ class ResultsQuery:
                 record, predictions=self._load_predictions(record.predictions_ref)
             )
         return record
+
+    def frames(self, result_id: str, offset: int, limit: int) -> FramePage | None:
+        item = self.items.get_item(result_id)
+        if item is None:
+            return None
+        record = from_item(item)
+        video = record.video
+        if record.media_type != "video" or video is None:
+            raise NoFramesError(f"result {result_id} is an image: it has no frames")
+        if video.frames_ref is None:
+            raise NoFramesError(f"result {result_id} has no frames (status {record.status.value})")
+        try:
+            with closing(self.documents.open(video.frames_ref)) as document:
+                items, next_offset = read_frames(document, offset=offset, limit=limit)
+        except Exception as error:
+            ref = video.frames_ref
+            logger.warning("cannot read frames document s3://%s/%s: %r", ref.bucket, ref.key, error)
+            raise PredictionsUnavailableError(
+                f"the frames document of this result cannot be read: {ref.key}"
+            ) from error
+        return FramePage(items=items, next_offset=next_offset, frames=video.frames)
 
     def get_by_source(self, bucket: str, key: str) -> ResultRecord | None:
         record = self.get(result_id_for(bucket, key))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from s3kp_core.results import ObjectRef
 
@@ -51,3 +51,9 @@ class S3Documents:
         if ref.version_id:
             arguments["VersionId"] = ref.version_id
         return json.loads(self._client.get_object(**arguments)["Body"].read())
+
+    def open(self, ref: ObjectRef) -> BinaryIO:
+        arguments = {"Bucket": ref.bucket, "Key": ref.key}
+        if ref.version_id:
+            arguments["VersionId"] = ref.version_id
+        return cast(BinaryIO, self._client.get_object(**arguments)["Body"])

@@ -81,6 +81,8 @@ def to_item(record: ResultRecord) -> dict[str, Any]:
     """The DynamoDB item for a record, index attributes included."""
     shard = shard_of(record.result_id)
     item: dict[str, Any] = to_dynamodb(to_plain(record))
+    if item.get("media_type") == "image":
+        del item["media_type"]  # the default, read back as such: image items stay as they always were
     item[LIST_PK] = list_partition(shard)
     item[STATUS_PK] = status_partition(record.status, shard)
     item[LIST_SK] = list_sort_key(record)

@@ -1,9 +1,13 @@
 """The export formats. Each writer takes results one at a time (the API's detail shape) and keeps only
 what the format's closing needs (COCO categories: a few names per class), so memory stays flat.
 
-    JsonlWriter  one result per line, exactly as the API returns it
-    CsvWriter    one row per keypoint
-    CocoWriter   COCO keypoints: images, annotations (spooled to a temporary file), categories
+    JsonlWriter  one result per line, exactly as the API returns it; a video's: one line per sampled frame
+    CsvWriter    one row per keypoint (a video's with its `frame` and `time_seconds`)
+    CocoWriter   COCO keypoints: images (a video's: one per sampled frame), annotations (spooled to a
+                 temporary file), categories
+
+A video's result arrives with `frames`, an iterator over its sampled frames (`ResultsApi.iter_frames`,
+read page by page as the writer goes: a half-hour video never sits in memory whole).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import csv
 import json
 import math
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
@@ -23,6 +27,7 @@ DEFAULT_VISIBILITY_THRESHOLD = 0.5
 COORDINATE_DECIMALS = 3
 CSV_COLUMNS = (
     "result_id", "source_bucket", "source_key", "model_id", "image_width", "image_height",
+    "frame", "time_seconds",  # a video's sampled frame; empty for images
     "detection_index", "class_name", "detection_confidence",
     "box_x_min", "box_y_min", "box_width", "box_height",
     "keypoint_index", "keypoint_name", "x", "y", "confidence",
@@ -74,15 +79,55 @@ def _predictions(result: dict[str, Any]) -> list[dict[str, Any]]:
     return list(result.get("predictions") or ())
 
 
+def is_video(result: dict[str, Any]) -> bool:
+    return result.get("media_type") == "video"
+
+
+def frame_file_name(key: Any, frame: Any) -> str:
+    """A video's sampled frame as a COCO image's `file_name`: the video's key and the frame's index."""
+    return f"{key}#frame={frame}"
+
+
+def _images(result: dict[str, Any]) -> Iterator[tuple[dict[str, Any] | None, dict[str, Any]]]:
+    """(frame or None, result-like) per image a result holds: itself, or each sampled frame of a video
+    with that frame's predictions (frame: `{"frame": n, "time_seconds": t}`)."""
+    if not is_video(result):
+        yield None, result
+        return
+    video = result.get("video") or {}
+    size = {"width": video.get("width"), "height": video.get("height")}
+    for frame in result.get("frames") or ():
+        view = {**result, "image": size, "predictions": frame.get("predictions") or []}
+        yield {"frame": frame.get("frame"), "time_seconds": frame.get("time_seconds")}, view
+
+
 class JsonlWriter:
     def __init__(self, out: IO[str]) -> None:
         self._out = out
         self.counts = ExportCounts()
 
     def write(self, result: dict[str, Any]) -> None:
-        self._out.write(json.dumps(result, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.counts.results += 1
         self.counts.written += 1
+        if not is_video(result):
+            self._line(result)
+            return
+        # A video: one line per sampled frame, the result's fields with that frame's predictions.
+        base = {name: value for name, value in result.items() if name != "frames"}
+        frames = result.get("frames")
+        if frames is None:  # no frames to read (processing, failed): the result as the API has it
+            self._line(base)
+            return
+        for frame in frames:
+            line = base | {
+                "frame": frame.get("frame"),
+                "time_seconds": frame.get("time_seconds"),
+                "predictions": frame.get("predictions") or [],
+            }
+            self._line(line)
+
+    def _line(self, result: dict[str, Any]) -> None:
+        self._out.write(json.dumps(result, ensure_ascii=False, separators=(",", ":")) + "\n")
         for prediction in _predictions(result):
             self.counts.detections += 1
             self.counts.keypoints += len(prediction.get("keypoints") or ())
@@ -105,12 +150,17 @@ class CsvWriter:
             return
         self.counts.written += 1
         source = result.get("source") or {}
-        image = result.get("image") or {}
-        common = (
-            result.get("result_id"), source.get("bucket"), source.get("key"),
-            result.get("model_id"), image.get("width"), image.get("height"),
-        )  # fmt: skip
-        for index, prediction in enumerate(_predictions(result)):
+        for frame, view in _images(result):
+            image = view.get("image") or {}
+            common = (
+                result.get("result_id"), source.get("bucket"), source.get("key"),
+                result.get("model_id"), image.get("width"), image.get("height"),
+                (frame or {}).get("frame"), (frame or {}).get("time_seconds"),
+            )  # fmt: skip
+            self._rows(common, view)
+
+    def _rows(self, common: tuple[Any, ...], view: dict[str, Any]) -> None:
+        for index, prediction in enumerate(_predictions(view)):
             self.counts.detections += 1
             detection = (index, prediction.get("class_name"), prediction.get("confidence"), *_box(prediction))
             for keypoint in prediction.get("keypoints") or ():
@@ -195,28 +245,34 @@ class CocoWriter:
 
     def write(self, result: dict[str, Any]) -> None:
         self.counts.results += 1
-        image = result.get("image")
-        if result.get("status") != "succeeded" or not image:
+        if result.get("status") != "succeeded" or not (result.get("image") or result.get("video")):
             self.counts.skip(str(result.get("status")))
             return
-        image_id = self._next_image_id
-        self._next_image_id += 1
+        self.counts.written += 1
         source = result.get("source") or {}
-        entry = {
-            "id": image_id,
-            "file_name": source.get("key"),
-            "width": image["width"],
-            "height": image["height"],
-            # Not COCO's, ignored by its tools: where the image and its result are.
-            "s3kp": {
+        for frame, view in _images(result):
+            image = view["image"]
+            image_id = self._next_image_id
+            self._next_image_id += 1
+            # Not COCO's, ignored by its tools: where the image and its result are (a video's frame: which).
+            where = {
                 "result_id": result["result_id"], "bucket": source.get("bucket"),
                 "model_id": result.get("model_id"), "updated_at": result.get("updated_at"),
-            },
-        }  # fmt: skip
-        self._out.write(("," if image_id > 1 else "") + json.dumps(entry, ensure_ascii=False))
-        self.counts.written += 1
-        for prediction in _predictions(result):
-            self._spool_annotation(image_id, prediction, result.get("result_id"))
+            }  # fmt: skip
+            if frame is not None:
+                where |= {"video": source.get("key"), **frame}
+            entry = {
+                "id": image_id,
+                "file_name": source.get("key")
+                if frame is None
+                else frame_file_name(source.get("key"), frame["frame"]),
+                "width": image["width"],
+                "height": image["height"],
+                "s3kp": where,
+            }
+            self._out.write(("," if image_id > 1 else "") + json.dumps(entry, ensure_ascii=False))
+            for prediction in _predictions(view):
+                self._spool_annotation(image_id, prediction, result.get("result_id"))
 
     def _spool_annotation(self, image_id: int, prediction: dict[str, Any], result_id: Any) -> None:
         class_name = str(prediction.get("class_name"))

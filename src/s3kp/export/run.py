@@ -110,8 +110,21 @@ def export(
 def _needs_detail(format_name: str) -> Callable[[dict[str, Any]], bool]:
     if format_name == "jsonl":  # the API's own (detail) shape for every result
         return lambda summary: True
-    # COCO and CSV take predictions from succeeded results only; one without detections has none.
-    return lambda summary: summary.get("status") == "succeeded" and bool(summary.get("detections"))
+    # COCO and CSV take predictions from succeeded results only; an image without detections has none (a
+    # video's frames are images of their own, detections or not).
+    return lambda summary: (
+        summary.get("status") == "succeeded"
+        and (bool(summary.get("detections")) or summary.get("media_type") == "video")
+    )
+
+
+def _with_frames(api: ResultsApi, result_id: str) -> dict[str, Any]:
+    """The result's detail; a video's with `frames`, an iterator its writer reads page by page."""
+    detail = api.detail(result_id)
+    video = detail.get("video") if isinstance(detail.get("video"), dict) else None
+    if detail.get("media_type") == "video" and video is not None and video.get("frames_ref"):
+        detail["frames"] = api.iter_frames(result_id)
+    return detail
 
 
 class _Prefetched:
@@ -170,7 +183,7 @@ def ordered_details(
     try:
         for summary in summaries:
             if needs_detail(summary):
-                window.append(pool.submit(api.detail, summary["result_id"]))
+                window.append(pool.submit(_with_frames, api, summary["result_id"]))
             else:
                 ready: Future[dict[str, Any]] = Future()
                 ready.set_result(summary)

@@ -1,9 +1,11 @@
-"""`s3kp demo`: the whole pipeline offline, on the sample images, then a results table.
+"""`s3kp demo`: the whole pipeline offline, on the sample images and a short video, then a results table.
 
-Brings the stack up, uploads the sample images (plus a few bad files and a key with spaces and unicode)
-to the bucket with boto3 — the S3 notification does the rest — waits for every result, prints what
-became of each upload, downloads the annotated copies to .cache/demo-output/, reads one result back
-through the local HTTP API, and stops the stack (or keeps it running with --keep).
+Brings the stack up, uploads the sample images (plus a few bad files, a key with spaces and unicode, and
+a four-second clip made from the sample images: `s3kp.video_samples.sample_video`) to the bucket with
+boto3 — the S3 notification does the rest — waits for every result (a video's final one, after its
+segments), prints what became of each upload, downloads the annotated copies (the video's MP4 too) to
+.cache/demo-output/, reads one result back through the local HTTP API, and stops the stack (or keeps it
+running with --keep).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from s3kp.paths import cache_dir
 PROGRAM = "s3kp demo"
 POLL_INTERVAL_SECONDS = 0.25
 UNICODE_SAMPLE_NAME = "my photos/Grace Hopper — café ☕.jpg"  # spaces, an em dash, accents, an emoji
+SAMPLE_VIDEO_NAME = "samples/people and faces.mp4"
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Upload:
     label: str
     key: str
     data: bytes
-    must_succeed: bool  # a valid sample image; the bad files may fail (with a reason) but must finish
+    must_succeed: bool  # a valid sample; the bad files may fail (with a reason) but must finish
 
 
 @dataclass
@@ -57,7 +60,10 @@ class Outcome:
 
 
 def demo_uploads(input_prefix: str) -> list[Upload]:
-    """The sample images as JPEG, one under a key with spaces and unicode, and the bad inputs."""
+    """The sample images as JPEG, one under a key with spaces and unicode, the sample video (made now, from
+    the sample images: nothing is downloaded) and the bad inputs."""
+    from s3kp.video_samples import sample_video
+
     uploads = [
         Upload(name, f"{input_prefix}samples/{name}.jpg", samples.sample_jpeg(name), must_succeed=True)
         for name in samples.SAMPLE_IMAGES
@@ -67,6 +73,7 @@ def demo_uploads(input_prefix: str) -> list[Upload]:
             "unicode key", f"{input_prefix}{UNICODE_SAMPLE_NAME}", samples.sample_jpeg("grace_hopper"), True
         )
     )
+    uploads.append(Upload("sample video", f"{input_prefix}{SAMPLE_VIDEO_NAME}", sample_video(), True))
     uploads += [
         Upload(name, f"{input_prefix}bad/{file_name}", make(), must_succeed=False)
         for name, (file_name, make) in samples.BAD_INPUTS.items()
@@ -125,12 +132,13 @@ def _run(stack: LocalStack, *, timeout: float) -> int:
     if failed_samples:
         print(f"\n{PROGRAM}: FAILED: {', '.join(failed_samples)} did not succeed", flush=True)
         return 1
-    print(f"\n{PROGRAM}: every sample image succeeded", flush=True)
+    print(f"\n{PROGRAM}: every sample image and the sample video succeeded", flush=True)
     return 0
 
 
 def _wait_for_results(stack: LocalStack, outcomes: list[Outcome], timeout: float, output: Output) -> bool:
-    """Poll the results table (one BatchGetItem per round) until every upload has a result."""
+    """Poll the results table (one BatchGetItem per round) until every upload has a final result (a video
+    is `processing` while its segments are outstanding)."""
     dynamodb = boto3.client("dynamodb", endpoint_url=stack.aws_endpoint, region_name=stack.resources.region)
     table = stack.resources.results_table
     bucket = stack.resources.bucket
@@ -141,7 +149,9 @@ def _wait_for_results(stack: LocalStack, outcomes: list[Outcome], timeout: float
         response = dynamodb.batch_get_item(RequestItems={table: {"Keys": keys}})
         for item in response["Responses"].get(table, []):
             plain = from_dynamodb({name: _plain(value) for name, value in item.items()})
-            pending.pop(plain[PARTITION_KEY]).record = plain
+            pending[plain[PARTITION_KEY]].record = plain
+            if plain.get("status") != Status.PROCESSING:
+                del pending[plain[PARTITION_KEY]]
         output.progress("results", len(outcomes) - len(pending), len(outcomes))
         if pending:
             time.sleep(POLL_INTERVAL_SECONDS)

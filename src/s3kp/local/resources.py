@@ -24,6 +24,8 @@ from s3kp.local.cfn_template import Resolver, function_environment, load_templat
 BUCKET = "UploadBucket"
 QUEUE = "IngestQueue"
 DEAD_LETTER_QUEUE = "DeadLetterQueue"
+VIDEO_QUEUE = "VideoQueue"
+VIDEO_DEAD_LETTER_QUEUE = "VideoDeadLetterQueue"
 RESULTS_TABLE = "ResultsTable"
 IDEMPOTENCY_TABLE = "IdempotencyTable"
 API_KEY_SECRET = "RoboflowApiKeySecret"  # noqa: S105 - a logical id, not a secret
@@ -33,6 +35,7 @@ INGEST_FUNCTION = "IngestFunction"
 API_FUNCTION = "ApiFunction"
 INFERENCE_FUNCTION = "InferenceFunction"
 INFERENCE_FUNCTION_URL = "InferenceFunctionUrl"
+VIDEO_FUNCTION = "VideoFunction"
 
 _PREFIX_VARIABLES = ("INPUT_PREFIX", "OUTPUT_PREFIX", "PREDICTIONS_PREFIX")
 
@@ -65,6 +68,10 @@ class LocalResources:
     event_bus_arn: str = ""
     # The template the resources were created from (so environments resolve against the same file).
     template_path: Path | None = None
+    # The video function's queue (notifications for the video suffixes and segment tasks) and its DLQ.
+    video_queue_url: str = ""
+    video_queue_arn: str = ""
+    video_dlq_url: str = ""
 
 
 def create_resources(
@@ -102,6 +109,24 @@ def create_resources(
     queue_arn = _queue_arn(clients.sqs, queue_url)
     redrive = json.loads(queue_attributes.get("RedrivePolicy", "{}"))
 
+    video_dlq_url = _ensure_queue(
+        clients.sqs, f"{name_prefix}-video-dlq", _queue_attributes(document, VIDEO_DEAD_LETTER_QUEUE)
+    )
+    video_resolver = Resolver(
+        document,
+        references={
+            f"{VIDEO_DEAD_LETTER_QUEUE}.Arn": _queue_arn(clients.sqs, video_dlq_url),
+            VIDEO_DEAD_LETTER_QUEUE: video_dlq_url,
+        },
+        region=region,
+        stack_name=name_prefix,
+    )
+    video_attributes = _queue_attributes(document, VIDEO_QUEUE, video_resolver)
+    if visibility_timeout is not None:
+        video_attributes["VisibilityTimeout"] = str(visibility_timeout)
+    video_queue_url = _ensure_queue(clients.sqs, f"{name_prefix}-video", video_attributes)
+    video_queue_arn = _queue_arn(clients.sqs, video_queue_url)
+
     results_table = _ensure_table(clients.dynamodb, f"{name_prefix}-results", document, RESULTS_TABLE)
     idempotency_table = _ensure_table(
         clients.dynamodb, f"{name_prefix}-idempotency", document, IDEMPOTENCY_TABLE
@@ -117,7 +142,8 @@ def create_resources(
     event_bus_arn = _ensure_event_bus(clients.events, event_bus_name)
 
     _ensure_bucket(clients.s3, bucket_name, region)
-    _ensure_notification(clients, bucket_name, queue_url, _notification(document, queue_arn))
+    queues = {QUEUE: (queue_url, queue_arn), VIDEO_QUEUE: (video_queue_url, video_queue_arn)}
+    _ensure_notification(clients, bucket_name, queues, _notification(document, queues))
 
     ingest_variables = function_environment(document, INGEST_FUNCTION)
     prefixes = {name: str(resolver.resolve(ingest_variables[name])) for name in _PREFIX_VARIABLES}
@@ -140,6 +166,9 @@ def create_resources(
         event_bus_name=event_bus_name,
         event_bus_arn=event_bus_arn,
         template_path=template,
+        video_queue_url=video_queue_url,
+        video_queue_arn=video_queue_arn,
+        video_dlq_url=video_dlq_url,
     )
 
 
@@ -153,12 +182,7 @@ def ingest_environment(
 ) -> dict[str, str]:
     """Every variable the template gives the ingest function, resolved to the local resources. With the
     builtin backend, `inference_url` is the InferenceFunction's (local) Function URL."""
-    if inference_backend == "builtin":
-        parameters = {"InferenceBackend": "builtin", "ModelId": model_id}
-        references = {f"{INFERENCE_FUNCTION_URL}.FunctionUrl": inference_url}
-    else:
-        parameters = {"InferenceBackend": "roboflow", "InferenceUrl": inference_url, "ModelId": model_id}
-        references = {}
+    parameters, references = _backend(inference_backend, inference_url, model_id)
     return _function_environment(resources, INGEST_FUNCTION, parameters, overrides, references)
 
 
@@ -168,12 +192,38 @@ def inference_environment(resources: LocalResources, *, model_id: str, **overrid
     return _function_environment(resources, INFERENCE_FUNCTION, parameters, overrides)
 
 
+def video_environment(
+    resources: LocalResources,
+    *,
+    inference_url: str,
+    model_id: str,
+    inference_backend: str = "roboflow",
+    **overrides: str,
+) -> dict[str, str]:
+    """Every variable the template gives the video function, resolved to the local resources (the
+    inference endpoint as for the ingest function)."""
+    parameters, references = _backend(inference_backend, inference_url, model_id)
+    return _function_environment(resources, VIDEO_FUNCTION, parameters, overrides, references)
+
+
 def api_environment(resources: LocalResources, **overrides: str) -> dict[str, str]:
     """Every variable the template gives the API function, resolved to the local resources."""
     return _function_environment(resources, API_FUNCTION, {}, overrides)
 
 
 # ------------------------------------------------------------------------------------------ internals
+
+
+def _backend(
+    inference_backend: str, inference_url: str, model_id: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The template parameters and references that point a function at its inference endpoint: with
+    `builtin`, `inference_url` stands for the InferenceFunction's Function URL."""
+    if inference_backend == "builtin":
+        return {"InferenceBackend": "builtin", "ModelId": model_id}, {
+            f"{INFERENCE_FUNCTION_URL}.FunctionUrl": inference_url
+        }
+    return {"InferenceBackend": "roboflow", "InferenceUrl": inference_url, "ModelId": model_id}, {}
 
 
 class _Clients:
@@ -302,12 +352,13 @@ def _ensure_bucket(s3: Any, name: str, region: str) -> None:
             raise
 
 
-def _notification(document: Mapping[str, Any], queue_arn: str) -> list[dict[str, Any]]:
-    """The template's queue configurations in the S3 API's shape, pointed at the local queue."""
+def _notification(document: Mapping[str, Any], queues: Mapping[str, tuple[str, str]]) -> list[dict[str, Any]]:
+    """The template's queue configurations in the S3 API's shape, each pointed at its local queue
+    (`queues`: logical id -> URL and ARN)."""
     configurations = _properties(document, BUCKET)["NotificationConfiguration"]["QueueConfigurations"]
     return [
         {
-            "QueueArn": queue_arn,
+            "QueueArn": queues[configuration["Queue"]["Fn::GetAtt"][0]][1],
             "Events": [configuration["Event"]],
             "Filter": {"Key": {"FilterRules": list(configuration["Filter"]["S3Key"]["Rules"])}},
         }
@@ -329,15 +380,19 @@ def _comparable(configurations: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
 
 
 def _ensure_notification(
-    clients: _Clients, bucket: str, queue_url: str, configurations: list[dict[str, Any]]
+    clients: _Clients,
+    bucket: str,
+    queues: Mapping[str, tuple[str, str]],
+    configurations: list[dict[str, Any]],
 ) -> None:
     current = clients.s3.get_bucket_notification_configuration(Bucket=bucket).get("QueueConfigurations", [])
     if _comparable(current) == _comparable(configurations):
-        return  # re-running: leave the queue (and any real messages in it) alone
+        return  # re-running: leave the queues (and any real messages in them) alone
     clients.s3.put_bucket_notification_configuration(
         Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configurations}
     )
-    _discard_test_events(clients.sqs, queue_url)
+    for queue_url, _ in queues.values():
+        _discard_test_events(clients.sqs, queue_url)
 
 
 def _discard_test_events(sqs: Any, queue_url: str) -> None:
@@ -382,6 +437,9 @@ def _function_environment(
             QUEUE: resources.queue_url,
             f"{QUEUE}.Arn": resources.queue_arn,
             DEAD_LETTER_QUEUE: resources.dlq_url,
+            VIDEO_QUEUE: resources.video_queue_url,
+            f"{VIDEO_QUEUE}.Arn": resources.video_queue_arn,
+            VIDEO_DEAD_LETTER_QUEUE: resources.video_dlq_url,
             RESULTS_TABLE: resources.results_table,
             IDEMPOTENCY_TABLE: resources.idempotency_table,
             API_KEY_SECRET: resources.api_key_secret_arn,

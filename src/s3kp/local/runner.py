@@ -50,6 +50,9 @@ class RunnerSettings:
     concurrency: int = 1
     wait_seconds: int = MAX_WAIT_SECONDS
     batching_window_seconds: float = 0.0  # MaximumBatchingWindowInSeconds: time to fill a batch
+    # The template's logical id of the function fed (e.g. `VideoFunction`): named in the pollers' threads,
+    # so what a poller does is told apart by function (logs, the IAM proof's recorder).
+    logical_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,10 @@ class QueueRunner:
         for index, handler in enumerate(self._handlers):
             # Daemon: `join()` is how they end; one stuck in a call must not keep the process alive at exit.
             thread = threading.Thread(
-                target=self._poll_forever, args=(handler,), name=f"sqs-poller-{index}", daemon=True
+                target=self._poll_forever,
+                args=(handler,),
+                name=f"sqs-poller-{self.settings.logical_id or self.settings.function_name}-{index}",
+                daemon=True,
             )
             thread.start()
             self._threads.append(thread)

@@ -1,18 +1,19 @@
-"""The offline stack — AWS (moto server), the inference endpoint, the queue runner, the HTTP API.
+"""The offline stack — AWS (moto server), the inference server, the queue runners, the HTTP API.
 
     LocalStack(options)  start()/stop() or `with`: used by `s3kp up` and `s3kp demo` (their commands are in
                          `stack_commands` and `demo`), the soak run, the tests and the benchmarks.
 
 Start order: checks (setup, ports) before anything runs; then the two child processes (moto server, the
 inference server, whose models load while the rest starts); the resources of template.yaml in moto; one
-Lambda worker per ingest poller plus the API workers; the runner and the HTTP API. Stop order is the
-reverse, so no handler sees its AWS endpoint vanish before it is stopped itself.
+Lambda worker per ingest poller and per video poller, plus the API workers; the runners (the ingest queue's
+and the video queue's) and the HTTP API. Stop order is the reverse, so no handler sees its AWS endpoint
+vanish before it is stopped itself.
 
 The inference endpoint is the template's InferenceBackend: `roboflow` (the default) is the local
 inference server as a Roboflow stand-in (or `--inference-url`, a real one, with `--api-key`); `builtin`
-runs the InferenceFunction's handler in Lambda workers (one per ingest poller: each calls one request at
-a time) behind a local AWS_IAM Function URL (`function_url`), which the ingest workers call with
-SigV4-signed requests, as in AWS.
+runs the InferenceFunction's handler in Lambda workers (one per ingest and per video poller) behind a
+local AWS_IAM Function URL (`function_url`), which the ingest and video workers call with SigV4-signed
+requests, as in AWS.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ class StackOptions:
     concurrency: int | None = None  # ingest pollers; default: the template's MaximumConcurrency
     ingest_timeout_seconds: float | None = None  # default: the template's (fault drills shorten it)
     ingest_overrides: tuple[tuple[str, str], ...] = ()  # extra ingest environment (e.g. retry delays)
+    video_concurrency: int | None = None  # video pollers; default: the template's MaximumConcurrency
+    video_overrides: tuple[tuple[str, str], ...] = ()  # extra video environment (e.g. VIDEO_SEGMENT_SECONDS)
     allow_remote: bool = False
     verbose: bool = False
     log_dir: Path = field(default_factory=lambda: cache_dir() / "logs")
@@ -98,14 +101,18 @@ class StackOptions:
 
 @dataclass(frozen=True)
 class FunctionsPlan:
-    """The functions as they will run, and how the queue feeds the ingest function."""
+    """The three functions as they will run, and how the queues feed the ingest and video functions."""
 
     ingest: FunctionConfig
     api: FunctionConfig
+    video: FunctionConfig
     inference: FunctionConfig | None  # the builtin backend's InferenceFunction
     ingest_concurrency: int  # pollers, each with its own worker (MaximumConcurrency)
     batch_size: int
     batching_window_seconds: float
+    video_concurrency: int
+    video_batch_size: int
+    video_batching_window_seconds: float
 
 
 class LocalStack:
@@ -140,11 +147,13 @@ class LocalStack:
         self._moto: ChildProcess | None = None
         self._inference: ChildProcess | None = None
         self._ingest_workers: list[LambdaWorker] = []
+        self._video_workers: list[LambdaWorker] = []
         self._api_workers: list[LambdaWorker] = []
         self._inference_workers: list[LambdaWorker] = []
         self._function_url: FunctionUrlBridge | None = None
         self._workers: list[LambdaWorker] = []
         self._runner: QueueRunner | None = None
+        self._video_runner: QueueRunner | None = None
         self._http_api: HttpApiBridge | None = None
         self._circuit_watch: CircuitWatch | None = None
         self._saved_environment: dict[str, str | None] = {}
@@ -204,11 +213,12 @@ class LocalStack:
 
         started = time.monotonic()
         self._start_workers()
-        inference_workers = f", inference x{len(self._inference_workers)}" if self.builtin else ""
-        self._step(
-            f"Lambda workers  ingest x{len(self._ingest_workers)}, api x{API_WORKERS}{inference_workers}",
-            started,
+        workers = (
+            f"ingest x{len(self._ingest_workers)}, video x{len(self._video_workers)}, api x{API_WORKERS}"
         )
+        if self.builtin:
+            workers += f", inference x{len(self._inference_workers)}"
+        self._step(f"Lambda workers  {workers}", started)
 
         if self.builtin:
             started = time.monotonic()
@@ -237,8 +247,9 @@ class LocalStack:
         if self._circuit_watch is not None:
             self._circuit_watch.stop()
             self._circuit_watch = None
-        if self._runner is not None:
-            self._runner.request_stop()
+        for runner in (self._runner, self._video_runner):
+            if runner is not None:
+                runner.request_stop()
         if self._http_api is not None:
             self._http_api.stop()
             self._http_api = None
@@ -251,9 +262,10 @@ class LocalStack:
         if self._moto is not None:  # also ends the runner's pending long polls at once
             self._moto.stop()
             self._moto = None
-        if self._runner is not None:
-            self._runner.join(timeout=10)
-            self._runner = None
+        for runner in (self._runner, self._video_runner):
+            if runner is not None:
+                runner.join(timeout=10)
+        self._runner = self._video_runner = None
         if self._inference is not None:
             self._inference.stop()
             self._inference = None
@@ -271,6 +283,11 @@ class LocalStack:
     def ingest_workers(self) -> tuple[LambdaWorker, ...]:
         """The ingest sandboxes, one per poller (fault drills kill one mid-batch)."""
         return tuple(self._ingest_workers)
+
+    @property
+    def video_workers(self) -> tuple[LambdaWorker, ...]:
+        """The video sandboxes, one per poller of the video queue."""
+        return tuple(self._video_workers)
 
     # ------------------------------------------------------------------ pieces
     def aws_environment(self) -> dict[str, str]:
@@ -349,11 +366,17 @@ class LocalStack:
         )
 
     def _plan_functions(self) -> FunctionsPlan:
-        from s3kp.local.resources import api_environment, inference_environment, ingest_environment
+        from s3kp.local.resources import (
+            api_environment,
+            inference_environment,
+            ingest_environment,
+            video_environment,
+        )
 
         declared = template_functions(self._root / "template.yaml")
         ingest = function_with_handler(declared, "ingest_handler")
         api = function_with_handler(declared, "api_handler")
+        video = function_with_handler(declared, "video_handler")
         prefix = self.options.name_prefix
         inference = None
         if self.builtin:
@@ -392,20 +415,42 @@ class LocalStack:
                 timeout_seconds=api.timeout_seconds,
                 memory_mb=api.memory_mb,
             ),
+            video=FunctionConfig(
+                name=f"{prefix}-video",
+                code_dir=self._root / video.code_uri,
+                handler=video.handler,
+                environment=video_environment(
+                    self.resources,
+                    inference_url=self.inference_url,
+                    model_id=self.model_id,
+                    inference_backend=self.options.inference_backend,
+                    **dict(self.options.video_overrides),
+                ),
+                timeout_seconds=video.timeout_seconds,
+                memory_mb=video.memory_mb,
+            ),
             inference=inference,
             ingest_concurrency=self.options.concurrency or ingest.sqs_maximum_concurrency or 1,
             batch_size=ingest.sqs_batch_size or 10,
             batching_window_seconds=ingest.sqs_batching_window_seconds,
+            video_concurrency=self.options.video_concurrency or video.sqs_maximum_concurrency or 1,
+            video_batch_size=video.sqs_batch_size or 1,
+            video_batching_window_seconds=video.sqs_batching_window_seconds,
         )
 
     def _start_workers(self) -> None:
         plan = self._plan = self._plan_functions()
         base = self.aws_environment()
         ingest_env = lambda_environment(plan.ingest, REGION, base)
+        video_env = lambda_environment(plan.video, REGION, base)
         api_env = lambda_environment(plan.api, REGION, base)
         self._ingest_workers = [
             LambdaWorker(plan.ingest, ingest_env, self._log_path("ingest"))
             for _ in range(plan.ingest_concurrency)
+        ]
+        self._video_workers = [
+            LambdaWorker(plan.video, video_env, self._log_path("video"))
+            for _ in range(plan.video_concurrency)
         ]
         self._api_workers = [
             LambdaWorker(plan.api, api_env, self._log_path("api")) for _ in range(API_WORKERS)
@@ -414,9 +459,11 @@ class LocalStack:
             inference_env = lambda_environment(plan.inference, REGION, base)
             self._inference_workers = [
                 LambdaWorker(plan.inference, inference_env, self._log_path("inference"))
-                for _ in range(plan.ingest_concurrency)
+                for _ in range(plan.ingest_concurrency + plan.video_concurrency)
             ]
-        self._workers = self._ingest_workers + self._api_workers + self._inference_workers
+        self._workers = (
+            self._ingest_workers + self._video_workers + self._api_workers + self._inference_workers
+        )
         # Cold starts in parallel: each is a fresh interpreter importing its handler. Not `with`: a stop
         # request must not wait here for every cold start (stop() closes the workers still starting).
         pool = ThreadPoolExecutor(len(self._workers))
@@ -431,10 +478,13 @@ class LocalStack:
             raise StackError(f"{failures[0]} (traceback in {logs})")
 
     def _start_runner(self) -> None:
+        """The two event source mappings: the ingest queue feeds the ingest workers, the video queue (video
+        notifications and segment tasks) the video workers, each poller with its own sandbox."""
         import boto3
 
         plan = self._plan
-        settings = RunnerSettings(
+        sqs = boto3.client("sqs", endpoint_url=self.aws_endpoint, region_name=REGION)
+        ingest = RunnerSettings(
             queue_url=self.resources.queue_url,
             queue_arn=self.resources.queue_arn,
             region=REGION,
@@ -444,11 +494,26 @@ class LocalStack:
             batch_size=plan.batch_size,
             concurrency=plan.ingest_concurrency,
             batching_window_seconds=plan.batching_window_seconds,
+            logical_id="IngestFunction",
         )
-        sqs = boto3.client("sqs", endpoint_url=self.aws_endpoint, region_name=REGION)
         handlers = [worker.invoke for worker in self._ingest_workers]
-        self._runner = QueueRunner(sqs, settings, handlers, on_batch=self._report_batch)
+        self._runner = QueueRunner(sqs, ingest, handlers, on_batch=self._report_batch)
         self._runner.start()
+        video = RunnerSettings(
+            queue_url=self.resources.video_queue_url,
+            queue_arn=self.resources.video_queue_arn,
+            region=REGION,
+            function_name=plan.video.name,
+            timeout_seconds=plan.video.timeout_seconds,
+            memory_mb=plan.video.memory_mb,
+            batch_size=plan.video_batch_size,
+            concurrency=plan.video_concurrency,
+            batching_window_seconds=plan.video_batching_window_seconds,
+            logical_id="VideoFunction",
+        )
+        handlers = [worker.invoke for worker in self._video_workers]
+        self._video_runner = QueueRunner(sqs, video, handlers, on_batch=self._report_video_batch)
+        self._video_runner.start()
 
     def _start_circuit_watch(self) -> None:
         """Print the endpoint's circuit changes (opened by an outage, closed on recovery) as they happen."""
@@ -519,17 +584,20 @@ class LocalStack:
 
         return report
 
-    def _report_batch(self, outcome: BatchOutcome) -> None:
+    def _report_batch(self, outcome: BatchOutcome, kind: str = "") -> None:
         self.batches.append(outcome)
         if not self._report_batches:
             return
         if outcome.error:
-            self._echo(f"  batch of {len(outcome.received)}: FAILED ({outcome.error}); retried after the "
-                       "visibility timeout")  # fmt: skip
+            self._echo(f"  {kind}batch of {len(outcome.received)}: FAILED ({outcome.error}); retried "
+                       "after the visibility timeout")  # fmt: skip
         else:
             retried = f", {len(outcome.retried)} to retry" if outcome.retried else ""
-            self._echo(f"  batch of {len(outcome.received)}: {len(outcome.deleted)} done{retried} "
+            self._echo(f"  {kind}batch of {len(outcome.received)}: {len(outcome.deleted)} done{retried} "
                        f"({outcome.duration_ms:.0f} ms)")  # fmt: skip
+
+    def _report_video_batch(self, outcome: BatchOutcome) -> None:
+        self._report_batch(outcome, "video ")
 
     def summary(self) -> str:
         """Endpoints, bucket, environment and ready-to-paste commands."""
@@ -539,11 +607,11 @@ class LocalStack:
         backend = "; the InferenceFunction behind an AWS_IAM Function URL" if self.builtin else ""
         lines = [
             "",
-            f"Ready. Upload images under s3://{bucket}/{prefix} and they are processed.",
+            f"Ready. Upload images and videos under s3://{bucket}/{prefix} and they are processed.",
             "",
             f"  AWS endpoint     {self.aws_endpoint}   (S3, SQS, DynamoDB, Secrets Manager: moto)",
             f"  inference        {_without_query(self.inference_url)}   (model {self.model_id}{backend})",
-            f"  HTTP API         {self.api_url}   (GET /results, /results/{{id}}, /results/{{id}}/annotated)",
+            f"  HTTP API         {self.api_url}   (GET /results, /results/{{id}}, …/annotated, …/frames)",
             f"  bucket           {bucket}",
             f"  results table    {self.resources.results_table}",
             f"  result events    {self.resources.event_bus_name}   (EventBridge; `s3kp events` follows it)",

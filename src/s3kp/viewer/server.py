@@ -12,6 +12,9 @@ The browser only ever talks to this server (same origin: no CORS, no credentials
     GET /api/results/{id}/thumbnail    the annotated JPEG reduced for the gallery (cached in memory)
     GET /api/results/{id}/source       the source image, upright and reduced, read from S3 with the
                                        user's credentials, for drawing the predictions client-side
+    GET /api/results/{id}/video        a video's annotated MP4, a range at a time (206, as players ask),
+                                       through the same storage rules (an MP4 or nothing; storage.py)
+    GET /api/results/{id}/frames?...   forwarded to /results/{id}/frames (offset, limit)
 
 Requests to the API are signed (SigV4) or carry `--token` as `ResultsApi` decides. Only GET is served,
 and only to this machine (`HostGuard`: a loopback `Host` header, no foreign `Origin`): a web page elsewhere
@@ -25,6 +28,7 @@ import logging
 import re
 import sys
 import threading
+import time
 import webbrowser
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -36,7 +40,14 @@ from urllib.parse import parse_qsl, urlsplit
 from s3kp.local.host_guard import REFUSED_STATUS, HostGuard
 from s3kp.local.ports import is_loopback, port_is_free
 from s3kp.results_api import ApiError, InsecureTokenError, ResultsApi
-from s3kp.viewer.storage import MAX_IMAGE_BYTES, Storage, StorageRefused, fetch_image, storage_for
+from s3kp.viewer.storage import (
+    MAX_IMAGE_BYTES,
+    Storage,
+    StorageRefused,
+    fetch_image,
+    fetch_video_part,
+    storage_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +57,13 @@ SOURCE_MAX_PIXELS = 100_000_000
 IMAGE_CACHE_BYTES = 64 * 1024 * 1024
 POLL_SECONDS = 5
 FORWARDED_PARAMS = ("limit", "cursor", "status", "class", "prefix", "since", "until")
-_RESULT_ROUTE = re.compile(r"^/api/results/([0-9a-f]{32})(?:/(annotated|thumbnail|source))?$")
+FRAMES_PARAMS = ("offset", "limit")
+# The first bytes of an annotated MP4 (index first) hold its first frame: a gallery thumbnail for videos.
+VIDEO_THUMBNAIL_BYTES = 2 * 1024 * 1024
+# A presigned link is reused for the ranges of one playback (it lives PRESIGN_EXPIRY_SECONDS, 300 s).
+VIDEO_LINK_SECONDS = 60.0
+_RESULT_ROUTE = re.compile(r"^/api/results/([0-9a-f]{32})(?:/(annotated|thumbnail|source|video|frames))?$")
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _STATIC = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
@@ -67,6 +84,7 @@ class Reply:
     content_type: str
     body: bytes
     cache: str = "no-store"
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def json(cls, status: int, payload: Any) -> Reply:
@@ -113,6 +131,7 @@ class Viewer:
         self._s3: Any = None
         self._s3_lock = threading.Lock()
         self.images = ImageCache()
+        self._video_links: dict[str, tuple[float, str]] = {}
 
     def config(self) -> dict[str, Any]:
         from s3kp_core.skeletons import BUILT_IN
@@ -127,7 +146,7 @@ class Viewer:
             },
         }
 
-    def route(self, path: str, query: str) -> Reply:
+    def route(self, path: str, query: str, byte_range: str | None = None) -> Reply:
         if path in ("/", "/index.html"):
             return self.static("index.html")
         if path.startswith("/static/"):
@@ -145,11 +164,17 @@ class Viewer:
         result_id, kind = match.groups()
         if kind is None:
             return self.forward(f"/results/{result_id}", {})
-        version = dict(parse_qsl(query)).get("v", "")
+        if kind == "frames":
+            params = {k: v for k, v in parse_qsl(query) if k in FRAMES_PARAMS}
+            return self.forward(f"/results/{result_id}/frames", params)
+        if kind == "video":
+            return self.video(result_id, byte_range)
+        options = dict(parse_qsl(query))
+        version = options.get("v", "")
         if kind == "annotated":
             return self.annotated(result_id)
         if kind == "thumbnail":
-            return self.thumbnail(result_id, version)
+            return self.thumbnail(result_id, version, video=options.get("media") == "video")
         return self.source(result_id, version)
 
     def static(self, name: str) -> Reply:
@@ -182,20 +207,93 @@ class Viewer:
             return Reply.json(502, {"message": str(error)})
         return Reply(200, content_type, body, cache="private, max-age=300")
 
-    def thumbnail(self, result_id: str, version: str) -> Reply:
+    def thumbnail(self, result_id: str, version: str, *, video: bool = False) -> Reply:
         key = (result_id, "thumbnail", version)
         cached = self.images.get(key)
         if cached is not None:
             return Reply(200, "image/jpeg", cached, cache="private, max-age=3600")
-        full = self.annotated(result_id)
-        if full.status != 200:
-            return full
         from s3kp_core.imaging import decode, encode_jpeg
 
-        decoded = decode(full.body, max_pixels=SOURCE_MAX_PIXELS, draft_to=THUMBNAIL_SIDE)
-        body = encode_jpeg(decoded.image, max_side=THUMBNAIL_SIDE, quality=80)
+        if video:
+            first = self._first_video_frame(result_id)
+            if isinstance(first, Reply):
+                return first
+            image = first
+        else:
+            full = self.annotated(result_id)
+            if full.status != 200:
+                return full
+            image = decode(full.body, max_pixels=SOURCE_MAX_PIXELS, draft_to=THUMBNAIL_SIDE).image
+        body = encode_jpeg(image, max_side=THUMBNAIL_SIDE, quality=80)
         self.images.put(key, body)
         return Reply(200, "image/jpeg", body, cache="private, max-age=3600")
+
+    def video(self, result_id: str, byte_range: str | None) -> Reply:
+        """A range of the annotated MP4 (a player asks for `bytes=N-`; it gets VIDEO_CHUNK_BYTES at most
+        and asks again). No Range header is read as `bytes=0-`."""
+        match = _RANGE.match(byte_range or "bytes=0-")
+        if match is None:
+            return Reply.json(416, {"message": "only one `bytes=first-[last]` range is served"})
+        first, last = int(match.group(1)), int(match.group(2)) if match.group(2) else None
+        link = self._video_link(result_id)
+        if isinstance(link, Reply):
+            return link
+        assert self.storage is not None  # _video_link answered a Reply without one
+        try:
+            part = fetch_video_part(self.api, link, self.storage, first, last)
+        except StorageRefused as error:
+            self._video_links.pop(result_id, None)  # an expired link: the next request asks the API again
+            return Reply.json(502, {"message": str(error)})
+        content_range = ("Content-Range", f"bytes {part.first}-{part.last}/{part.total}")
+        return Reply(
+            206, "video/mp4", part.body, cache="private, max-age=300",
+            headers=(content_range, ("Accept-Ranges", "bytes")),
+        )  # fmt: skip
+
+    def _video_link(self, result_id: str) -> str | Reply:
+        """The presigned URL the API redirects the annotated MP4 to (kept briefly for the next ranges)."""
+        now = time.monotonic()
+        cached = self._video_links.get(result_id)
+        if cached is not None and now - cached[0] < VIDEO_LINK_SECONDS:
+            return cached[1]
+        response = self.api.get(f"/results/{result_id}/annotated")
+        location = response.headers.get("Location")
+        if response.status >= 400:
+            return Reply(
+                response.status, response.headers.get("Content-Type", "application/json"), response.body
+            )
+        if response.status not in (301, 302, 303, 307) or not location:
+            return Reply.json(502, {"message": f"the API answered HTTP {response.status} without a redirect "
+                                               "to the annotated video"})  # fmt: skip
+        if self.storage is None:
+            return Reply.json(502, {"message": "no S3 endpoint is configured to read the annotated video"})
+        self._video_links[result_id] = (now, location)
+        return location
+
+    def _first_video_frame(self, result_id: str) -> Any:
+        """The annotated MP4's first frame (from its first bytes: the index comes first), or the Reply
+        that says why there is none."""
+        link = self._video_link(result_id)
+        if isinstance(link, Reply):
+            return link
+        assert self.storage is not None  # _video_link answered a Reply without one
+        try:
+            part = fetch_video_part(
+                self.api, link, self.storage, 0, VIDEO_THUMBNAIL_BYTES - 1, chunk=VIDEO_THUMBNAIL_BYTES
+            )
+        except StorageRefused as error:
+            return Reply.json(502, {"message": str(error)})
+        import io
+
+        import av
+
+        try:
+            with av.open(io.BytesIO(part.body), mode="r", format="mov") as container:
+                for frame in container.decode(video=0):
+                    return frame.to_image()  # type: ignore[no-untyped-call]  # PyAV: no hints
+        except (av.FFmpegError, ValueError, OSError):
+            pass
+        return Reply.json(502, {"message": "the annotated video's first frame cannot be read"})
 
     def source(self, result_id: str, version: str) -> Reply:
         """The source image, upright (EXIF applied as the ingest side does) and reduced: the predictions'
@@ -286,7 +384,7 @@ def _handler_class(viewer: Viewer, guard: HostGuard) -> type[BaseHTTPRequestHand
                 return
             target = urlsplit(self.path)
             try:
-                reply = viewer.route(target.path, target.query)
+                reply = viewer.route(target.path, target.query, self.headers.get("Range"))
             except ApiError as error:
                 reply = Reply.json(502, {"message": str(error)})
             except Exception:
@@ -302,6 +400,8 @@ def _handler_class(viewer: Viewer, guard: HostGuard) -> type[BaseHTTPRequestHand
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(reply.body)))
             self.send_header("Cache-Control", reply.cache)
+            for name, value in reply.headers:
+                self.send_header(name, value)
             for name, value in _SECURITY_HEADERS.items():
                 self.send_header(name, value)
             self.end_headers()

@@ -5,6 +5,8 @@ must be. The annotated image behind the API's presigned URL is fetched only from
 viewer was configured with (never a redirect elsewhere), at most `MAX_IMAGE_BYTES` of it, and only when
 its bytes are a JPEG or a PNG; its type then comes from those bytes, never from storage's Content-Type (an
 object overwritten as text/html would otherwise become a same-origin page, and a script its CSP admits).
+A video's annotated MP4 follows the same rules, read a range at a time (`VIDEO_CHUNK_BYTES` at most, as a
+player asks for it) and passed on only when its first bytes are an ISO BMFF `ftyp` box.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ _CHUNK_BYTES = 256 * 1024
 # s3.dualstack.<region>..., s3-fips..., and the .cn partition.
 _AWS_S3_HOST = re.compile(r"^(?:[a-z0-9.-]+\.)?s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$")
 _IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
+# A player asks for the whole video and takes what comes (206): a range of this much at most per request.
+VIDEO_CHUNK_BYTES = 4 * 1024 * 1024
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
 
 class StorageRefused(RuntimeError):
@@ -119,6 +124,57 @@ def fetch_image(
     if kind is None:
         raise StorageRefused("storage answered something that is not a JPEG or PNG image: not passed on")
     return kind, bytes(body)
+
+
+@dataclass(frozen=True)
+class VideoPart:
+    """Bytes `first` to `last` (inclusive) of a video of `total` bytes."""
+
+    first: int
+    last: int
+    total: int
+    body: bytes
+
+
+def fetch_video_part(
+    api: ResultsApi, url: str, storage: Storage, first: int, last: int | None, chunk: int = VIDEO_CHUNK_BYTES
+) -> VideoPart:
+    """Bytes `first` to `last` (None: to the end), at most `chunk` of them, of the MP4 at the presigned
+    `url`; refused unless the object starts with an ISO BMFF `ftyp` box (read with its own small range)."""
+    if not storage.serves(url):
+        raise StorageRefused(
+            f"the API redirected the video to {urlsplit(url).netloc or '?'}, not to the S3 endpoint the "
+            f"viewer reads ({storage.describe()}; --aws-endpoint-url sets it): not followed"
+        )
+    head = _read_range(api, url, 0, 11)
+    if head.body[4:8] != b"ftyp":
+        raise StorageRefused("storage answered something that is not an MP4 video: not passed on")
+    if first >= head.total:
+        raise StorageRefused(f"the video has {head.total} bytes: nothing at {first}")
+    last = min(head.total - 1, first + chunk - 1, last if last is not None else head.total - 1)
+    return head if (first, last) == (0, 11) else _read_range(api, url, first, last)
+
+
+def _read_range(api: ResultsApi, url: str, first: int, last: int) -> VideoPart:
+    try:
+        response = api.download(url, (first, last))
+    except ApiError as error:
+        raise StorageRefused(str(error)) from None
+    with response:
+        if response.status_code != 206:
+            raise StorageRefused(f"the video could not be read (HTTP {response.status_code} from storage)")
+        found = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        if found is None:
+            raise StorageRefused("storage answered a range without a valid Content-Range: not passed on")
+        start, end, total = (int(value) for value in found.groups())
+        body = bytearray()
+        for piece in response.iter_content(_CHUNK_BYTES):
+            body += piece
+            if len(body) > last - first + 1:
+                raise StorageRefused("storage answered more than the range asked for: not passed on")
+    if (start, end) != (first, first + len(body) - 1):
+        raise StorageRefused("storage answered another range than the one asked for: not passed on")
+    return VideoPart(start, end, total, bytes(body))
 
 
 def _too_large(max_bytes: int) -> str:

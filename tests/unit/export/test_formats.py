@@ -290,3 +290,79 @@ def test_jsonl_is_the_apis_shape_one_result_per_line() -> None:
     lines = out.getvalue().splitlines()
     assert [json.loads(line) for line in lines] == results
     assert counts.written == len(results)
+
+
+# ------------------------------------------------------------------------------------------ videos
+
+
+def video_result(index: int, frames: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """A succeeded video's detail, with the `frames` iterator the exporter attaches (one list of
+    predictions per sampled frame, at 5 frames a second)."""
+    detail = result(index, [])
+    detail["source"]["key"] = f"incoming/clip {index}.mp4"
+    detail |= {
+        "image": None,
+        "predictions": None,
+        "media_type": "video",
+        "video": {
+            "duration_seconds": len(frames) / 5, "fps_sampled": 5.0, "frames": len(frames), "width": 640,
+            "height": 360, "segments": 1, "segments_done": 1,
+            "frames_ref": {"bucket": "uploads", "key": "predictions/x/run/frames.jsonl.gz"},
+        },
+        "detections": sum(len(p) for p in frames),
+        "frames": iter(
+            [{"frame": n, "time_seconds": n / 5, "predictions": p} for n, p in enumerate(frames)]
+        ),
+    }  # fmt: skip
+    return detail
+
+
+def video_frames(count: int = 6, seed: int = 3) -> list[list[dict[str, Any]]]:
+    rng = random.Random(seed)
+    return [[prediction(rng, FACE_6, "face", 640, 360) for _ in range(n % 3)] for n in range(count)]
+
+
+def test_coco_has_one_image_per_sampled_frame_naming_the_video_and_the_frame(tmp_path: Path) -> None:
+    frames = video_frames()
+    path = tmp_path / "video.coco.json"
+    with path.open("w") as out:
+        counts = write_all(CocoWriter(out), [result(0, []), video_result(1, frames)])
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(path))
+    images = sorted(coco.loadImgs(coco.getImgIds()), key=lambda image: image["id"])
+    assert [image["file_name"] for image in images[1:]] == [
+        f"incoming/clip 1.mp4#frame={n}" for n in range(6)
+    ]
+    assert {(image["width"], image["height"]) for image in images[1:]} == {(640, 360)}
+    assert images[3]["s3kp"]["frame"] == 2
+    assert images[3]["s3kp"]["time_seconds"] == 0.4
+    assert images[3]["s3kp"]["video"] == "incoming/clip 1.mp4"
+    assert len(coco.getAnnIds(imgIds=[images[3]["id"]])) == len(frames[2]) == 2
+    assert counts.detections == sum(len(p) for p in frames)
+
+
+def test_csv_rows_of_a_video_carry_their_frame_and_time(tmp_path: Path) -> None:
+    frames = video_frames()
+    out = io.StringIO()
+    write_all(
+        CsvWriter(out),
+        [result(0, [prediction(random.Random(1), FACE_6, "face", 1024, 768)]), video_result(1, frames)],
+    )
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert {row["frame"] for row in rows if row["source_key"].endswith(".jpg")} == {""}
+    video_rows = [row for row in rows if row["source_key"].endswith(".mp4")]
+    assert len(video_rows) == 6 * sum(len(p) for p in frames)
+    assert {(row["frame"], row["time_seconds"]) for row in video_rows} == {
+        (str(n), str(n / 5)) for n, p in enumerate(frames) if p
+    }
+    assert {row["image_width"] for row in video_rows} == {"640"}
+
+
+def test_jsonl_has_one_line_per_sampled_frame_of_a_video() -> None:
+    frames = video_frames()
+    out = io.StringIO()
+    write_all(JsonlWriter(out), [video_result(1, frames)])
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["frame"], line["time_seconds"]) for line in lines] == [(n, n / 5) for n in range(6)]
+    assert [len(line["predictions"]) for line in lines] == [len(p) for p in frames]
+    assert all(line["media_type"] == "video" and "frames" not in line for line in lines)

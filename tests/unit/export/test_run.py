@@ -250,3 +250,31 @@ def test_keypoints_outside_max_keypoints_are_warned_about_a_few_times_and_counte
     assert report.counts.refused_keypoints == 15
     assert "15 keypoints left out" in report.line()
     assert report.as_dict()["refused_keypoints"] == 15
+
+
+class FramesPages(ResultsApi):
+    """A video's frames scripted page by page: `pages[offset]` is (frames served, next offset)."""
+
+    def __init__(self, pages: Mapping[int, tuple[int, Any]]) -> None:
+        super().__init__("http://127.0.0.1:9")
+        self.pages = pages
+        self.calls = 0
+
+    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        self.calls += 1
+        assert self.calls <= 20, "the client kept following next_offset"
+        offset = int((params or {})["offset"])
+        count, following = self.pages[offset]
+        return {"items": [{"frame": offset + n} for n in range(count)], "next_offset": following, "frames": 9}
+
+
+def test_a_videos_frames_are_read_page_by_page_to_the_end() -> None:
+    api = FramesPages({0: (4, 4), 4: (4, 8), 8: (1, None)})
+    assert [frame["frame"] for frame in api.iter_frames("a" * 32, limit=4)] == list(range(9))
+
+
+def test_frames_whose_next_offset_does_not_advance_are_refused_instead_of_looping() -> None:
+    api = FramesPages({0: (4, 4), 4: (4, 4)})
+    with pytest.raises(ApiError, match="does not advance"):
+        list(api.iter_frames("a" * 32, limit=4))
+    assert api.calls == 2

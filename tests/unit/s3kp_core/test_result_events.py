@@ -31,6 +31,7 @@ from s3kp_core.results import (
     ResultRecord,
     SourceObject,
     Status,
+    VideoSummary,
     result_id_for,
 )
 
@@ -99,7 +100,24 @@ def test_a_succeeded_result_becomes_its_summary_with_locations_and_api_path() ->
         "created_at": "2026-11-27T09:00:00Z",
         "updated_at": "2026-11-27T09:00:00Z",
         "api_path": f"/results/{result_id_for('uploads', 'incoming/party photo.jpg')}",
+        "media_type": "image",
+        "video": None,
     }  # fmt: skip
+
+
+def test_a_video_result_tells_its_sampling_and_where_its_frames_are() -> None:
+    video = VideoSummary(
+        duration_seconds=12.5, fps_sampled=5.0, frames=63, width=1080, height=1920, segments=1,
+        segments_done=1, frames_ref=ObjectRef(bucket="uploads", key="predictions/abc/run/frames.jsonl.gz"),
+    )  # fmt: skip
+    record = succeeded(media_type="video", video=video, image=None, predictions=None)
+    detail = json.loads(detail_json(result_event_detail(record)))
+    assert detail["media_type"] == "video"
+    assert detail["video"] == {
+        "duration_seconds": 12.5, "fps_sampled": 5.0, "frames": 63, "width": 1080, "height": 1920,
+        "frames_document": {"bucket": "uploads", "key": "predictions/abc/run/frames.jsonl.gz"},
+    }  # fmt: skip
+    jsonschema.validate(detail, committed_schema())
 
 
 def test_the_published_json_decodes_back_to_the_detail_under_its_own_constraints() -> None:

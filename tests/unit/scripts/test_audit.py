@@ -16,18 +16,36 @@ def test_every_pin_of_an_upload_decoding_package_is_at_or_above_its_minimum_safe
     assert audit.check_pins() == []
 
 
-def test_every_minimum_names_the_advisories_that_set_it() -> None:
+def test_every_minimum_names_the_advisories_that_set_it_or_why_none_does() -> None:
     table = audit.minimum_versions()
-    assert "pillow" in table
+    assert {"pillow", "av"} <= set(table)
     for minimum in table.values():
-        assert minimum.advisories, minimum.package
         assert all(advisory.startswith(("GHSA-", "CVE-")) for advisory in minimum.advisories)
+        if not minimum.advisories:
+            # Without an advisory the minimum is the pinned release, and the entry says so.
+            assert minimum.basis == "no known advisory; the current release", minimum.package
+            assert all(
+                audit.pins(path.read_text()).get(minimum.package) in (None, minimum.version)
+                for path in audit.PIN_FILES
+            ), minimum.package
 
 
 def test_the_pins_that_ship_are_the_ones_read() -> None:
-    """A pin the parser misses would pass the check unseen: the layer and the project both name Pillow."""
-    for path in audit.PIN_FILES:
-        assert "pillow" in audit.pins(path.read_text()), path
+    """A pin the parser misses would pass the check unseen: the layer and the project both name Pillow,
+    the video function and the project PyAV."""
+    project, layer, video = (audit.pins(path.read_text()) for path in audit.PIN_FILES)
+    assert "pillow" in project
+    assert "pillow" in layer
+    assert "av" in project
+    assert "av" in video
+
+
+def test_a_minimum_without_an_advisory_reports_its_basis() -> None:
+    table = {"av": audit.Minimum("av", Version("19.0.2"), (), "no known advisory; the current release")}
+    assert audit.below_minimum({"av": Version("18.0.0")}, "functions/video/requirements.txt", table) == [
+        "functions/video/requirements.txt: av==18.0.0 is below the minimum safe 19.0.2 "
+        "(no known advisory; the current release)"
+    ]
 
 
 def test_a_pin_below_its_minimum_is_reported_with_its_advisories() -> None:
@@ -44,6 +62,10 @@ def test_a_commented_out_pin_is_not_read() -> None:
 
 def test_the_environment_the_model_server_and_tests_run_in_has_the_patched_pillow() -> None:
     assert Version(metadata.version("pillow")) >= audit.minimum_versions()["pillow"].version
+
+
+def test_the_environment_the_tests_and_the_local_video_worker_run_in_has_the_pinned_pyav() -> None:
+    assert Version(metadata.version("av")) >= audit.minimum_versions()["av"].version
 
 
 def test_a_report_that_skipped_every_package_is_not_audited() -> None:

@@ -14,7 +14,9 @@ const state = {
   openId: null,
   detail: null,       // the open result (detail shape)
   drawable: false,    // the image shown is the clean source: predictions can be drawn over it
+  frames: new Map(),  // a video's pages of frames, by first frame (the open result's only)
 };
+const FRAMES_PAGE = 50;
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...children) => {
@@ -63,12 +65,18 @@ function relativeTime(iso) {
 function card(item) {
   const link = el("a", { className: "card", href: `#/r/${item.result_id}`, "data-id": item.result_id });
   const thumb = el("div", { className: "thumb" });
+  const video = item.media_type === "video";
   if (item.links && item.links.annotated) {
+    const media = video ? "&media=video" : "";
     const img = el("img", {
-      src: `/api/results/${item.result_id}/thumbnail?v=${encodeURIComponent(item.updated_at)}`,
+      src: `/api/results/${item.result_id}/thumbnail?v=${encodeURIComponent(item.updated_at)}${media}`,
       alt: `annotated ${item.source.key}`, loading: "lazy", decoding: "async",
     });
     thumb.append(img);
+    if (video) thumb.append(el("span", { className: "badge-video", text: `▶ ${item.video ? item.video.frames : ""} frames` }));
+  } else if (video && item.status === "processing") {
+    const progress = item.video || {};
+    thumb.append(el("span", { className: "none", text: `processing: ${progress.segments_done || 0}/${progress.segments || "?"} segments` }));
   } else {
     thumb.append(el("span", { className: "none", text: item.status === "succeeded" ? "no annotated copy" : "no image" }));
   }
@@ -79,6 +87,7 @@ function card(item) {
   if (item.status === "succeeded") {
     row.append(el("span", { text: `${item.detections} det · ${item.keypoints} kp` }));
   }
+  if (item.media_type === "video") row.append(el("span", { className: "kind", text: "video" }));
   row.append(el("time", { datetime: item.updated_at, title: item.updated_at, text: relativeTime(item.updated_at) }));
   meta.append(row);
   if (item.reason) {
@@ -325,6 +334,7 @@ async function openDetail(id) {
   image.alt = "";
   image.hidden = true; // until an image is chosen: no broken-image icon
   delete image.dataset.loaded;
+  hideVideo();
   draw();
   if (!dialog.open) dialog.showModal();
   let result;
@@ -344,6 +354,12 @@ async function openDetail(id) {
   if (result.reason) fact(facts, "reason", result.reason.message);
   fact(facts, "model", result.model_id);
   if (result.image) fact(facts, "size", `${result.image.width} × ${result.image.height}`);
+  if (result.video) {
+    const video = result.video;
+    fact(facts, "video", `${video.width} × ${video.height}, ${video.duration_seconds} s`);
+    fact(facts, "frames", `${video.frames} at ${video.fps_sampled} per second`);
+    if (result.status === "processing") fact(facts, "segments", `${video.segments_done} of ${video.segments} done`);
+  }
   fact(facts, "detections", String(result.detections));
   fact(facts, "keypoints", String(result.keypoints));
   const counts = Object.entries(result.counts || {}).map(([name, n]) => `${name} ${n}`).join(", ");
@@ -356,8 +372,103 @@ async function openDetail(id) {
   const sourceLink = $("source-link");
   sourceLink.hidden = !state.config.source_images || result.status !== "succeeded";
   sourceLink.href = `/api/results/${id}/source?v=${encodeURIComponent(result.updated_at)}`;
+  if (result.media_type === "video") {
+    $("source-link").hidden = true;
+    annotatedLink.textContent = "annotated video";
+    if (result.status === "succeeded") showVideo(result);
+    else $("image-note").textContent = result.status === "processing"
+      ? "Processing: the video is shown once its last segment is done."
+      : "No video: it was not processed.";
+    return;
+  }
+  annotatedLink.textContent = "annotated copy";
   if (result.status === "succeeded") showImage(result);
   else $("image-note").textContent = "No image: the object was not processed.";
+}
+
+// ------------------------------------------------------------------ videos
+// The annotated MP4 (its drawing is the ingest side's), and a scrubber over its sampled frames: frame n is
+// shown at n / fps seconds; the side panel lists that frame's detections, keypoints and confidences.
+function hideVideo() {
+  const video = $("detail-video");
+  video.pause();
+  video.removeAttribute("src");
+  video.load();
+  video.hidden = true;
+  $("scrubber").hidden = true;
+  $("frame-detections").replaceChildren();
+  state.frames = new Map();
+}
+
+function showVideo(result) {
+  const video = $("detail-video");
+  const frames = result.video.frames;
+  const slider = $("frame");
+  slider.max = String(Math.max(0, frames - 1));
+  slider.value = "0";
+  $("scrubber").hidden = false;
+  video.hidden = false;
+  video.src = `/api/results/${result.result_id}/video`;
+  $("image-note").textContent = `${frames} sampled frames: scrub to see each one's keypoints.`;
+  showFrame(0);
+}
+
+function currentFrame() {
+  const result = state.detail;
+  const video = $("detail-video");
+  const frames = result.video.frames;
+  return Math.max(0, Math.min(frames - 1, Math.floor(video.currentTime * result.video.fps_sampled + 1e-6)));
+}
+
+function seekFrame(n) {
+  const result = state.detail;
+  if (!result || !result.video) return;
+  const frames = result.video.frames;
+  const frame = Math.max(0, Math.min(frames - 1, n));
+  const video = $("detail-video");
+  video.pause();
+  // The middle of the frame's interval: no rounding lands on its neighbour.
+  video.currentTime = (frame + 0.5) / result.video.fps_sampled;
+  $("frame").value = String(frame);
+  showFrame(frame);
+}
+
+async function framesPage(id, first) {
+  if (!state.frames.has(first)) {
+    state.frames.set(first, getJson(`/api/results/${id}/frames?${query({ offset: first, limit: FRAMES_PAGE })}`));
+  }
+  return state.frames.get(first);
+}
+
+async function showFrame(n) {
+  const result = state.detail;
+  const id = result.result_id;
+  const fps = result.video.fps_sampled;
+  $("frame-label").textContent = `${n + 1} / ${result.video.frames} · ${(n / fps).toFixed(2)} s`;
+  const list = $("frame-detections");
+  list.dataset.frame = String(n);
+  let page;
+  try {
+    page = await framesPage(id, Math.floor(n / FRAMES_PAGE) * FRAMES_PAGE);
+  } catch (error) {
+    list.replaceChildren(el("li", { text: `Could not load the frame: ${error.message}` }));
+    return;
+  }
+  if (state.openId !== id || list.dataset.frame !== String(n)) return; // moved on meanwhile
+  const frame = page.items.find((item) => item.frame === n);
+  const predictions = frame ? frame.predictions : [];
+  const threshold = Number($("threshold").value);
+  const items = predictions.map((prediction) => {
+    const keypoints = (prediction.keypoints || [])
+      .filter((k) => k.confidence >= threshold)
+      .map((k) => `${k.name} ${k.confidence.toFixed(2)}`)
+      .join(", ");
+    const entry = el("li", {}, el("strong", { text: `${prediction.class_name} ${prediction.confidence.toFixed(2)}` }));
+    if (keypoints) entry.append(" ", el("span", { className: "keypoints", text: keypoints }));
+    return entry;
+  });
+  list.replaceChildren(...(items.length ? items : [el("li", { text: "no detection in this frame" })]));
+  list.dataset.shown = String(n);
 }
 
 // The clean source image, so the drawing can be toggled; the annotated copy when it cannot be read.
@@ -388,6 +499,7 @@ function showImage(result) {
 function closeDetail() {
   if (location.hash.startsWith("#/r/")) history.replaceState(null, "", location.pathname + location.search);
   state.openId = null;
+  hideVideo();
   const dialog = $("detail");
   if (dialog.open) dialog.close();
 }
@@ -437,6 +549,16 @@ async function start() {
   $("threshold").addEventListener("input", () => {
     $("threshold-value").textContent = Number($("threshold").value).toFixed(2);
     draw();
+    if (state.detail && state.detail.video && !$("scrubber").hidden) showFrame(Number($("frame").value));
+  });
+  $("frame").addEventListener("input", () => seekFrame(Number($("frame").value)));
+  $("detail-video").addEventListener("timeupdate", () => {
+    if (!state.detail || !state.detail.video) return;
+    const n = currentFrame();
+    if ($("frame").value !== String(n)) {
+      $("frame").value = String(n);
+      showFrame(n);
+    }
   });
   $("overlay").addEventListener("mousemove", showTooltip);
   $("overlay").addEventListener("mouseleave", () => { $("tooltip").hidden = true; });
@@ -444,7 +566,9 @@ async function start() {
   dialog.addEventListener("keydown", (event) => {
     if (event.target instanceof HTMLInputElement && event.target.type !== "checkbox") return;
     const toggles = { b: "show-boxes", k: "show-keypoints", s: "show-skeleton", l: "show-labels" };
-    if (event.key === "ArrowLeft") step(-1);
+    const video = state.detail && state.detail.video && state.detail.status === "succeeded";
+    if (video && (event.key === "," || event.key === ".")) seekFrame(Number($("frame").value) + (event.key === "," ? -1 : 1));
+    else if (event.key === "ArrowLeft") step(-1);
     else if (event.key === "ArrowRight") step(1);
     else if (toggles[event.key]) {
       const box = $(toggles[event.key]);

@@ -27,7 +27,8 @@ from s3kp_core.results import (
     result_id_for,
     summarize,
 )
-from s3kp_core.results_query import ListFilters, Page
+from s3kp_core.results_query import FramePage, ListFilters, NoFramesError, Page
+from s3kp_core.video_frames import FrameLine
 
 from s3kp.local.apigw import http_api_event, http_response
 from s3kp.local.lambda_runtime import LambdaContext
@@ -91,6 +92,7 @@ class FakeReader:
 
     records: list[ResultRecord] = field(default_factory=list)
     listings: list[tuple[ListFilters, int, str | None]] = field(default_factory=list)
+    frame_lines: dict[str, list[FrameLine]] = field(default_factory=dict)  # by result id: a video's frames
     codec: CursorCodec = field(default_factory=lambda: CursorCodec(b"fake-reader-cursor-key"))
 
     def get(self, result_id: str) -> ResultRecord | None:
@@ -105,6 +107,17 @@ class FakeReader:
             self.codec.decode(cursor, filters.fingerprint())
         items = [ResultSummary(**{n: getattr(r, n) for n in SUMMARY_FIELDS}) for r in self.records[:limit]]
         return Page(items=items, next_cursor=self.codec.encode("next", filters.fingerprint()))
+
+    def frames(self, result_id: str, offset: int, limit: int) -> FramePage | None:
+        record = self.get(result_id)
+        if record is None:
+            return None
+        if result_id not in self.frame_lines:
+            raise NoFramesError(f"result {result_id} is an image: it has no frames")
+        lines = self.frame_lines[result_id]
+        page = lines[offset : offset + limit]
+        next_offset = offset + limit if offset + limit < len(lines) else None
+        return FramePage(items=page, next_offset=next_offset, frames=len(lines))
 
 
 class FakePresigner:

@@ -36,6 +36,7 @@ def test_get_one_returns_the_full_record_with_numbers_as_numbers(unit_api: Any, 
     assert body["links"] == {
         "detail": f"/results/{record.result_id}",
         "annotated": f"/results/{record.result_id}/annotated",
+        "frames": None,  # a video's only
     }
 
 
@@ -212,3 +213,39 @@ def test_dates_must_be_iso_8601(unit_api: Any, value: str) -> None:
 @pytest.mark.parametrize("value", ["2026-01-01", "2026-01-01T10:00:00Z", "2026-01-01T10:00:00.123%2B02:00"])
 def test_iso_8601_dates_and_offsets_are_accepted(unit_api: Any, value: str) -> None:
     assert unit_api.get("/results", f"until={value}").status == 200
+
+
+def test_a_videos_frames_are_served_a_page_at_a_time(unit_api: Any, record_factory: Any) -> None:
+    from s3kp_core.video_frames import FrameLine
+
+    record = record_factory("incoming/clip.mp4")
+    unit_api.reader.records.append(record)
+    prediction = record.predictions[0]
+    unit_api.reader.frame_lines[record.result_id] = [
+        FrameLine(frame=n, time_seconds=n / 5, predictions=(prediction,)) for n in range(7)
+    ]
+    first = unit_api.get(f"/results/{record.result_id}/frames", "limit=5")
+    assert first.status == 200, first.body
+    body = first.json()
+    assert [item["frame"] for item in body["items"]] == [0, 1, 2, 3, 4]
+    assert body["items"][1]["time_seconds"] == 0.2
+    assert body["items"][0]["predictions"][0]["keypoints"][0]["name"] == "nose"
+    assert (body["next_offset"], body["frames"]) == (5, 7)
+    rest = unit_api.get(f"/results/{record.result_id}/frames", "limit=5&offset=5").json()
+    assert ([item["frame"] for item in rest["items"]], rest["next_offset"]) == ([5, 6], None)
+
+
+def test_frames_of_an_image_or_an_unknown_result_are_404_and_a_huge_page_is_400(
+    unit_api: Any, record_factory: Any
+) -> None:
+    image = record_factory("incoming/photo.jpg")
+    unit_api.reader.records.append(image)
+    call = unit_api.get(f"/results/{image.result_id}/frames")
+    assert (call.status, call.json()["message"]) == (
+        404,
+        f"result {image.result_id} is an image: it has no frames",
+    )
+    assert unit_api.get(f"/results/{HEX_ID}/frames").status == 404
+    too_many = unit_api.get(f"/results/{image.result_id}/frames", "limit=201")
+    assert too_many.status == 400
+    assert "limit" in too_many.json()["message"]

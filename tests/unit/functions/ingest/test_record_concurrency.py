@@ -170,7 +170,11 @@ class Ingest:
 
 @pytest.fixture
 def ingest(fresh_aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Ingest]]:
-    """The handler imported afresh (a cold start) with the template's environment and `overrides`."""
+    """The handler imported afresh (a cold start) with the template's environment and `overrides`. The
+    modules loaded before are put back afterwards: classes imported from them elsewhere (the video
+    function's settings extend `ingest_settings.IngestSettings`) resolve their annotations through
+    `sys.modules`, and would find nothing there."""
+    previous = {name: sys.modules[name] for name in HANDLER_MODULES if name in sys.modules}
 
     def build(**overrides: str) -> Ingest:
         from aws_lambda_powertools.utilities import parameters
@@ -190,6 +194,7 @@ def ingest(fresh_aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable
     yield build
     for name in HANDLER_MODULES:
         sys.modules.pop(name, None)
+    sys.modules.update(previous)
 
 
 @contextmanager

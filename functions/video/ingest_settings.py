@@ -1,0 +1,1 @@
+../ingest/ingest_settings.py

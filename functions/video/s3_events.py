@@ -1,0 +1,1 @@
+../ingest/s3_events.py

@@ -1,0 +1,1 @@
+../ingest/sqs_retries.py

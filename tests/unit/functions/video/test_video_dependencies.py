@@ -1,0 +1,82 @@
+"""The video function's inference client is built as the ingest function's: signed for the builtin
+backend, with the API key otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import video_dependencies
+from s3kp_core.request_signing import RequestSigner
+from video_settings import VideoSettings
+
+ENVIRONMENT = {
+    "MODEL_ID": "faces/1",
+    "ROBOFLOW_API_KEY": "unit-test-key",
+    "RESULTS_TABLE": "results",
+    "IDEMPOTENCY_TABLE": "idempotency",
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_container(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """AWS credentials and region as the Lambda runtime gives them; no cached client from another test."""
+    for name, value in {
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for cached in (video_dependencies.aws_session, video_dependencies.inference_client):
+        cached.cache_clear()
+    yield
+    for cached in (video_dependencies.aws_session, video_dependencies.inference_client):
+        cached.cache_clear()
+
+
+def _signers(monkeypatch: pytest.MonkeyPatch) -> list[RequestSigner]:
+    signers: list[RequestSigner] = []
+    original = RequestSigner.__init__
+
+    def recording(self: RequestSigner, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        signers.append(self)
+
+    monkeypatch.setattr(RequestSigner, "__init__", recording)
+    return signers
+
+
+def test_the_builtin_backend_signs_with_the_functions_credentials_for_its_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GIVEN INFERENCE_AUTH aws_iam WHEN the inference client is built
+    THEN it signs with the function's credentials for the function's region, and sends no key."""
+    settings = VideoSettings.from_environment({**ENVIRONMENT, "INFERENCE_AUTH": "aws_iam"})
+    signers = _signers(monkeypatch)
+
+    client = video_dependencies.inference_client(settings, None)
+
+    assert client.settings.auth == "aws_iam"
+    assert client.settings.api_key is None
+    (signer,) = signers
+    assert (signer.region, signer.service) == ("eu-west-1", "lambda")
+
+
+def test_the_roboflow_backend_sends_the_api_key_and_signs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = VideoSettings.from_environment(ENVIRONMENT)
+    signers = _signers(monkeypatch)
+
+    client = video_dependencies.inference_client(settings, "unit-test-key")
+
+    assert client.settings.auth == "api_key"
+    assert client.settings.api_key == "unit-test-key"
+    assert signers == []
+
+
+def test_the_client_pools_as_many_connections_as_the_ingest_settings_give_it() -> None:
+    settings = VideoSettings.from_environment({**ENVIRONMENT, "RECORD_CONCURRENCY": "3"})
+
+    client = video_dependencies.inference_client(settings, "unit-test-key")
+
+    assert client.settings.max_connections == 3

@@ -1,0 +1,40 @@
+"""The video function's settings: the ingest function's variables plus the video ones, checked together."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from s3kp_core.settings import ConfigurationError
+from video_settings import VideoSettings
+
+from tests.unit.derived_settings import REQUIRED_VARIABLES
+
+
+def test_the_defaults_sample_five_frames_a_second_in_one_minute_segments_up_to_half_an_hour() -> None:
+    settings = VideoSettings.from_environment(REQUIRED_VARIABLES).video_processing_settings()
+    assert (settings.fps, settings.segment_seconds, settings.max_video_seconds) == (
+        Fraction(5),
+        Fraction(60),
+        1800,
+    )
+    assert settings.processing.model_id == REQUIRED_VARIABLES["MODEL_ID"]  # the ingest function's variables
+
+
+def test_a_fractional_rate_is_kept_exact() -> None:
+    settings = VideoSettings.from_environment({**REQUIRED_VARIABLES, "VIDEO_FPS": "0.1"})
+    assert settings.video_processing_settings().fps == Fraction(1, 10)
+
+
+def test_a_segment_that_would_sample_no_frame_is_refused_at_cold_start() -> None:
+    with pytest.raises(ConfigurationError, match="VIDEO_FPS x VIDEO_SEGMENT_SECONDS must be at least 1"):
+        VideoSettings.from_environment(
+            {**REQUIRED_VARIABLES, "VIDEO_FPS": "0.5", "VIDEO_SEGMENT_SECONDS": "1"}
+        )
+
+
+def test_the_ingest_functions_rules_still_apply() -> None:
+    with pytest.raises(ConfigurationError, match="no API key source"):
+        VideoSettings.from_environment(
+            {k: v for k, v in REQUIRED_VARIABLES.items() if k != "ROBOFLOW_API_KEY"}
+        )
