@@ -225,9 +225,15 @@ def ingest_stack(
         proxy.requests.clear()
         return IngestStack(resources, handler, proxy)
 
+    before = {name: sys.modules.get(name) for name in HANDLER_MODULES}
     yield build
-    for name in HANDLER_MODULES:
-        sys.modules.pop(name, None)
+    # Put back what was imported before (classes collected earlier, e.g. VideoSettings deriving from
+    # IngestSettings, resolve their annotations through these modules), drop what the test imported.
+    for name, module in before.items():
+        if module is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = module
 
 
 def face_keypoints(record: dict[str, Any]) -> list[tuple[float, float]]:

@@ -3,10 +3,11 @@ backend, with the API key otherwise."""
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
 from typing import Any
 
 import pytest
-import video_dependencies
 from s3kp_core.request_signing import RequestSigner
 from video_settings import VideoSettings
 
@@ -18,9 +19,14 @@ ENVIRONMENT = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fresh_container(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """AWS credentials and region as the Lambda runtime gives them; no cached client from another test."""
+@pytest.fixture
+def video_dependencies(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The module, imported when the test runs, never at collection: its import builds the process-wide
+    Powertools objects (`s3kp_core.observability`) from the environment as it is then, and a test process
+    that built them before a handler test set the function's variables made that test's metrics fail
+    ("Must contain a metric namespace"). AWS credentials and region as the Lambda runtime gives them; no
+    cached client from another test."""
+    video_dependencies: ModuleType = importlib.import_module("video_dependencies")
     for name, value in {
         "AWS_DEFAULT_REGION": "eu-west-1",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -30,7 +36,7 @@ def fresh_container(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     for cached in (video_dependencies.aws_session, video_dependencies.inference_client):
         cached.cache_clear()
-    yield
+    yield video_dependencies
     for cached in (video_dependencies.aws_session, video_dependencies.inference_client):
         cached.cache_clear()
 
@@ -48,7 +54,7 @@ def _signers(monkeypatch: pytest.MonkeyPatch) -> list[RequestSigner]:
 
 
 def test_the_builtin_backend_signs_with_the_functions_credentials_for_its_region(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, video_dependencies: ModuleType
 ) -> None:
     """GIVEN INFERENCE_AUTH aws_iam WHEN the inference client is built
     THEN it signs with the function's credentials for the function's region, and sends no key."""
@@ -63,7 +69,9 @@ def test_the_builtin_backend_signs_with_the_functions_credentials_for_its_region
     assert (signer.region, signer.service) == ("eu-west-1", "lambda")
 
 
-def test_the_roboflow_backend_sends_the_api_key_and_signs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_roboflow_backend_sends_the_api_key_and_signs_nothing(
+    monkeypatch: pytest.MonkeyPatch, video_dependencies: ModuleType
+) -> None:
     settings = VideoSettings.from_environment(ENVIRONMENT)
     signers = _signers(monkeypatch)
 
@@ -74,7 +82,9 @@ def test_the_roboflow_backend_sends_the_api_key_and_signs_nothing(monkeypatch: p
     assert signers == []
 
 
-def test_the_client_pools_as_many_connections_as_the_ingest_settings_give_it() -> None:
+def test_the_client_pools_as_many_connections_as_the_ingest_settings_give_it(
+    video_dependencies: ModuleType,
+) -> None:
     settings = VideoSettings.from_environment({**ENVIRONMENT, "RECORD_CONCURRENCY": "3"})
 
     client = video_dependencies.inference_client(settings, "unit-test-key")
