@@ -4,7 +4,9 @@ One queue feeds it two kinds of message (docs/videos.md):
 - S3 notifications for the video suffixes: the *planner* probes the video, records it `processing` and
   sends one segment task per `VIDEO_SEGMENT_SECONDS` of video back to the same queue (the fan-out);
 - segment tasks (`s3kp_core.video_tasks`): each samples its frames, infers, writes its part, and the one
-  that records the last segment finishes the video.
+  that records the last segment finishes the video;
+- segment watches: a segment's last delivery sends one, delayed past its own end, which records the video's
+  failure if that delivery was killed without an outcome (`video_processing.watch_segment`).
 
 Messages are handled as the ingest function handles its own (`sqs_retries`, the same module): a lease while
 the invocation runs, a backoff for transient failures, a deferral (never a failure) for a duplicate still
@@ -30,8 +32,11 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyItemNotFoundError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS, DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ingest_settings import resolve_api_key
 from s3_events import (
@@ -47,10 +52,17 @@ from s3kp_core.errors import EndpointUnavailable, TransientError
 from s3kp_core.observability import logger, metrics, tracer
 from s3kp_core.processing import ObjectEvent
 from s3kp_core.results import ResultRecord
-from s3kp_core.video_processing import PlanOutcome, SegmentOutcome, plan_video, process_segment
+from s3kp_core.video_processing import (
+    PlanOutcome,
+    SegmentOutcome,
+    plan_video,
+    process_segment,
+    watch_segment,
+)
 from s3kp_core.video_tasks import MalformedTask, SegmentTask, decode_task, is_task
 from sqs_retries import (
     LEASE_MARGIN_SECONDS,
+    SQS_MAX_DELAY_SECONDS,
     MessageVisibility,
     message_age_seconds,
     outage_delay_seconds,
@@ -136,7 +148,13 @@ def handle_sqs_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
     queue_url = settings.segment_queue_url or queue_url_from_arn(record.event_source_arn)
     try:
         if is_task(record.body):
-            _segment_message(record, lambda_context, final_attempt=final_attempt, deferrable=deferrable)
+            _segment_message(
+                record,
+                lambda_context,
+                final_attempt=final_attempt,
+                deferrable=deferrable,
+                queue_url=queue_url,
+            )
         else:
             _notification_message(record, lambda_context, final_attempt=final_attempt, queue_url=queue_url)
     except InProgressElsewhere as busy:
@@ -175,7 +193,7 @@ def _notification_message(
 
 
 def _segment_message(
-    record: SQSRecord, context: LambdaContext, *, final_attempt: bool, deferrable: bool
+    record: SQSRecord, context: LambdaContext, *, final_attempt: bool, deferrable: bool, queue_url: str
 ) -> None:
     try:
         task = decode_task(record.body)
@@ -185,8 +203,13 @@ def _segment_message(
     logger.set_correlation_id(task.source.key)
     logger.append_keys(bucket=task.source.bucket, object_key=task.source.key, segment=task.segment)
     try:
+        if task.watch:
+            _watch_segment(task, queue_url)
+            return
+        if final_attempt:
+            _send_watch(task, context, queue_url)
         _idempotent(process_segment_once, segment_config, "segment")(
-            unit={"result_id": task.result_id, "run": task.run, "segment": task.segment},
+            unit=_segment_unit(task),
             task=task,
             context=context,
             final_attempt=final_attempt,
@@ -265,15 +288,66 @@ def _idempotent(
     return wrapped
 
 
+def _segment_unit(task: SegmentTask) -> dict[str, Any]:
+    return {"result_id": task.result_id, "run": task.run, "segment": task.segment}
+
+
 def _in_progress_seconds_left(task: SegmentTask) -> float | None:
     """How long the other invocation's in-progress record of this segment can still last."""
     try:
-        unit = {"result_id": task.result_id, "run": task.run, "segment": task.segment}
-        record = idempotency_store(settings, "segment").get_record(data=unit)
-    except Exception:  # gone in the meantime, or unreadable: the caller uses a bound
+        record = _segment_record(task)
+    except Exception:  # unreadable: the caller uses a bound
         return None
     expiry = record.in_progress_expiry_timestamp if record is not None else None
     return None if expiry is None else max(0.0, float(expiry) / 1000 - time.time())
+
+
+def _segment_record(task: SegmentTask) -> DataRecord | None:
+    """The segment's Powertools idempotency record, or None when there is none."""
+    store = idempotency_store(settings, "segment")
+    # Keys name the decorated function; a container whose first message is a watch has not called it yet.
+    function = process_segment_once
+    store.configure(segment_config, function_name=f"{function.__module__}.{function.__qualname__}")
+    try:
+        return store.get_record(data=_segment_unit(task))
+    except IdempotencyItemNotFoundError:
+        return None
+
+
+def _send_watch(task: SegmentTask, context: LambdaContext, queue_url: str) -> None:
+    """The segment's last delivery: a watch, due once this invocation has ended however it ends (a lease's
+    margin after its deadline, at most SQS's 900 s: a later end finds its record still in progress and the
+    watch waits). Best effort: without it, a killed delivery is left to the video DLQ's alarm."""
+    delay = min(
+        SQS_MAX_DELAY_SECONDS, round(context.get_remaining_time_in_millis() / 1000) + LEASE_MARGIN_SECONDS
+    )
+    try:
+        segments = collaborators(settings, resolve_api_key(settings), queue_url).segments
+        segments.send([msgspec.structs.replace(task, watch=True)], delay_seconds=delay)
+    except Exception as error:
+        logger.warning("could not send the segment's watch", error=f"{type(error).__name__}: {error}")
+        return
+    logger.info("last delivery of a segment: its watch is due later", watch_in_seconds=delay)
+
+
+def _watch_segment(task: SegmentTask, queue_url: str) -> None:
+    """After the segment's last delivery: was it killed without an outcome? (see `watch_segment`)"""
+    previous = _segment_record(task)
+    killed = previous is not None and previous.status == STATUS_CONSTANTS["INPROGRESS"]
+    if killed and previous is not None:
+        expiry = previous.in_progress_expiry_timestamp
+        seconds_left = None if expiry is None else float(expiry) / 1000 - time.time()
+        if seconds_left is None or seconds_left > 0:  # still running (or unknown): look again after it
+            raise InProgressElsewhere(seconds_left)
+    deps = collaborators(settings, resolve_api_key(settings), queue_url)
+    outcome = watch_segment(
+        task, settings=video_processing_settings(settings), deps=deps, last_delivery_killed=killed
+    )
+    logger.info("segment watched", segment=task.segment, last_delivery_killed=killed, state=outcome.state)
+    if outcome.record is not None:
+        _log_video(outcome.record)
+    if outcome.event_published:
+        metrics.add_metric(name="ResultEventsPublished", unit=MetricUnit.Count, value=1)
 
 
 def plan_once(
@@ -355,16 +429,20 @@ def _log_segment(task: SegmentTask, outcome: SegmentOutcome, seconds: float) -> 
             value=outcome.inference_ms / outcome.inferences,
         )
     if outcome.record is not None:
-        logger.info(
-            "video processed",
-            status=outcome.record.status.value,
-            reason=msgspec.structs.asdict(outcome.record.reason) if outcome.record.reason else None,
-            frames=outcome.record.video.frames if outcome.record.video else 0,
-            detections=outcome.record.detections,
-        )
-        _count_video(outcome.record)
+        _log_video(outcome.record)
     if outcome.event_published:
         metrics.add_metric(name="ResultEventsPublished", unit=MetricUnit.Count, value=1)
+
+
+def _log_video(record: ResultRecord) -> None:
+    logger.info(
+        "video processed",
+        status=record.status.value,
+        reason=msgspec.structs.asdict(record.reason) if record.reason else None,
+        frames=record.video.frames if record.video else 0,
+        detections=record.detections,
+    )
+    _count_video(record)
 
 
 def _count_video(record: ResultRecord) -> None:

@@ -275,7 +275,7 @@ def output_keys(template: dict[str, Any]) -> list[str]:
         f"{environment['OUTPUT_PREFIX']}cat.jpg.e1.jpg",
         f"{environment['PREDICTIONS_PREFIX']}r1.e1.json",
         f"{environment['OUTPUT_PREFIX']}clip.mp4.r1.mp4",
-        f"{environment['PREDICTIONS_PREFIX']}r1/run/piece-00000.mp4",
+        f"{environment['PREDICTIONS_PREFIX']}video-work/r1/run/piece-00000.mp4",
     ]
 
 

@@ -262,6 +262,19 @@ def test_every_video_suffix_reaches_the_video_queue_in_both_cases(template: dict
     assert to_videos == VIDEO_SUFFIXES | {suffix.upper() for suffix in VIDEO_SUFFIXES}
 
 
+def test_abandoned_video_work_expires_after_the_longest_a_segment_may_wait(template: dict[str, Any]) -> None:
+    from s3kp_core.video_processing import WORK_DIRECTORY
+
+    rules = _properties(template, "UploadBucket")["LifecycleConfiguration"]["Rules"]
+    (rule,) = [rule for rule in rules if rule["Id"] == "expire-abandoned-video-work"]
+    predictions_prefix = function_environment(template, "VideoFunction")["PREDICTIONS_PREFIX"]
+    retention = template["Parameters"]["MessageRetentionSeconds"]
+
+    assert rule["Status"] == "Enabled"
+    assert rule["Prefix"] == predictions_prefix + WORK_DIRECTORY
+    assert rule["ExpirationInDays"] * 86_400 > retention["MaxValue"]
+
+
 def test_every_image_suffix_is_filtered_in_lower_and_upper_case(template: dict[str, Any]) -> None:
     """S3 suffix filters are case-sensitive: `.JPG` from a camera must be processed too."""
     configurations = _properties(template, "UploadBucket")["NotificationConfiguration"]["QueueConfigurations"]

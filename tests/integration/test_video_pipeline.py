@@ -237,3 +237,64 @@ def test_a_segment_waits_out_an_endpoint_outage_and_is_processed_when_it_is_back
     result = stack.result(key)
     assert result is not None
     assert result["status"] == "succeeded"
+
+
+class KilledInvocation(BaseException):
+    """Stands for Lambda killing the invocation (its memory limit, a crash in native code): no `except
+    Exception` of ours, nor Powertools', runs, so the segment's idempotency record stays in progress."""
+
+
+def test_a_segment_killed_on_its_last_delivery_is_recorded_failed_by_its_watch(
+    video_stack: StackFactory, clip: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = video_stack(MAX_RECEIVE_COUNT="1")  # every delivery is the last
+    monkeypatch.setattr(stack.handler, "LEASE_MARGIN_SECONDS", 0)  # the watch is due when the invocation ends
+    key = stack.upload("killed.mp4", clip)
+    (notification,) = stack.receive()
+    stack.invoke(notification)
+    (task,) = stack.receive()
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        raise KilledInvocation
+
+    monkeypatch.setattr(stack.handler, "process_segment", killed)
+    with pytest.raises(KilledInvocation):
+        stack.invoke(task, timeout_seconds=2)
+    assert stack.result(key)["status"] == "processing"  # type: ignore[index]
+
+    (watch,) = [m for m in stack.receive(timeout=10) if json.loads(m["Body"]).get("watch")]
+    assert stack.invoke(watch) == set()
+
+    result = stack.result(key)
+    assert result is not None
+    assert (result["status"], result["reason"]["code"]) == ("failed", "video_segment_crashed")
+    assert "killed" in result["reason"]["message"]
+
+
+def test_a_watch_that_arrives_while_its_segment_still_runs_waits_for_it(
+    video_stack: StackFactory, clip: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery that outlives its watch's delay (SQS delays at most 900 s) is not taken for a killed one."""
+    stack = video_stack(MAX_RECEIVE_COUNT="1")
+    monkeypatch.setattr(stack.handler, "SQS_MAX_DELAY_SECONDS", 1)  # the watch is due before the deadline
+    key = stack.upload("slow.mp4", clip)
+    (notification,) = stack.receive()
+    stack.invoke(notification)
+    (task,) = stack.receive()
+    real_process_segment = stack.handler.process_segment
+    watches: list[set[str]] = []
+
+    def meanwhile_the_watch_arrives(*args: Any, **kwargs: Any) -> Any:
+        (watch,) = [m for m in stack.receive(timeout=10) if json.loads(m["Body"]).get("watch")]
+        watches.append(stack.invoke(watch))  # nested: the segment's record is in progress
+        return real_process_segment(*args, **kwargs)
+
+    monkeypatch.setattr(stack.handler, "process_segment", meanwhile_the_watch_arrives)
+    assert stack.invoke(task, timeout_seconds=6) == set()
+
+    assert watches == [set()]  # deferred (a delayed copy), not failed
+    assert stack.result(key)["status"] == "succeeded"  # type: ignore[index]
+    (copy,) = stack.receive(timeout=10)  # due when the segment's in-progress record would have expired
+    assert json.loads(copy["Body"])["watch"] is True
+    assert stack.invoke(copy) == set()
+    assert stack.result(key)["status"] == "succeeded"  # type: ignore[index]

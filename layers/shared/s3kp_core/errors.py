@@ -67,6 +67,9 @@ VIDEO_TRUNCATED: Final = "video_truncated"
 """The data ends well before the duration its header declares (an upload cut short)."""
 VIDEO_SEGMENT_TIMEOUT: Final = "video_segment_timeout"
 """A segment could not be processed within the function's time: retried, recorded on the last delivery."""
+VIDEO_SEGMENT_CRASHED: Final = "video_segment_crashed"
+"""A segment's last delivery ended without any outcome: its invocation was killed (out of memory, a crash
+in native code, the function's timeout). Recorded by the segment's watch (docs/videos.md)."""
 VIDEO_FANOUT_FAILED: Final = "video_fanout_failed"
 """Sending a video's segment tasks to its queue failed for a passing reason: retried."""
 

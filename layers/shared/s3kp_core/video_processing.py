@@ -6,6 +6,9 @@
                       Lines) and its piece of the annotated video, record the segment; the writer that
                       records the last one finishes: joins the parts and pieces, records the final state
                       and publishes the video's one result event
+    watch_segment     after a segment's last delivery: if that delivery was killed without an outcome
+                      (out of memory, a native crash), record the video's failure; if the video's last
+                      segment is recorded but the video is not finished, finish it
 
 No AWS event shapes here; every collaborator with I/O is injected (`VideoCollaborators`). Every video ends
 in one recorded state, as an image does: `succeeded`, or `failed`/`skipped` with a reason, written by the
@@ -140,9 +143,21 @@ def annotated_video_key(source_key: str, settings: ProcessingSettings, run: str)
     return f"{settings.output_prefix}{relative}.{run}.mp4"
 
 
+# Segment work lives under a prefix of its own, so the bucket's lifecycle rule (template.yaml,
+# `expire-abandoned-video-work`) can expire what a run that never finishes leaves behind; a result id is hex,
+# so no result's documents are under it.
+WORK_DIRECTORY = "video-work/"
+FRAMES_NAME = "frames.jsonl.gz"
+
+
+def frames_key(settings: ProcessingSettings, result_id: str, run: str) -> str:
+    """Where a finished run keeps its frames document."""
+    return f"{settings.predictions_prefix}{result_id}/{run}/{FRAMES_NAME}"
+
+
 def work_key(settings: ProcessingSettings, result_id: str, run: str, name: str) -> str:
-    """Where a run keeps its frames document and, until it finishes, each segment's part and piece."""
-    return f"{settings.predictions_prefix}{result_id}/{run}/{name}"
+    """Where a run keeps each segment's part and piece until the video is finished."""
+    return f"{settings.predictions_prefix}{WORK_DIRECTORY}{result_id}/{run}/{name}"
 
 
 def _part_name(index: int) -> str:
@@ -151,9 +166,6 @@ def _part_name(index: int) -> str:
 
 def _piece_name(index: int) -> str:
     return f"piece-{index:05d}.mp4"
-
-
-FRAMES_NAME = "frames.jsonl.gz"
 
 
 # ---------------------------------------------------------------------------------------------- planning
@@ -315,6 +327,42 @@ def process_segment(
         if final_attempt:
             _fail(task, settings, deps, Status.FAILED, _internal(error))
         raise
+
+
+def watch_segment(
+    task: SegmentTask,
+    *,
+    settings: VideoProcessingSettings,
+    deps: VideoCollaborators,
+    last_delivery_killed: bool,
+) -> SegmentOutcome:
+    """Check on a segment after its last delivery (`task.watch`; see `video_tasks`).
+
+    `last_delivery_killed`: the segment's idempotency record says a delivery started it and never ended (the
+    handler reads it). Any outcome of ours ends a delivery in one of three ways, each leaving nothing to do
+    here: the segment recorded, the video's failure recorded, or the message retried or deferred (it comes
+    back, and its own last delivery sends another watch). A killed one ran none of them, and no delivery
+    follows: the video's failure is recorded now (`video_segment_crashed`). Killed after recording the
+    last segment but before finishing, the video is finished here.
+
+    Outcome states: as `process_segment`'s, plus `watched` (nothing to do)."""
+    state = deps.videos.read(task.result_id)
+    if state is None or not state.belongs_to(task.run):
+        return SegmentOutcome(state="stale")
+    if not state.processing:
+        return SegmentOutcome(state="already_recorded", event_published=_publish_owed(state, deps))
+    if task.segment in state.segments:
+        if state.complete:
+            return _finish(task, state, settings, deps, SegmentOutcome(state="already_recorded"))
+        return SegmentOutcome(state="already_recorded")
+    if not last_delivery_killed:
+        return SegmentOutcome(state="watched")
+    reason = Reason(
+        code=errors.VIDEO_SEGMENT_CRASHED,
+        message=f"segment {task.segment + 1} of {task.segments} ended its last delivery without an outcome: "
+        "the invocation was killed (out of memory, a crash, or the function's timeout)",
+    )
+    return _fail(task, settings, deps, Status.FAILED, reason)
 
 
 @dataclass
@@ -531,7 +579,7 @@ def _finish(
         return _fail(task, settings, deps, Status.FAILED, reason)
     bucket = _output_bucket(task, processing)
     parts = [_get_work(task, settings, deps, _part_name(index)) for index in range(task.segments)]
-    frames_ref = ObjectRef(bucket=bucket, key=work_key(processing, task.result_id, task.run, FRAMES_NAME))
+    frames_ref = ObjectRef(bucket=bucket, key=frames_key(processing, task.result_id, task.run))
     deps.objects.put(
         bucket, frames_ref.key, join_parts(parts), content_type=FRAMES_CONTENT_TYPE, metadata=_metadata(task)
     )

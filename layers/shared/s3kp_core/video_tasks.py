@@ -5,6 +5,11 @@ video queue; each is processed by an invocation of its own. A task carries what 
 probe, the run, the event order), so a segment neither probes the video again nor guesses which upload it
 belongs to. Bodies are JSON with a version key, `s3kp_video_segment`, which tells them from S3's
 notifications on the same queue.
+
+A task with `watch` set is a segment's *watch*: the segment's last delivery sends it, delayed past that
+delivery's end, to find out whether the delivery ended at all (`video_processing.watch_segment`). An
+invocation killed by its memory limit or a native crash runs no code of ours, so only a message that
+arrives afterwards can record the video's failure.
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ class SegmentTask(msgspec.Struct, frozen=True, kw_only=True):
     video: ProbeFacts
     created_at: datetime
     replay: bool = False
+    watch: bool = False  # this message checks on the segment after its last delivery (see the module doc)
 
     @property
     def sampling(self) -> Fraction:
@@ -121,6 +127,7 @@ def decode_task(body: str) -> SegmentTask:
 
 
 class SegmentQueue(Protocol):
-    """Where segment tasks go; `send` returns once every task is accepted, else raises TransientError."""
+    """Where segment tasks go; `send` returns once every task is accepted, else raises TransientError.
+    `delay_seconds` (at most SQS's 900) holds the tasks back that long."""
 
-    def send(self, tasks: Sequence[SegmentTask]) -> None: ...
+    def send(self, tasks: Sequence[SegmentTask], *, delay_seconds: int = 0) -> None: ...

@@ -10,6 +10,7 @@ from s3kp_core.video_tasks import SegmentTask, encode_task
 
 _BATCH_LIMIT = 10
 _ATTEMPTS = 3
+SQS_MAX_DELAY_SECONDS = 900  # SendMessage's DelaySeconds limit
 
 
 class SqsSegmentQueue:
@@ -17,13 +18,14 @@ class SqsSegmentQueue:
         self._sqs = client
         self._queue_url = queue_url
 
-    def send(self, tasks: Sequence[SegmentTask]) -> None:
+    def send(self, tasks: Sequence[SegmentTask], *, delay_seconds: int = 0) -> None:
+        delay = max(0, min(SQS_MAX_DELAY_SECONDS, delay_seconds))
         for start in range(0, len(tasks), _BATCH_LIMIT):
             pending = {
                 str(n): encode_task(task) for n, task in enumerate(tasks[start : start + _BATCH_LIMIT])
             }
             for _ in range(_ATTEMPTS):  # entries SQS refused on its side (e.g. throttled) are sent again
-                pending = self._send(pending)
+                pending = self._send(pending, delay)
                 if not pending:
                     break
             if pending:
@@ -31,11 +33,14 @@ class SqsSegmentQueue:
                     errors.VIDEO_FANOUT_FAILED, f"SQS did not accept {len(pending)} segment tasks"
                 )
 
-    def _send(self, entries: dict[str, str]) -> dict[str, str]:
+    def _send(self, entries: dict[str, str], delay: int) -> dict[str, str]:
         try:
             response = self._sqs.send_message_batch(
                 QueueUrl=self._queue_url,
-                Entries=[{"Id": entry_id, "MessageBody": body} for entry_id, body in entries.items()],
+                Entries=[
+                    {"Id": entry_id, "MessageBody": body, "DelaySeconds": delay}
+                    for entry_id, body in entries.items()
+                ],
             )
         except Exception as error:
             raise errors.TransientError(

@@ -20,6 +20,7 @@ from typing import Any
 
 import av
 import boto3
+import msgspec
 import pytest
 from moto import mock_aws
 from PIL import Image
@@ -32,10 +33,12 @@ from s3kp_core.results import Keypoint, Prediction, ResultRecord, SourceObject, 
 from s3kp_core.results_schema import from_item
 from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 from s3kp_core.video_processing import (
+    WORK_DIRECTORY,
     SegmentOutcome,
     VideoCollaborators,
     plan_video,
     process_segment,
+    watch_segment,
 )
 from s3kp_core.video_source_s3 import S3VideoSources
 from s3kp_core.video_store import Start
@@ -89,8 +92,11 @@ class Published:
 class TaskList:
     tasks: list[SegmentTask] = field(default_factory=list)
 
-    def send(self, tasks: Any) -> None:
+    delays: list[int] = field(default_factory=list)
+
+    def send(self, tasks: Any, *, delay_seconds: int = 0) -> None:
         self.tasks.extend(tasks)
+        self.delays.extend(delay_seconds for _ in tasks)
 
 
 class Stack:
@@ -126,6 +132,10 @@ class Stack:
 
     def segment(self, task: SegmentTask, **options: Any) -> SegmentOutcome:
         return process_segment(task, settings=options.pop("settings", SETTINGS), deps=self.deps, **options)
+
+    def watch(self, task: SegmentTask, *, killed: bool) -> SegmentOutcome:
+        watch = msgspec.structs.replace(task, watch=True)
+        return watch_segment(watch, settings=SETTINGS, deps=self.deps, last_delivery_killed=killed)
 
     def drain(self, order: list[int] | None = None) -> list[SegmentOutcome]:
         tasks, self.queue.tasks = self.queue.tasks, []
@@ -218,6 +228,7 @@ def test_a_three_second_video_is_three_segments_merged_into_one_result_and_one_e
     assert stack.events.details[0].video.frames == 15
     # Nothing but the frames document is left of the segments' work.
     assert stack.keys(f"predictions/{result.result_id}/") == [result.video.frames_ref.key]  # type: ignore[union-attr]
+    assert stack.keys(f"predictions/{WORK_DIRECTORY}") == []
     assert stack.predictor.calls == 15
 
 
@@ -294,6 +305,94 @@ def test_a_last_segment_whose_writer_died_before_finishing_is_finished_by_its_re
     assert redelivered.record is not None
     assert redelivered.record.status == Status.SUCCEEDED
     assert len(stack.events.details) == 1
+
+
+def test_segment_work_is_kept_under_the_work_prefix_the_lifecycle_rule_expires(stack: Stack) -> None:
+    stack.plan(stack.upload(numbered_video(20, fps=10)))
+    first, _ = stack.queue.tasks
+    stack.segment(first)
+    work = stack.keys("predictions/")
+    assert work == [
+        f"predictions/{WORK_DIRECTORY}{first.result_id}/{first.run}/frames-00000.jsonl.gz",
+        f"predictions/{WORK_DIRECTORY}{first.result_id}/{first.run}/piece-00000.mp4",
+    ]
+
+
+# ------------------------------------------------------------------------------------------ the watch
+
+
+def test_a_segment_killed_on_its_last_delivery_is_recorded_failed_by_its_watch(stack: Stack) -> None:
+    stack.plan(stack.upload(numbered_video(30, fps=10)))
+    first, killed, _ = stack.queue.tasks
+    stack.segment(first)
+
+    outcome = stack.watch(killed, killed=True)
+
+    assert outcome.state == "failed"
+    result = stack.result()
+    assert result.status == Status.FAILED
+    assert result.reason is not None
+    assert result.reason.code == errors.VIDEO_SEGMENT_CRASHED
+    assert result.reason.message.startswith("segment 2 of 3 ended its last delivery without an outcome")
+    assert [d.status for d in stack.events.details] == [Status.FAILED]
+    assert stack.keys(f"predictions/{WORK_DIRECTORY}") == []  # the recorded segment's work is removed
+
+
+def test_a_watch_after_a_last_delivery_that_ended_changes_nothing(stack: Stack) -> None:
+    """Retried, deferred for an outage, or recorded: the message lives on, or the segment counted."""
+    stack.plan(stack.upload(numbered_video(20, fps=10)))
+    first, second = stack.queue.tasks
+
+    assert stack.watch(first, killed=False).state == "watched"
+    assert stack.result().status == Status.PROCESSING
+
+    stack.segment(first)
+    assert stack.watch(first, killed=True).state == "already_recorded"  # recorded, then killed: no harm
+    assert stack.result().status == Status.PROCESSING
+
+    stack.segment(second)
+    assert stack.watch(second, killed=True).state == "already_recorded"
+    assert stack.result().status == Status.SUCCEEDED
+    assert len(stack.events.details) == 1
+
+
+def test_a_watch_finishes_a_video_whose_last_writer_was_killed_before_finishing(stack: Stack) -> None:
+    stack.plan(stack.upload(numbered_video(20, fps=10)))
+    first, last = stack.queue.tasks
+    stack.segment(first)
+    real_put = stack.deps.objects.put
+
+    class Killed(BaseException):
+        """What the test makes of an invocation killed while it joined the video."""
+
+    def killed_while_finishing(bucket: str, key: str, body: bytes, **options: Any) -> None:
+        if key.startswith("annotated/"):
+            raise Killed
+        real_put(bucket, key, body, **options)
+
+    stack.deps.objects.put = killed_while_finishing  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        stack.segment(last)
+    stack.deps.objects.put = real_put  # type: ignore[method-assign]
+    assert stack.result().status == Status.PROCESSING
+
+    outcome = stack.watch(last, killed=True)
+
+    assert outcome.record is not None
+    assert outcome.record.status == Status.SUCCEEDED
+    assert stack.result().video.frames == 10  # type: ignore[union-attr]
+    assert len(stack.events.details) == 1
+
+
+def test_a_watch_of_a_replaced_run_changes_nothing(stack: Stack) -> None:
+    stack.plan(stack.upload(numbered_video(20, fps=10)))
+    older = list(stack.queue.tasks)
+    stack.queue.tasks.clear()
+    stack.plan(msgspec_replace_time(stack.upload(numbered_video(10, fps=10)), timedelta(seconds=5)))
+
+    assert stack.watch(older[1], killed=True).state == "stale"
+    assert stack.result().status == Status.PROCESSING
+    assert stack.events.details == []
 
 
 def test_a_retried_planner_resends_its_tasks_without_resetting_the_segments_done(stack: Stack) -> None:
