@@ -59,7 +59,7 @@ def test_the_fingerprint_covers_the_sampling_rate_and_every_use_of_it_sees_the_s
     assert VideoSettings.from_environment({**REQUIRED_VARIABLES, "VIDEO_FPS": "5.0"}).fingerprint == (
         default.fingerprint
     )
-    # Segments and the drawing change where and how the work is done, not the predictions.
+    # Segments change where the work is done, not which frames are sampled (sample times are global).
     assert VideoSettings.from_environment(
-        {**REQUIRED_VARIABLES, "VIDEO_SEGMENT_SECONDS": "10", "VIDEO_ANNOTATED_MAX_SIDE": "512"}
+        {**REQUIRED_VARIABLES, "VIDEO_SEGMENT_SECONDS": "10"}
     ).fingerprint == (default.fingerprint)
