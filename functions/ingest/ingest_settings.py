@@ -113,6 +113,10 @@ class IngestSettings(EnvironmentSettings, frozen=True, kw_only=True):
     @property
     def fingerprint(self) -> str:
         """The model and the inference settings that change predictions (recorded on every result)."""
+        return self.inference_fingerprint()
+
+    def inference_fingerprint(self, *, video_fps: float | None = None) -> str:
+        """This function's model and inference settings, plus a video's sampling rate when given."""
         from s3kp_core.fingerprint import inference_fingerprint
 
         return inference_fingerprint(
@@ -121,6 +125,7 @@ class IngestSettings(EnvironmentSettings, frozen=True, kw_only=True):
             overlap=self.overlap,
             classes=self.classes,
             max_side_for_inference=self.max_side_for_inference,
+            video_fps=video_fps,
         )
 
     def processing_settings(self) -> ProcessingSettings:

@@ -43,6 +43,17 @@ class VideoSettings(IngestSettings, frozen=True, kw_only=True):
                 "VIDEO_FPS x VIDEO_SEGMENT_SECONDS must be at least 1: a segment would sample no frame"
             )
 
+    @property
+    def fingerprint(self) -> str:
+        """The ingest function's fingerprint plus VIDEO_FPS: the frames sampled change the predictions.
+
+        Everything derived from the settings sees this one: the planner's idempotency key
+        (`s3_events.work_unit`), the run token and the record (`processing_settings().fingerprint`), so
+        after a VIDEO_FPS change a replayed upload is a new unit of work and `s3kp backfill --reprocess`
+        tells the videos done at the old rate from the others.
+        """
+        return self.inference_fingerprint(video_fps=self.video_fps)
+
     def video_processing_settings(self) -> VideoProcessingSettings:
         """What the video flow needs (imported here: `video_processing` loads PyAV and Pillow)."""
         from s3kp_core.video_plan import exact

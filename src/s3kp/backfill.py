@@ -7,6 +7,10 @@ queue the notification sends them to (images to the ingest queue, videos to the 
 docs/videos.md) as S3 `ObjectCreated:Put` notifications, ten messages per `SendMessageBatch`, one record
 each, at most `--max-rate` objects per second.
 
+Reprocessing: the two functions record different fingerprints. A video's covers the sampling rate
+(`VideoFps`) too, so `--reprocess` compares an object the notification routes to the video queue with the
+video fingerprint (`--video-fps`, or `--video-fingerprint`) and any other with the image one.
+
 Ordering: S3's `sequencer` belongs to S3 and cannot be minted, so a backfill record has none; it is marked
 with `s3.configurationId = "s3kp-backfill"` (where S3 puts the id of the notification configuration) and
 `eventTime` is the object's LastModified. The ingest function treats such a record as a *replay* of the
@@ -56,6 +60,8 @@ NOT_MATCHED = "not matched by the bucket notification (prefix/suffix)"
 TOO_OLD = "modified before --since"
 HAS_RESULT = "has a result for its current version (--only-missing)"
 UP_TO_DATE = "has a result with the current fingerprint (--reprocess)"
+NO_IMAGE_FINGERPRINT = "an image, and no current image fingerprint (--model-id or --fingerprint)"
+NO_VIDEO_FINGERPRINT = "a video, and no current video fingerprint (--model-id or --video-fingerprint)"
 OVER_LIMIT = "beyond --limit"
 NOT_FAILED = "has no failed result (--only-failed)"
 OTHER_REASON = "failed for another reason (--reason)"
@@ -127,8 +133,9 @@ class KeyFilter:
 
 @dataclass(frozen=True)
 class Plan:
-    """What to decide per object. `fingerprint` is the current one (needed by `reprocess`); `reasons`
-    narrows `only_failed` to those reason codes (empty: any failure)."""
+    """What to decide per object. `fingerprint` and `video_fingerprint` are the current ones, the ingest
+    function's and the video function's (`reprocess` needs one at least: objects of the other kind are
+    skipped); `reasons` narrows `only_failed` to those reason codes (empty: any failure)."""
 
     key_filter: KeyFilter
     since: datetime | None = None
@@ -138,10 +145,15 @@ class Plan:
     limit: int | None = None
     only_failed: bool = False
     reasons: frozenset[str] = frozenset()
+    video_fingerprint: str | None = None
 
     @property
     def needs_results(self) -> bool:
         return self.only_missing or self.reprocess or self.only_failed
+
+    def is_video(self, key: str) -> bool:
+        """The notification routes `key` to the video function, which records the video fingerprint."""
+        return self.key_filter.queue_for(key) == VIDEO_QUEUE
 
 
 @dataclass
@@ -162,7 +174,7 @@ def decide(
     Results are looked up `chunk` objects at a time (one BatchGetItem) and only for objects that pass the
     cheap filters. Once `limit` objects are to be sent, the rest is reported as beyond the limit.
     """
-    if plan.reprocess and not plan.fingerprint:
+    if plan.reprocess and not (plan.fingerprint or plan.video_fingerprint):
         raise ValueError("reprocessing needs the current fingerprint")
     to_send = 0
     pending: list[Decision] = []
@@ -203,13 +215,26 @@ def _result_reason(obj: ListedObject, stored: StoredResult | None, plan: Plan) -
         if plan.reasons and stored.reason not in plan.reasons:
             return OTHER_REASON
         return None
+    if plan.reprocess:
+        return _reprocess_reason(obj, stored, plan)
     if stored is None or not _same_version(obj, stored):
         return None  # no result for the current version: always worth sending
-    if plan.reprocess:
-        return UP_TO_DATE if stored.fingerprint == plan.fingerprint else None
     if plan.only_missing:
         return HAS_RESULT
     return None
+
+
+def _reprocess_reason(obj: ListedObject, stored: StoredResult | None, plan: Plan) -> str | None:
+    """A video is compared with the video function's fingerprint (it covers VideoFps), an image with the
+    ingest function's. Without the one of its kind an object cannot be judged, and is not sent: sending
+    it anyway would reprocess every video of a run given the image fingerprint alone."""
+    video = plan.is_video(obj.key)
+    current = plan.video_fingerprint if video else plan.fingerprint
+    if current is None:
+        return NO_VIDEO_FINGERPRINT if video else NO_IMAGE_FINGERPRINT
+    if stored is None or not _same_version(obj, stored):
+        return None  # no result for the current version: always worth sending
+    return UP_TO_DATE if stored.fingerprint == current else None
 
 
 def _same_version(obj: ListedObject, stored: StoredResult) -> bool:
@@ -434,6 +459,8 @@ class Summary:
     skipped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     fingerprint: str | None = None
+    video_fingerprint: str | None = None
+    videos: int = 0  # listed objects the notification routes to the video queue
     rerun: str | None = None
 
     def rate(self) -> float:
@@ -447,11 +474,13 @@ class Summary:
             "video_queue_url": self.video_queue_url,
             "dry_run": self.dry_run,
             "listed": self.listed,
+            "videos": self.videos,
             "sent" if not self.dry_run else "would_send": self.sent,
             "skipped": dict(self.skipped),
             "seconds": round(self.seconds, 3),
             "objects_per_second": round(self.rate(), 1),
             "fingerprint": self.fingerprint,
+            "video_fingerprint": self.video_fingerprint,
             "rerun": self.rerun,
         }
 
@@ -465,7 +494,10 @@ class Summary:
         ]
         for reason, count in self.skipped.most_common():
             lines.append(f"  skipped  {count}  {reason}")
-        if self.fingerprint:
+        if self.videos and (self.fingerprint or self.video_fingerprint):
+            image, video = self.fingerprint or "unknown", self.video_fingerprint or "unknown"
+            lines.append(f"  current fingerprint {image} (images), {video} (videos)")
+        elif self.fingerprint:
             lines.append(f"  current fingerprint {self.fingerprint}")
         if self.rerun:
             lines.append(f"  rerun token {self.rerun} (in the ingest function's idempotency key)")
@@ -531,7 +563,7 @@ def run_backfill(
     summary = Summary(
         bucket=bucket, prefix=prefix, queue_url=queue_url, dry_run=dry_run, video_queue_url=video_queue_url
     )
-    summary.fingerprint = plan.fingerprint
+    summary.fingerprint, summary.video_fingerprint = plan.fingerprint, plan.video_fingerprint
     if rerun is None and plan.only_failed:
         rerun = new_rerun_token()
     summary.rerun = rerun
@@ -569,6 +601,7 @@ def run_backfill(
     def counted(objects: Iterable[ListedObject]) -> Iterator[ListedObject]:
         for obj in objects:
             summary.listed += 1
+            summary.videos += plan.is_video(obj.key)
             yield obj
 
     try:
@@ -647,30 +680,33 @@ def known_reason_codes() -> frozenset[str]:
     )
 
 
-def current_fingerprint(args: Any) -> str | None:
-    """--fingerprint, or the one the ingest function computes from --model-id and the inference settings
-    (their defaults are the template's parameter defaults)."""
-    if args.fingerprint:
-        return str(args.fingerprint)
-    if not args.model_id:
-        return None
-    from s3kp_core.fingerprint import inference_fingerprint
+def current_fingerprints(args: Any) -> tuple[str | None, str | None]:
+    """The fingerprints the stack records now, images' and videos': each its explicit option
+    (--fingerprint, --video-fingerprint), else the one the ingest / video function computes from --model-id
+    and the inference settings, plus --video-fps for videos (defaults: the template's parameter defaults,
+    as the local stack runs them); None without either."""
+    image, video = args.fingerprint or None, args.video_fingerprint or None
+    if args.model_id and not (image and video):
+        from s3kp_core.fingerprint import inference_fingerprint
 
-    from s3kp.local.cfn_template import load_template, parameter_defaults
+        from s3kp.local.cfn_template import load_template, parameter_defaults
 
-    defaults = parameter_defaults(load_template())
-    classes = args.classes if args.classes is not None else str(defaults.get("Classes", ""))
-    return inference_fingerprint(
-        args.model_id,
-        confidence=args.confidence if args.confidence is not None else float(defaults["Confidence"]),
-        overlap=args.overlap if args.overlap is not None else float(defaults["Overlap"]),
-        classes=classes.split(","),
-        max_side_for_inference=(
-            args.max_side_for_inference
-            if args.max_side_for_inference is not None
-            else int(defaults["MaxSideForInference"])
-        ),
-    )
+        defaults = parameter_defaults(load_template())
+        classes = args.classes if args.classes is not None else str(defaults.get("Classes", ""))
+        settings: dict[str, Any] = {
+            "confidence": args.confidence if args.confidence is not None else float(defaults["Confidence"]),
+            "overlap": args.overlap if args.overlap is not None else float(defaults["Overlap"]),
+            "classes": classes.split(","),
+            "max_side_for_inference": (
+                args.max_side_for_inference
+                if args.max_side_for_inference is not None
+                else int(defaults["MaxSideForInference"])
+            ),
+        }
+        video_fps = args.video_fps if args.video_fps is not None else str(defaults["VideoFps"])
+        image = image or inference_fingerprint(args.model_id, **settings)
+        video = video or inference_fingerprint(args.model_id, **settings, video_fps=video_fps)
+    return image, video
 
 
 def run_from_args(args: Any) -> int:
@@ -693,11 +729,11 @@ def run_from_args(args: Any) -> int:
     if args.reason and not args.only_failed:
         print("s3kp backfill: --reason narrows --only-failed: add --only-failed", file=sys.stderr)
         return 2
-    fingerprint = current_fingerprint(args)
-    if args.reprocess and not fingerprint:
+    fingerprint, video_fingerprint = current_fingerprints(args)
+    if args.reprocess and not (fingerprint or video_fingerprint):
         print(
             "s3kp backfill: --reprocess needs what the stack runs now: --model-id (and any inference "
-            "setting you changed) or --fingerprint",
+            "setting or VideoFps you changed) or --fingerprint / --video-fingerprint",
             file=sys.stderr,
         )
         return 2
@@ -731,6 +767,7 @@ def run_from_args(args: Any) -> int:
         only_missing=args.only_missing,
         reprocess=args.reprocess,
         fingerprint=fingerprint,
+        video_fingerprint=video_fingerprint,
         limit=args.limit,
         only_failed=args.only_failed,
         reasons=reasons,

@@ -171,8 +171,8 @@ def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     backfill.add_argument(
         "--reprocess",
         action="store_true",
-        help="send only objects without a result of the current fingerprint "
-        "(needs --model-id or --fingerprint)",
+        help="send only objects without a result of the current fingerprint, images' or videos' "
+        "(needs --model-id, or --fingerprint / --video-fingerprint)",
     )
     backfill.add_argument(
         "--only-failed",
@@ -193,7 +193,22 @@ def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     backfill.add_argument(
         "--max-side-for-inference", type=int, default=None, help="the stack's MaxSideForInference, if changed"
     )
-    backfill.add_argument("--fingerprint", default=None, help="the current fingerprint itself")
+    backfill.add_argument(
+        "--video-fps",
+        type=_positive_float,
+        default=None,
+        help="the stack's VideoFps, if changed (part of the videos' fingerprint)",
+    )
+    backfill.add_argument(
+        "--fingerprint",
+        default=None,
+        help="the current fingerprint of images itself (overrides --model-id's)",
+    )
+    backfill.add_argument(
+        "--video-fingerprint",
+        default=None,
+        help="the current fingerprint of videos itself (overrides --model-id's and --video-fps')",
+    )
     backfill.add_argument(
         "--since", default=None, help="only objects modified at or after this ISO-8601 date"
     )

@@ -309,6 +309,9 @@ def test_after_a_model_change_reprocess_sends_each_object_once_and_publishes_the
     assert keys_of(events) == sorted(keys)
     assert {event["detail"]["model_id"] for event in events} == {FULL_RANGE_FACES}
     assert backfill_cli(new, "--reprocess", "--model-id", FULL_RANGE_FACES)["sent"] == 0
+    # VideoFps is part of the videos' fingerprint only: a change of it leaves the images alone.
+    after_fps_change = backfill_cli(new, "--reprocess", "--model-id", FULL_RANGE_FACES, "--video-fps", "2")
+    assert (after_fps_change["sent"], after_fps_change["fingerprint"]) == (0, expected)
 
 
 def test_backfill_in_process_reports_what_it_listed_and_sent(ingest_stack: StackFactory) -> None:

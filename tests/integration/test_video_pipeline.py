@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,13 +21,14 @@ from typing import Any
 import av
 import boto3
 import pytest
+from s3kp_core.fingerprint import inference_fingerprint
 from s3kp_core.results import result_id_for
 
 from s3kp import samples
 from s3kp.local.lambda_runtime import LambdaContext, failed_message_ids, sqs_event
 from s3kp.local.resources import LocalResources, create_resources, video_environment
 from s3kp.video_samples import audio_only_mp4, sample_video
-from tests.conftest import MODEL_SERVER_API_KEY
+from tests.conftest import MODEL_SERVER_API_KEY, ROOT
 from tests.integration.test_ingest_pipeline import Fault, InferenceProxy
 
 MODEL_ID = "faces/2"
@@ -298,3 +300,45 @@ def test_a_watch_that_arrives_while_its_segment_still_runs_waits_for_it(
     assert json.loads(copy["Body"])["watch"] is True
     assert stack.invoke(copy) == set()
     assert stack.result(key)["status"] == "succeeded"  # type: ignore[index]
+
+
+def backfill_cli(stack: VideoStack, prefix: str, *options: str) -> dict[str, Any]:
+    """`s3kp backfill` as a user runs it against the local stack: it finds the queues and the table."""
+    url = f"s3://{stack.resources.bucket}/{stack.resources.input_prefix}{prefix}"
+    command = [sys.executable, "-m", "s3kp.cli", "backfill", url, "--endpoint-url",
+               stack.resources.endpoint_url, "--json", *options]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def test_after_a_video_fps_change_reprocess_sends_the_video_once_and_it_is_sampled_at_the_new_rate(
+    video_stack: StackFactory, clip: bytes
+) -> None:
+    """A video's fingerprint covers VideoFps: `--reprocess` finds the video done at the old rate, and the
+    replay is a new unit of work for the planner's idempotency (not a duplicate of the first upload)."""
+    settings = {"confidence": 0.4, "overlap": 0.3, "max_side_for_inference": 1024}
+    at_5 = inference_fingerprint(MODEL_ID, **settings, video_fps=5)
+    at_2 = inference_fingerprint(MODEL_ID, **settings, video_fps=2)
+    old = video_stack()  # the template's VideoFps: 5
+    key = old.upload("clips/walk.mp4", clip)
+    assert old.run_until_quiet() == 2  # the plan, one segment
+    first = old.result(key)
+    assert first is not None
+    assert (first["fingerprint"], first["video"]["frames"]) == (at_5, 20)
+    # What backfill computes by default is what the stack records: nothing to reprocess.
+    current = backfill_cli(old, "clips/", "--reprocess", "--model-id", MODEL_ID)
+    assert (current["sent"], current["video_fingerprint"]) == (0, at_5)
+    assert current["skipped"] == {"has a result with the current fingerprint (--reprocess)": 1}
+
+    new = video_stack(VIDEO_FPS="2")  # redeployed with VideoFps 2 (same moto state)
+    sent = backfill_cli(new, "clips/", "--reprocess", "--model-id", MODEL_ID, "--video-fps", "2")
+    assert (sent["sent"], sent["videos"], sent["video_fingerprint"]) == (1, 1, at_2)
+    assert new.run_until_quiet() == 2
+    result = new.result(key)
+    assert result is not None
+    assert (result["status"], result["fingerprint"]) == ("succeeded", at_2)
+    assert (result["video"]["frames"], result["video"]["fps_sampled"]) == (8, 2)
+    assert len(new.proxy.requests) == 8
+    assert result["created_at"] == first["created_at"]  # the same result, replaced
+    assert backfill_cli(new, "clips/", "--reprocess", "--model-id", MODEL_ID, "--video-fps", "2")["sent"] == 0

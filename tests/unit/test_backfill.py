@@ -9,10 +9,13 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser.models import S3Model
 from s3_events import parse_json_notification
+from s3kp_core.fingerprint import inference_fingerprint
 
 from s3kp import backfill
 from s3kp.backfill import (
     HAS_RESULT,
+    NO_IMAGE_FINGERPRINT,
+    NO_VIDEO_FINGERPRINT,
     NOT_FAILED,
     NOT_MATCHED,
     OTHER_REASON,
@@ -24,13 +27,14 @@ from s3kp.backfill import (
     Plan,
     Sender,
     StoredResult,
+    current_fingerprints,
     decide,
     notification_body,
     parse_reasons,
     parse_s3_url,
     parse_since,
 )
-from s3kp.cli import main
+from s3kp.cli import build_parser, main
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 TEMPLATE_FILTER = KeyFilter.from_template()
@@ -343,3 +347,108 @@ def test_without_a_video_queue_videos_are_counted_not_sent_to_the_ingest_queue()
     assert set(sqs.sent_to) == {"ingest"}
     assert summary.sent == 1
     assert summary.skipped == {backfill.NO_VIDEO_QUEUE: 1}
+
+
+# --- reprocessing videos: their fingerprint covers the sampling rate ---------------------------------
+
+
+def test_reprocess_compares_a_video_with_the_video_fingerprint_and_an_image_with_the_image_one() -> None:
+    """After a VideoFps change only the videos' fingerprint differs: the videos are sent, not the images."""
+    stored = {
+        "incoming/old-fps.mp4": StoredResult(etag="e1", version_id=None, fingerprint="video-at-5"),
+        "incoming/current.mp4": StoredResult(etag="e1", version_id=None, fingerprint="video-at-2"),
+        # A video recorded before videos had their own fingerprint carries the image one.
+        "incoming/before.mov": StoredResult(etag="e1", version_id=None, fingerprint="image"),
+        "incoming/photo.jpg": StoredResult(etag="e1", version_id=None, fingerprint="image"),
+        "incoming/old-model.png": StoredResult(etag="e1", version_id=None, fingerprint="old-image"),
+    }
+    objects = [obj(key) for key in stored]
+    plan = Plan(TEMPLATE_FILTER, reprocess=True, fingerprint="image", video_fingerprint="video-at-2")
+
+    sent, skipped = sent_and_skipped(decide(objects, plan, lambda b: stored))
+
+    assert sent == ["incoming/old-fps.mp4", "incoming/before.mov", "incoming/old-model.png"]
+    assert skipped == {"incoming/current.mp4": UP_TO_DATE, "incoming/photo.jpg": UP_TO_DATE}
+
+
+def test_reprocess_skips_the_objects_whose_current_fingerprint_it_was_not_given() -> None:
+    """`--fingerprint` is the image one: with it alone a video cannot be judged, and is not sent blindly."""
+    stored = {"incoming/clip.mp4": StoredResult(etag="e1", version_id=None, fingerprint="video")}
+    objects = [obj("incoming/clip.mp4"), obj("incoming/new.mp4"), obj("incoming/a.jpg")]
+
+    images_only = sent_and_skipped(
+        decide(objects, Plan(TEMPLATE_FILTER, reprocess=True, fingerprint="image"), lambda b: stored)
+    )
+    videos_only = sent_and_skipped(
+        decide(objects, Plan(TEMPLATE_FILTER, reprocess=True, video_fingerprint="new"), lambda b: stored)
+    )
+
+    assert images_only == (
+        ["incoming/a.jpg"],
+        {"incoming/clip.mp4": NO_VIDEO_FINGERPRINT, "incoming/new.mp4": NO_VIDEO_FINGERPRINT},
+    )
+    assert videos_only == (
+        ["incoming/clip.mp4", "incoming/new.mp4"],
+        {"incoming/a.jpg": NO_IMAGE_FINGERPRINT},
+    )
+
+
+def fingerprints_of(*options: str) -> tuple[str | None, str | None]:
+    return current_fingerprints(build_parser().parse_args(["backfill", "s3://b/incoming/", *options]))
+
+
+def test_the_current_fingerprints_are_the_functions_own_from_the_options_and_the_template_defaults() -> None:
+    """VideoFps defaults to the template's (5), as the inference options do; only the video one has it."""
+    image = inference_fingerprint("faces/2", confidence=0.4, overlap=0.3, max_side_for_inference=1024)
+    at_5 = inference_fingerprint(
+        "faces/2", confidence=0.4, overlap=0.3, max_side_for_inference=1024, video_fps=5
+    )
+    at_2 = inference_fingerprint(
+        "faces/2", confidence=0.4, overlap=0.3, max_side_for_inference=1024, video_fps=2
+    )
+
+    assert fingerprints_of("--model-id", "faces/2") == (image, at_5)
+    assert fingerprints_of("--model-id", "faces/2", "--video-fps", "2") == (image, at_2)
+    assert fingerprints_of("--model-id", "faces/2", "--video-fps", "2.0") == (image, at_2)
+    # Each explicit fingerprint overrides its own kind only.
+    assert fingerprints_of("--model-id", "faces/2", "--fingerprint", "f") == ("f", at_5)
+    assert fingerprints_of("--model-id", "faces/2", "--video-fingerprint", "v") == (image, "v")
+    assert fingerprints_of("--fingerprint", "f") == ("f", None)
+    assert fingerprints_of("--video-fingerprint", "v") == (None, "v")
+    assert fingerprints_of() == (None, None)
+
+
+def test_the_summary_shows_both_fingerprints_when_videos_are_listed() -> None:
+    def summary_lines(keys: list[str]) -> list[str]:
+        summary = backfill.run_backfill(
+            s3=ListingS3(keys), sqs=FakeSqs(), dynamodb=None, bucket="uploads", prefix="incoming/",
+            queue_url="ingest", results_table=None, region="us-east-1", concurrency=1, dry_run=True,
+            plan=Plan(TEMPLATE_FILTER, fingerprint="img0123", video_fingerprint="vid4567"),
+        )  # fmt: skip
+        assert (summary.fingerprint, summary.video_fingerprint) == ("img0123", "vid4567")
+        return [line.strip() for line in summary.lines() if "fingerprint" in line]
+
+    assert summary_lines(["incoming/a.jpg"]) == ["current fingerprint img0123"]
+    assert summary_lines(["incoming/a.jpg", "incoming/clip.mp4"]) == [
+        "current fingerprint img0123 (images), vid4567 (videos)"
+    ]
+
+
+def test_a_sampling_rate_that_is_not_a_positive_number_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for rate in ("0", "-5", "five"):
+        with pytest.raises(SystemExit) as exited:
+            main(
+                [
+                    "backfill",
+                    "s3://bucket/incoming/",
+                    "--reprocess",
+                    "--model-id",
+                    "faces/2",
+                    "--video-fps",
+                    rate,
+                ]
+            )
+        assert exited.value.code == 2
+        assert "--video-fps" in capsys.readouterr().err

@@ -90,7 +90,10 @@ class ResultEventDetail(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     model_id: Annotated[str, msgspec.Meta(description="the model as project/version")]
     fingerprint: Annotated[
         str | None,
-        msgspec.Meta(description="digest of the model and the inference settings that produced the result"),
+        msgspec.Meta(
+            description="digest of the model and the inference settings that produced the result, "
+            "for a video also its sampling rate"
+        ),
     ]
     detections: Annotated[int, msgspec.Meta(ge=0)]
     keypoints: Annotated[int, msgspec.Meta(ge=0, description="keypoints over all detections")]

@@ -134,8 +134,9 @@ class ResultSummary(ResultType, frozen=True, kw_only=True):
     fingerprint: Annotated[
         str | None,
         doc(
-            "digest of the model and the inference settings that produced the result "
-            "(s3kp_core.fingerprint); absent on results recorded before fingerprints existed"
+            "digest of the model and the inference settings that produced the result, for a video "
+            "also its sampling rate (s3kp_core.fingerprint); absent on results recorded before "
+            "fingerprints existed"
         ),
     ] = None
     image: Annotated[ImageSize | None, doc("original size after EXIF orientation")] = None

@@ -38,3 +38,28 @@ def test_the_ingest_functions_rules_still_apply() -> None:
         VideoSettings.from_environment(
             {k: v for k, v in REQUIRED_VARIABLES.items() if k != "ROBOFLOW_API_KEY"}
         )
+
+
+def test_the_fingerprint_covers_the_sampling_rate_and_every_use_of_it_sees_the_same() -> None:
+    """A video's predictions depend on which frames are sampled: its fingerprint (the planner's idempotency
+    key, the run token, the record) is the ingest function's settings plus VIDEO_FPS."""
+    from ingest_settings import IngestSettings
+    from s3kp_core.fingerprint import inference_fingerprint
+
+    default = VideoSettings.from_environment(REQUIRED_VARIABLES)
+    assert default.fingerprint == inference_fingerprint(
+        "faces/1", confidence=0.4, overlap=0.3, max_side_for_inference=1024, video_fps=5
+    )
+    assert default.fingerprint != IngestSettings.from_environment(REQUIRED_VARIABLES).fingerprint
+    assert default.video_processing_settings().processing.fingerprint == default.fingerprint
+
+    at_2 = VideoSettings.from_environment({**REQUIRED_VARIABLES, "VIDEO_FPS": "2"})
+    assert at_2.fingerprint != default.fingerprint
+    assert at_2.video_processing_settings().processing.fingerprint == at_2.fingerprint
+    assert VideoSettings.from_environment({**REQUIRED_VARIABLES, "VIDEO_FPS": "5.0"}).fingerprint == (
+        default.fingerprint
+    )
+    # Segments change where the work is done, not which frames are sampled (sample times are global).
+    assert VideoSettings.from_environment(
+        {**REQUIRED_VARIABLES, "VIDEO_SEGMENT_SECONDS": "10"}
+    ).fingerprint == (default.fingerprint)
