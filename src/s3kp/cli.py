@@ -219,36 +219,49 @@ def _add_events_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
     redrive = sub.add_parser(
         "redrive",
-        help="move the dead-letter queue's messages back to the ingest queue",
-        description="Starts an SQS message move task from the DLQ to the ingest queue; where the endpoint "
-        "has none (the local stack's moto), receives, sends and deletes ten messages at a time "
-        "(docs/backfill.md).",
+        help="move the dead-letter queues' messages back (images to the ingest queue, videos to the video "
+        "queue)",
+        description="For each dead-letter queue of the stack (images, videos; --queue picks one), starts an "
+        "SQS message move task back to its queue; where the endpoint has none (the local stack's moto), "
+        "receives, sends and deletes ten messages at a time (docs/backfill.md).",
+    )
+    redrive.add_argument(
+        "--queue",
+        choices=("images", "videos", "all"),
+        default=None,
+        help="which of the local stack's DLQs: images (-> the ingest queue), videos (-> the video queue) "
+        "or all (default)",
     )
     redrive.add_argument(
         "--queue-url",
         default=None,
-        help="the ingest queue (output IngestQueueUrl; default: the running local stack's)",
+        help="one queue instead (output IngestQueueUrl or VideoQueueUrl), e.g. of a stack in AWS",
     )
     redrive.add_argument(
         "--dlq-url",
         default=None,
-        help="the dead-letter queue (output DeadLetterQueueUrl; default: the ingest queue's RedrivePolicy)",
+        help="its dead-letter queue (output DeadLetterQueueUrl or VideoDeadLetterQueueUrl; default: the "
+        "queue's RedrivePolicy)",
     )
     _add_local_target_options(redrive)
     redrive.add_argument(
         "--dry-run", action="store_true", help="print how many messages the DLQ holds; receive nothing"
     )
     redrive.add_argument(
-        "--wait", action="store_true", help="follow SQS's move task until it ends, printing progress"
+        "--wait", action="store_true", help="follow the move tasks until they end, printing progress"
     )
     redrive.add_argument(
-        "--max-rate", type=_positive_int, default=None, help="at most this many messages per second (<= 500)"
+        "--max-rate",
+        type=_positive_int,
+        default=None,
+        help="at most this many messages per second from each DLQ (<= 500)",
     )
     redrive.add_argument(
         "--limit",
         type=_positive_int,
         default=None,
-        help="move at most this many messages (always by receive/send/delete: a move task takes no limit)",
+        help="move at most this many messages from each DLQ (always by receive/send/delete: a move task "
+        "takes no limit)",
     )
     redrive.add_argument("--json", action="store_true", help="print the summary as JSON")
     redrive.set_defaults(func=_redrive)

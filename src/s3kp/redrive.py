@@ -1,26 +1,32 @@
-"""`s3kp redrive`: move the dead-letter queue's messages back to the ingest queue.
+"""`s3kp redrive`: move the dead-letter queues' messages back to their queues.
 
-A message reaches the DLQ after `MaxReceiveCount` failed deliveries (before issue 19's fix, every upload
-made during an inference-endpoint outage did). Each one is S3's original notification: moved back, it is
-processed as it would have been (same event order; a version processed since is a duplicate for
-idempotency).
+The stack has two pairs: `images`, DeadLetterQueue -> IngestQueue, and `videos`, VideoDeadLetterQueue ->
+VideoQueue. By default both are redriven, one after the other, each reported on its own (`--queue`
+picks one; `--queue-url [--dlq-url]` names a single pair). A message reaches a DLQ after
+`MaxReceiveCount` failed deliveries (before issue 19's fix, every image uploaded during an
+inference-endpoint outage did). An image DLQ message is S3's original notification; a video DLQ message
+is either S3's notification of a video or a segment task the planner sent (a JSON body with
+`s3kp_video_segment`). Moved back unchanged, each is processed as it would have been (same event order;
+a version processed since is a duplicate for idempotency; a segment already recorded changes nothing).
 
-Two ways, the first where the endpoint has it:
-- SQS's message move task (`StartMessageMoveTask`, source the DLQ, destination the ingest queue,
-  `--max-rate` as `MaxNumberOfMessagesPerSecond`): SQS moves the messages itself, asynchronously. The
-  command prints the task handle; with `--wait` it follows `ListMessageMoveTasks` until the task ends.
+Two ways, per pair, the first where the endpoint has it:
+- SQS's message move task (`StartMessageMoveTask`, source the DLQ, destination its queue, `--max-rate` as
+  `MaxNumberOfMessagesPerSecond`): SQS moves the messages itself, asynchronously. The command prints the
+  task handle; with `--wait` it follows `ListMessageMoveTasks` until the task ends (every pair's task is
+  started before the first is followed, so SQS moves both DLQs at once).
 - Receive -> send -> delete, where the endpoint does not implement the move task (moto 5.2.5 answers it
   with an HTML 500; other emulators say `InvalidAction`, see `endpoint_lacks_move_tasks`), or with
   `--limit` (a move task takes no limit): ten messages at a time, received with a short visibility
-  timeout, sent to the ingest queue with SendMessageBatch (body and message attributes, minus the
-  ingest function's bookkeeping, its deferral count and first-send time: a redriven message starts fresh
-  and may wait out an endpoint outage again; a move task keeps them) and deleted from the DLQ only once
-  their send succeeded. A stop between the two leaves a copy in each queue; idempotency answers the
-  duplicate. It stops when the DLQ answers empty, at `--limit`, or after the number of messages counted
+  timeout, sent to the queue with SendMessageBatch (body and message attributes, minus the functions'
+  bookkeeping, their deferral count and first-send time: a redriven message starts fresh and may wait out
+  an endpoint outage again; a move task keeps them) and deleted from the DLQ only once their send
+  succeeded. A stop between the two leaves a copy in each queue; idempotency answers the duplicate. It
+  stops when the DLQ answers empty, at `--limit` (for each pair), or after the number of messages counted
   at the start plus a margin, so messages that fail again and return meanwhile are not chased forever.
 
-`--dry-run` reads the DLQ's ApproximateNumberOfMessages and nothing else: receiving, even to count, would
-hide the messages for a visibility timeout.
+`--dry-run` reads each DLQ's ApproximateNumberOfMessages and nothing else: receiving, even to count,
+would hide the messages for a visibility timeout. An AWS error ends its pair, not the others: it is
+reported in that pair's summary and the command exits 1.
 """
 
 from __future__ import annotations
@@ -28,15 +34,16 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from s3kp.backfill import progress_bar
 
 # functions/ingest/sqs_retries.REQUEUE_ATTRIBUTE and FIRST_SENT_ATTRIBUTE (tests/unit/test_redrive.py checks
-# they agree): how often the ingest function deferred a duplicate (a bound on its loops), and when the
-# original message was sent (how long it may still wait for the endpoint). A redriven message starts fresh.
+# they agree; functions/video/sqs_retries.py is the same file): how often the ingest or video function
+# deferred a message (a bound on its loops), and when the original message was sent (how long it may still
+# wait for the endpoint). A redriven message starts fresh.
 DEFERRALS_ATTRIBUTE = "s3kp-deferrals"
 FIRST_SENT_ATTRIBUTE = "s3kp-first-sent"
 BOOKKEEPING_ATTRIBUTES = frozenset({DEFERRALS_ATTRIBUTE, FIRST_SENT_ATTRIBUTE})
@@ -49,6 +56,10 @@ MAX_TASK_RATE = 500  # StartMessageMoveTask's MaxNumberOfMessagesPerSecond limit
 MOVE_TASK = "move_task"
 BY_HAND = "receive_send_delete"
 ENDED = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
+IMAGES = "images"  # DeadLetterQueue -> IngestQueue
+VIDEOS = "videos"  # VideoDeadLetterQueue -> VideoQueue
+ALL = "all"
+QUEUE_CHOICES = (IMAGES, VIDEOS, ALL)
 # What an endpoint answers for an action it does not know (query and JSON protocols, and HTTP's 501).
 _UNKNOWN_ACTION_CODES = frozenset(
     {"InvalidAction", "UnknownOperation", "UnknownOperationException", "NotImplemented", "501"}
@@ -246,7 +257,7 @@ def move_by_hand(
 
 
 def fresh_attributes(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The message's attributes as SendMessage takes them, without the ingest function's bookkeeping."""
+    """The message's attributes as SendMessage takes them, without the functions' bookkeeping."""
     return {
         name: {field: value[field] for field in _SENDABLE_ATTRIBUTE_FIELDS if field in value}
         for name, value in (message.get("MessageAttributes") or {}).items()
@@ -287,11 +298,39 @@ def _delete(sqs: Any, dlq_url: str, messages: list[dict[str, Any]]) -> int:
 # ------------------------------------------------------------------------------------------ the command
 
 
+@dataclass(frozen=True)
+class QueuePair:
+    """A queue and the dead-letter queue whose messages go back to it."""
+
+    name: str | None  # the stack's pair (IMAGES, VIDEOS); None for one given with --queue-url
+    queue_url: str
+    dlq_url: str | None = None  # None: the DLQ the queue's RedrivePolicy names
+
+
+def stack_pairs(queue: str, *, images_url: str, videos_url: str | None) -> list[QueuePair]:
+    """The stack's pairs `queue` selects (IMAGES, VIDEOS or ALL), images first. ALL takes only the queues
+    the stack has (a stack made before videos has no video queue); asking for VIDEOS there is an error."""
+    if queue not in QUEUE_CHOICES:
+        raise RedriveError(f"no queue {queue!r} (one of {', '.join(QUEUE_CHOICES)})")
+    pairs = []
+    if queue in (IMAGES, ALL):
+        pairs.append(QueuePair(IMAGES, images_url))
+    if queue in (VIDEOS, ALL):
+        if videos_url:
+            pairs.append(QueuePair(VIDEOS, videos_url))
+        elif queue == VIDEOS:
+            raise RedriveError("the local stack has no video queue")
+    return pairs
+
+
 @dataclass
 class Summary:
-    dlq_url: str
+    """One pair's redrive. An AWS error ends that pair only: it is kept here, and the others go on."""
+
+    dlq_url: str | None  # None until found from the queue's RedrivePolicy
     queue_url: str
     dry_run: bool
+    queue: str | None = None  # QueuePair.name
     in_dlq: int = 0  # ApproximateNumberOfMessages at the start
     method: str | None = None
     moved: int = 0
@@ -302,14 +341,19 @@ class Summary:
     failure_reason: str | None = None
     fallback_reason: str | None = None  # why the move task was not used
     already_running: bool = False  # SQS refused a second task; the running one is followed
+    error: str | None = None  # the AWS error (or RedriveError) that ended this pair
     seconds: float = 0.0
+    dlq_arn: str | None = field(default=None, repr=False)  # the move task's source, to follow it
 
     @property
     def ok(self) -> bool:
-        return self.not_moved == 0 and self.task_status in (None, "RUNNING", "COMPLETED")
+        return (
+            self.error is None and self.not_moved == 0 and self.task_status in (None, "RUNNING", "COMPLETED")
+        )
 
     def as_dict(self) -> dict[str, Any]:
         document: dict[str, Any] = {
+            "queue": self.queue,
             "dlq_url": self.dlq_url,
             "queue_url": self.queue_url,
             "dry_run": self.dry_run,
@@ -329,11 +373,16 @@ class Summary:
                 "fallback_reason": self.fallback_reason,
                 "already_running": self.already_running,
             }
+        document["error"] = self.error
         document["seconds"] = round(self.seconds, 3)
         return document
 
     def lines(self) -> list[str]:
-        lines = [f"s3kp redrive: {self.dlq_url} -> {self.queue_url}", f"  in the DLQ  {self.in_dlq}"]
+        named = f"{self.queue}: " if self.queue else ""
+        header = f"s3kp redrive: {named}{self.dlq_url or '(DLQ not found)'} -> {self.queue_url}"
+        if self.error is not None and self.method is None:
+            return [header, f"  error       {self.error}"]  # nothing was moved
+        lines = [header, f"  in the DLQ  {self.in_dlq}"]
         if self.dry_run:
             return [*lines, f"  would move  {self.in_dlq}  (dry run: nothing received, nothing moved)"]
         if self.fallback_reason:
@@ -343,7 +392,7 @@ class Summary:
             lines.append(f"  move task   {self.task_handle}  {self.task_status}{running}")
             if self.failure_reason:
                 lines.append(f"  failure     {self.failure_reason}")
-            if self.task_status == "RUNNING":
+            if self.task_status == "RUNNING" and self.error is None:
                 lines.append("  SQS moves the messages; --wait follows the task until it ends")
                 return lines
         lines.append(f"  moved {self.moved}  ({self.seconds:.1f} s)")
@@ -351,7 +400,26 @@ class Summary:
             lines.append(f"  not moved {self.not_moved}  (SQS refused the send; they stay in the DLQ)")
         if self.not_deleted:
             lines.append(f"  not deleted {self.not_deleted}  (sent, but a copy stays in the DLQ)")
+        if self.error is not None:
+            lines.append(f"  error       {self.error}")
         return lines
+
+
+@dataclass
+class Report:
+    """Every pair's summary, in the order redriven."""
+
+    summaries: list[Summary]
+
+    @property
+    def ok(self) -> bool:
+        return all(summary.ok for summary in self.summaries)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "queues": [summary.as_dict() for summary in self.summaries]}
+
+    def lines(self) -> list[str]:
+        return [line for summary in self.summaries for line in summary.lines()]
 
 
 class Progress:
@@ -391,11 +459,36 @@ class Progress:
         self._shown = False
 
 
+def redrive_queues(
+    *,
+    sqs: Any,
+    pairs: Sequence[QueuePair],
+    dry_run: bool = False,
+    wait: bool = False,
+    max_rate: int | None = None,
+    limit: int | None = None,
+    progress_stream: TextIO | None = None,
+    poll_seconds: float = POLL_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Report:
+    """Each pair in turn: count its DLQ, then (unless a dry run) start its move task or move it by hand;
+    `limit` and `max_rate` hold for each pair. With `wait`, the move tasks are followed only once every
+    pair's has started, so SQS moves the DLQs side by side rather than one after the other."""
+    stream = progress_stream or sys.stderr
+    summaries = [
+        _redrive_pair(sqs, pair, dry_run=dry_run, max_rate=max_rate, limit=limit, stream=stream, sleep=sleep)
+        for pair in pairs
+    ]
+    if wait:
+        _follow_tasks(sqs, summaries, stream=stream, poll_seconds=poll_seconds, sleep=sleep)
+    return Report(summaries)
+
+
 def run_redrive(
     *,
     sqs: Any,
     queue_url: str,
-    dlq_url: str,
+    dlq_url: str | None,
     dry_run: bool = False,
     wait: bool = False,
     max_rate: int | None = None,
@@ -404,59 +497,92 @@ def run_redrive(
     poll_seconds: float = POLL_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Summary:
-    summary = Summary(dlq_url=dlq_url, queue_url=queue_url, dry_run=dry_run)
+    """One pair given by URL (no `dlq_url`: the queue's RedrivePolicy names it)."""
+    (summary,) = redrive_queues(
+        sqs=sqs,
+        pairs=[QueuePair(None, queue_url, dlq_url)],
+        dry_run=dry_run,
+        wait=wait,
+        max_rate=max_rate,
+        limit=limit,
+        progress_stream=progress_stream,
+        poll_seconds=poll_seconds,
+        sleep=sleep,
+    ).summaries
+    return summary
+
+
+def _redrive_pair(
+    sqs: Any,
+    pair: QueuePair,
+    *,
+    dry_run: bool,
+    max_rate: int | None,
+    limit: int | None,
+    stream: TextIO,
+    sleep: Callable[[float], None],
+) -> Summary:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    summary = Summary(dlq_url=pair.dlq_url, queue_url=pair.queue_url, dry_run=dry_run, queue=pair.name)
     started = time.monotonic()
-    summary.in_dlq = messages_in(sqs, dlq_url)
-    if dry_run:
-        summary.seconds = time.monotonic() - started
-        return summary
-    progress = Progress(progress_stream or sys.stderr)
+    progress = Progress(stream)
     try:
+        dlq_url = summary.dlq_url = pair.dlq_url or dead_letter_queue_of(sqs, pair.queue_url)
+        summary.in_dlq = messages_in(sqs, dlq_url)
+        if dry_run:
+            return summary
         if limit is None:
-            _by_move_task(sqs, summary, wait, max_rate, progress, poll_seconds, sleep)
+            _start_move_task(sqs, summary, dlq_url, max_rate)
         if summary.method is None:
-            budget = limit if limit is not None else summary.in_dlq + max(BATCH, summary.in_dlq // 10)
-            summary.method = BY_HAND
-            move = HandMove()
-
-            def moving(current: HandMove) -> None:
-                nonlocal move
-                move = current
-                handled = current.moved + current.not_moved
-                progress.hand(current, min(budget, max(summary.in_dlq, handled)), started)
-
-            try:
-                move = move_by_hand(
-                    sqs, dlq_url, queue_url, budget=budget, max_rate=max_rate, on_progress=moving, sleep=sleep
-                )
-            except KeyboardInterrupt:
-                progress.close()
-                print(f"s3kp redrive: stopped after moving {move.moved}", file=sys.stderr)
-                raise
-            finally:
-                summary.moved, summary.not_moved, summary.not_deleted = (
-                    move.moved, move.not_moved, move.not_deleted
-                )  # fmt: skip
+            _move_by_hand(sqs, summary, dlq_url, limit, max_rate, progress, started, sleep)
+    except (RedriveError, ClientError, BotoCoreError) as error:
+        summary.error = str(error)
     finally:
         progress.close()
         summary.seconds = time.monotonic() - started
     return summary
 
 
-def _by_move_task(
+def _move_by_hand(
     sqs: Any,
     summary: Summary,
-    wait: bool,
+    dlq_url: str,
+    limit: int | None,
     max_rate: int | None,
     progress: Progress,
-    poll_seconds: float,
+    started: float,
     sleep: Callable[[float], None],
 ) -> None:
-    """Start (or find) SQS's move task and, with `wait`, follow it; leaves `summary.method` unset when the
-    endpoint has no move tasks, for the caller to move the messages by hand."""
+    budget = limit if limit is not None else summary.in_dlq + max(BATCH, summary.in_dlq // 10)
+    summary.method = BY_HAND
+    move = HandMove()
+
+    def moving(current: HandMove) -> None:
+        nonlocal move
+        move = current
+        handled = current.moved + current.not_moved
+        progress.hand(current, min(budget, max(summary.in_dlq, handled)), started)
+
+    try:
+        move = move_by_hand(
+            sqs, dlq_url, summary.queue_url, budget=budget, max_rate=max_rate, on_progress=moving, sleep=sleep
+        )
+    except KeyboardInterrupt:
+        progress.close()
+        named = f"{summary.queue}: " if summary.queue else ""
+        print(f"s3kp redrive: {named}stopped after moving {move.moved}", file=sys.stderr)
+        raise
+    finally:
+        summary.moved, summary.not_moved, summary.not_deleted = move.moved, move.not_moved, move.not_deleted
+
+
+def _start_move_task(sqs: Any, summary: Summary, dlq_url: str, max_rate: int | None) -> None:
+    """Start (or find) SQS's move task; leaves `summary.method` unset when the endpoint has no move tasks,
+    for the caller to move the messages by hand."""
     from botocore.exceptions import ClientError
 
-    source_arn = queue_arn(sqs, summary.dlq_url)
+    source_arn = summary.dlq_arn = queue_arn(sqs, dlq_url)
     destination_arn = queue_arn(sqs, summary.queue_url)
     try:
         handle = start_move_task(sqs, source_arn, destination_arn, max_rate)
@@ -472,19 +598,49 @@ def _by_move_task(
     summary.method = MOVE_TASK
     summary.task_handle = handle
     summary.task_status = "RUNNING"
-    if not wait:
-        return
 
-    def seen(current: TaskState) -> None:
-        summary.task_status, summary.moved = current.status, current.moved
-        summary.failure_reason = current.failure_reason
-        progress.task(current)
 
-    try:
-        follow_move_task(sqs, source_arn, handle, on_progress=seen, poll_seconds=poll_seconds, sleep=sleep)
-    except KeyboardInterrupt:
-        print(f"\ns3kp redrive: stopped following; the move task {handle} keeps running", file=sys.stderr)
-        raise
+def _follow_tasks(
+    sqs: Any,
+    summaries: Sequence[Summary],
+    *,
+    stream: TextIO,
+    poll_seconds: float,
+    sleep: Callable[[float], None],
+) -> None:
+    """Follow each started move task until it ends (one after the other: SQS runs them all meanwhile)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    running = [s for s in summaries if s.method == MOVE_TASK and s.task_status == "RUNNING"]
+    for summary in running:
+        if summary.dlq_arn is None or summary.task_handle is None:
+            continue  # never: both are set when a task starts
+        progress = Progress(stream)
+        started = time.monotonic()
+
+        def seen(current: TaskState, summary: Summary = summary, progress: Progress = progress) -> None:
+            summary.task_status, summary.moved = current.status, current.moved
+            summary.failure_reason = current.failure_reason
+            progress.task(current)
+
+        try:
+            follow_move_task(
+                sqs, summary.dlq_arn, summary.task_handle, on_progress=seen, poll_seconds=poll_seconds,
+                sleep=sleep,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            progress.close()
+            for left in running:
+                if left.task_status == "RUNNING":
+                    named = f" ({left.queue})" if left.queue else ""
+                    print(f"s3kp redrive: stopped following; the move task {left.task_handle}{named} "
+                          "keeps running", file=sys.stderr)  # fmt: skip
+            raise
+        except (RedriveError, ClientError, BotoCoreError) as error:
+            summary.error = str(error)
+        finally:
+            progress.close()
+            summary.seconds += time.monotonic() - started
 
 
 def _running_task(sqs: Any, source_arn: str) -> TaskState | None:
@@ -502,12 +658,15 @@ def _running_task(sqs: Any, source_arn: str) -> TaskState | None:
 
 def run_from_args(args: Any) -> int:
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
 
     from s3kp.local_target import LocalTargetError, local_target
 
     if args.dlq_url and not args.queue_url:
         print("s3kp redrive: --dlq-url needs --queue-url (where the messages go)", file=sys.stderr)
+        return 2
+    if args.queue is not None and args.queue_url:
+        print("s3kp redrive: --queue picks the local stack's queues, --queue-url names one: pass one of "
+              "them", file=sys.stderr)  # fmt: skip
         return 2
     if args.max_rate is not None and args.max_rate > MAX_TASK_RATE:
         print(f"s3kp redrive: --max-rate is at most {MAX_TASK_RATE} (SQS's limit)", file=sys.stderr)
@@ -517,34 +676,34 @@ def run_from_args(args: Any) -> int:
         return 2
     if args.queue_url:
         session = boto3.session.Session()  # the user's own credentials and region (or AWS_ENDPOINT_URL)
-        endpoint_url, queue_url = None, args.queue_url
+        endpoint_url = None
+        pairs = [QueuePair(None, args.queue_url, args.dlq_url)]
     else:
         try:
             target = local_target(args.name_prefix, args.endpoint_url)
+            pairs = stack_pairs(
+                args.queue or ALL, images_url=target.queue_url, videos_url=target.video_queue_url
+            )
         except LocalTargetError as error:
             print(f"s3kp redrive: {error}; pass --queue-url to redrive a stack in AWS", file=sys.stderr)
             return 1
-        session, endpoint_url, queue_url = target.session, target.endpoint_url, target.queue_url
+        except RedriveError as error:
+            print(f"s3kp redrive: {error} at {target.endpoint_url}", file=sys.stderr)
+            return 1
+        session, endpoint_url = target.session, target.endpoint_url
     if session.region_name is None:
         print("s3kp redrive: no AWS region: set AWS_REGION (or a profile's region)", file=sys.stderr)
         return 1
-    sqs = session.client("sqs", endpoint_url=endpoint_url)
-    try:
-        dlq_url = args.dlq_url or dead_letter_queue_of(sqs, queue_url)
-        summary = run_redrive(
-            sqs=sqs,
-            queue_url=queue_url,
-            dlq_url=dlq_url,
-            dry_run=args.dry_run,
-            wait=args.wait,
-            max_rate=args.max_rate,
-            limit=args.limit,
-        )
-    except (RedriveError, ClientError, BotoCoreError) as error:
-        print(f"s3kp redrive: {error}", file=sys.stderr)
-        return 1
+    report = redrive_queues(
+        sqs=session.client("sqs", endpoint_url=endpoint_url),
+        pairs=pairs,
+        dry_run=args.dry_run,
+        wait=args.wait,
+        max_rate=args.max_rate,
+        limit=args.limit,
+    )
     if args.json:
-        print(json.dumps(summary.as_dict()))
+        print(json.dumps(report.as_dict()))
     else:
-        print("\n".join(summary.lines()))
-    return 0 if summary.ok else 1
+        print("\n".join(report.lines()))
+    return 0 if report.ok else 1

@@ -1,6 +1,6 @@
 """Recovering what failed: `s3kp redrive` and `s3kp backfill --only-failed`, run as a user runs them (the
 CLI, finding the local stack by its names) against moto with the resources of template.yaml, the
-project's inference server, and the ingest handler invoked on what the queue then holds.
+project's inference server, and the ingest (or video) handler invoked on what the queue then holds.
 
 The state an endpoint outage left before issue 19's fix is written as the ingest function wrote it: the
 result `failed` / `inference_unavailable` with the event's order (the last delivery recorded it and
@@ -35,6 +35,7 @@ from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
 from s3kp import samples
 from s3kp.backfill import NOT_FAILED, OTHER_REASON
 from s3kp.local_target import local_session
+from s3kp.redrive import BY_HAND, IMAGES, VIDEOS
 from s3kp.redrive import messages_in as redrive_messages_in
 from tests.conftest import ROOT
 from tests.integration.test_ingest_pipeline import (  # noqa: F401
@@ -52,8 +53,11 @@ from tests.integration.test_stack_e2e import (
     RunningStack,
     start_stack,
 )
+from tests.integration.test_video_pipeline import StackFactory as VideoStackFactory
+from tests.integration.test_video_pipeline import VideoStack, clip, video_stack  # noqa: F401
 
-DEFERRALS = "s3kp-deferrals"  # what the ingest function counts deferrals in (sqs_retries)
+DEFERRALS = "s3kp-deferrals"  # what the ingest and video functions count deferrals in (sqs_retries)
+FIRST_SENT = "s3kp-first-sent"  # and when the original message was sent
 
 
 def write_outage_failure(
@@ -103,13 +107,16 @@ def status(stack: IngestStack, key: str) -> tuple[str, str | None]:
     return result["status"], (result.get("reason") or {}).get("code")
 
 
-def redrive_cli(stack: IngestStack, *options: str) -> dict[str, Any]:
-    """`s3kp redrive` as a user runs it against the local stack: it finds both queues by itself."""
+def redrive_cli(stack: IngestStack | VideoStack, *options: str) -> dict[str, dict[str, Any]]:
+    """`s3kp redrive` as a user runs it against the local stack: it finds the queues and their DLQs by
+    itself. Its JSON entries, by queue (`images`, `videos`)."""
     command = [sys.executable, "-m", "s3kp.cli", "redrive", "--endpoint-url", stack.resources.endpoint_url,
                "--json", *options]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
+    report = json.loads(done.stdout)
+    assert report["ok"] is True
+    return {entry["queue"]: entry for entry in report["queues"]}
 
 
 def dlq_counts(stack: IngestStack) -> tuple[int, int]:
@@ -139,10 +146,11 @@ def test_redrive_moves_the_dead_letters_back_fresh_and_the_ingest_function_proce
     assert {status(stack, key) for key in keys} == {("failed", "inference_unavailable")}
 
     dry = redrive_cli(stack, "--dry-run")
-    assert (dry["in_dlq"], dry["would_move"], dlq_counts(stack)) == (3, 3, (3, 0))
+    assert (dry[IMAGES]["in_dlq"], dry[IMAGES]["would_move"], dlq_counts(stack)) == (3, 3, (3, 0))
+    assert dry[VIDEOS]["would_move"] == 0
 
-    done = redrive_cli(stack)
-    assert (done["method"], done["moved"], done["not_moved"]) == ("receive_send_delete", 3, 0)
+    done = redrive_cli(stack)[IMAGES]
+    assert (done["method"], done["moved"], done["not_moved"]) == (BY_HAND, 3, 0)
     assert "no SQS move tasks" in done["fallback_reason"]
     assert dlq_counts(stack) == (0, 0)
     moved = stack.sqs.receive_message(
@@ -154,7 +162,65 @@ def test_redrive_moves_the_dead_letters_back_fresh_and_the_ingest_function_proce
 
     assert stack.invoke(moved) == set()
     assert {status(stack, key) for key in keys} == {("succeeded", None)}
-    assert redrive_cli(stack)["moved"] == 0
+    assert {entry["moved"] for entry in redrive_cli(stack).values()} == {0}
+
+
+def dead_letter_video(stack: VideoStack, message: dict[str, Any], deferrals: int) -> None:
+    """What SQS does at MaxReceiveCount on the video queue: the message, body and the bookkeeping the video
+    function's deferrals added, moves to the video DLQ."""
+    stack.sqs.send_message(
+        QueueUrl=stack.resources.video_dlq_url,
+        MessageBody=message["Body"],
+        MessageAttributes={
+            DEFERRALS: {"DataType": "Number", "StringValue": str(deferrals)},
+            FIRST_SENT: {"DataType": "Number", "StringValue": str(int(time.time() * 1000) - 60_000)},
+        },
+    )
+    stack.sqs.delete_message(QueueUrl=stack.resources.video_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_redrive_moves_a_segment_task_and_a_video_notification_back_to_the_video_queue_and_both_finish(
+    video_stack: VideoStackFactory, clip: bytes
+) -> None:
+    """GIVEN two videos with a message each in the video DLQ, deferred on the way: the second segment task
+    of one (its planner and first segment ran) and the S3 notification of the other (never planned) WHEN
+    `s3kp redrive` runs with its defaults THEN the dry run counts them per DLQ, the redrive moves both to
+    the video queue (not the ingest queue) with their bodies unchanged and without the bookkeeping, and
+    the video function finishes both videos."""
+    stack = video_stack(VIDEO_SEGMENT_SECONDS="2")
+    planned = stack.upload("outage/planned.mp4", clip)
+    (notification,) = stack.receive()
+    assert stack.invoke(notification) == set()
+    first, second = sorted(stack.receive(), key=lambda task: json.loads(task["Body"])["segment"])
+    assert stack.invoke(first) == set()
+    dead_letter_video(stack, second, deferrals=3)
+    unplanned = stack.upload("outage/unplanned.mp4", clip)
+    (never_planned,) = stack.receive()
+    dead_letter_video(stack, never_planned, deferrals=1)
+    assert stack.result(planned)["video"]["segments_done"] == 1  # type: ignore[index]
+    assert stack.result(unplanned) is None
+
+    dry = redrive_cli(stack, "--dry-run")
+    assert (dry[IMAGES]["would_move"], dry[VIDEOS]["would_move"]) == (0, 2)
+    assert dry[VIDEOS]["dlq_url"] == stack.resources.video_dlq_url
+
+    done = redrive_cli(stack)
+    assert (done[IMAGES]["moved"], done[VIDEOS]["method"], done[VIDEOS]["moved"]) == (0, BY_HAND, 2)
+    assert (done[VIDEOS]["queue_url"], redrive_messages_in(stack.sqs, stack.resources.video_dlq_url)) == (
+        stack.resources.video_queue_url, 0,
+    )  # fmt: skip
+    moved = stack.receive()
+    assert sorted(message["Body"] for message in moved) == sorted([second["Body"], never_planned["Body"]])
+    assert all(not {DEFERRALS, FIRST_SENT} & set(m.get("MessageAttributes", {})) for m in moved)
+    assert stack.receive(stack.resources.queue_url, timeout=0.5) == []
+
+    for message in moved:
+        assert stack.invoke(message) == set()
+    stack.run_until_quiet()  # the unplanned video's segment tasks
+    for key in (planned, unplanned):
+        result = stack.result(key)
+        assert result is not None
+        assert (result["status"], result["video"]["frames"]) == ("succeeded", 20)
 
 
 # --- s3kp backfill --only-failed ------------------------------------------------------------------------
@@ -282,7 +348,9 @@ def test_after_an_outage_redrive_and_only_failed_bring_every_upload_to_succeeded
             sqs.send_message(QueueUrl=dlq_url, MessageBody=body)
 
     redriven = s3kp_json("redrive", "--endpoint-url", endpoint)
-    assert (redriven["method"], redriven["moved"]) == ("receive_send_delete", 1)
+    images, videos = redriven["queues"]
+    assert (images["queue"], images["method"], images["moved"]) == (IMAGES, BY_HAND, 1)
+    assert (videos["queue"], videos["moved"]) == (VIDEOS, 0)
     assert poll_status(api_url, bucket, keys[0], "succeeded")["source"]["key"] == keys[0]
 
     rerun = s3kp_json("backfill", f"s3://{bucket}/incoming/", "--endpoint-url", endpoint,
