@@ -92,7 +92,10 @@ class FunctionUrlBridge:
     ) -> Response:
         """One request through the guard, the IAM check and the function: status, headers and body."""
         received = {name.lower(): value for name, value in headers}
-        refusal = self._guard.refusal(received.get("host"), received.get("origin"))
+        refusal = self._guard.refusal_of_all(
+            [value for name, value in headers if name.lower() == "host"],
+            [value for name, value in headers if name.lower() == "origin"],
+        )
         if refusal is not None:
             return _message(REFUSED_STATUS, refusal)
         try:

@@ -96,7 +96,7 @@ class HttpApiBridge:
         """One request through the API function: status, headers and body to send back."""
         path, _, query = target.partition("?")
         origin = _header(headers, "origin")
-        refusal = self._guard.refusal(_header(headers, "host"), origin)
+        refusal = self._guard.refusal_of_all(_headers(headers, "host"), _headers(headers, "origin"))
         if refusal is not None:
             return _gateway_error(REFUSED_STATUS, refusal)
         preflight = method == "OPTIONS" and _header(headers, "access-control-request-method") is not None
@@ -215,6 +215,10 @@ def _origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:
     return next((value for key, value in headers if key.lower() == name), None)
+
+
+def _headers(headers: list[tuple[str, str]], name: str) -> list[str]:
+    return [value for key, value in headers if key.lower() == name]
 
 
 def _gateway_error(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -378,7 +378,8 @@ def _handler_class(viewer: Viewer, guard: HostGuard) -> type[BaseHTTPRequestHand
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            refusal = guard.refusal(self.headers.get("Host"), self.headers.get("Origin"))
+            headers = self.headers
+            refusal = guard.refusal_of_all(headers.get_all("Host", []), headers.get_all("Origin", []))
             if refusal is not None:
                 self._send(Reply.json(REFUSED_STATUS, {"message": refusal}))
                 return
