@@ -10,6 +10,7 @@ gateway errors for unknown routes and failed invocations — but only to this ma
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -247,6 +248,38 @@ def test_a_page_elsewhere_is_refused_and_granted_no_cors_even_in_preflight(
     assert preflight.status_code == 403
     assert _cors_headers(preflight) == []
     assert function.events == []
+
+
+def test_a_foreign_host_or_origin_beside_a_loopback_one_is_refused(
+    api: str, function: RecordingFunction
+) -> None:
+    """GIVEN a request repeating `Host` or `Origin` (no browser does) THEN it is refused when any value is
+    foreign, whichever comes first, and the function is not invoked."""
+    port = int(api.rsplit(":", 1)[1])
+    own, foreign = "http://127.0.0.1:8080", "https://attacker.example"
+    for headers in (
+        [("Host", f"127.0.0.1:{port}"), ("Host", "attacker.example")],
+        [("Host", "attacker.example"), ("Host", f"127.0.0.1:{port}")],
+        [("Host", f"127.0.0.1:{port}"), ("Origin", own), ("Origin", foreign)],
+        [("Host", f"127.0.0.1:{port}"), ("Origin", foreign), ("Origin", own)],
+    ):
+        assert _raw_get(port, "/results", headers) == 403, headers
+    assert function.events == []
+
+
+def _raw_get(port: int, path: str, headers: list[tuple[str, str]]) -> int:
+    """The status of a GET sent with exactly `headers` (requests would merge a repeated header)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.putrequest("GET", path, skip_host=True)
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
 
 
 def test_with_allow_remote_clients_on_the_network_use_the_address(function: RecordingFunction) -> None:

@@ -17,11 +17,11 @@ import json
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from s3kp.local.host_guard import REFUSED_STATUS, HostGuard
+from s3kp.local.loopback_server import LoopbackServer
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -63,8 +63,10 @@ def guarded_moto_app(guard: HostGuard) -> GuardedApp:
     return GuardedApp(DomainDispatcherApplication(create_backend_app), guard)
 
 
-class LocalAwsServer:
-    """The guarded moto server in a thread of this process (what moto's ThreadedMotoServer does)."""
+class LocalAwsServer(LoopbackServer):
+    """The guarded moto server in a thread of this process (what moto's ThreadedMotoServer does), or in
+    the calling thread (`serve_forever`, the process's own server). Werkzeug's server, not
+    `loopback_server`'s: moto is a WSGI app, and the guard is applied in WSGI (`GuardedApp`)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, allow_remote: bool = False) -> None:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
@@ -72,35 +74,8 @@ class LocalAwsServer:
 
         app = guarded_moto_app(HostGuard.for_bind(host, allow_remote=allow_remote))
         # MotoRequestHandler keeps S3 metadata header names with underscores, as moto's server does.
-        self._server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        host = str(self._server.server_address[0])
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
-        self._thread.start()
-
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted (the process's own server)."""
-        try:
-            self._server.serve_forever()
-        finally:
-            self._server.server_close()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
+        server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+        super().__init__(server, thread_name="local-aws")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """The HTTP side the local bridges share (the HTTP API and the Function URL): read the body within the
-front door's limit, hand the request to the bridge, write its answer back.
+front door's limit, apply the Host/Origin guard (`loopback_server.GuardedHandler`), hand the request to the
+bridge, write its answer back.
 
 `http.server` rather than an ASGI server: the bridges only translate a request into a Lambda event and
 back, a thread per connection is plenty on loopback, and the standard library starts in milliseconds.
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from s3kp.local.loopback_server import GuardedHandler
 
 Response = tuple[int, list[tuple[str, str]], bytes]
 # (method, target, headers, body, source ip) -> (status, headers, body)
@@ -20,12 +22,18 @@ log = logging.getLogger(__name__)
 
 
 def bridge_request_handler(
-    handle: Handle, *, server_version: str, max_body_bytes: int, too_large: Response
-) -> type[BaseHTTPRequestHandler]:
+    handle: Handle,
+    *,
+    server_version: str,
+    max_body_bytes: int,
+    too_large: Response,
+    refused: Callable[[str], Response],
+) -> type[GuardedHandler]:
     """A request handler class that answers every method through `handle`; a body over `max_body_bytes` gets
-    `too_large` (the answer of the AWS front door being imitated) without being read."""
+    `too_large` (the answer of the AWS front door being imitated) without being read, and a request the
+    guard refuses gets `refused(reason)` (its 403 in the bridge's shape)."""
 
-    class RequestHandler(BaseHTTPRequestHandler):
+    class RequestHandler(GuardedHandler):
         protocol_version = "HTTP/1.1"
 
         def _forward(self) -> None:
@@ -34,6 +42,8 @@ def bridge_request_handler(
                 self._send(*too_large, close=True)
                 return
             body = self.rfile.read(length) if length else b""
+            if self.guard_refuses():
+                return
             self._send(
                 *handle(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
             )
@@ -52,6 +62,9 @@ def bridge_request_handler(
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
+
+        def send_refusal(self, message: str) -> None:
+            self._send(*refused(message))
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _forward
 

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from typing import Any
 
 from s3kp.local import apigw
 from s3kp.local.bridge_handler import bridge_request_handler
 from s3kp.local.host_guard import REFUSED_STATUS, HostGuard
 from s3kp.local.lambda_runtime import LambdaContext
+from s3kp.local.loopback_server import GuardedHandler, LoopbackServer, guarded_http_server
 from s3kp.local.sigv4_check import ExpectedSigner, SignatureRejected, check_signature
 from s3kp.local.workers import InvocationError
 
@@ -45,7 +45,7 @@ def _message(status: int, message: str) -> Response:
     return status, [("content-type", "application/json")], json.dumps({"Message": message}).encode()
 
 
-class FunctionUrlBridge:
+class FunctionUrlBridge(LoopbackServer):
     """A threading HTTP server on `host:port` that checks each request as an AWS_IAM Function URL does
     and forwards it to `invoke`."""
 
@@ -64,37 +64,16 @@ class FunctionUrlBridge:
         self._signer = signer
         self._function_name = function_name
         self._timeout_seconds = timeout_seconds
-        self._guard = guard or HostGuard()
-        self._server = ThreadingHTTPServer((host, port), self._request_handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="function-url", daemon=True
+        super().__init__(
+            guarded_http_server(host, port, self._request_handler_class(), guard), thread_name="function-url"
         )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop accepting requests, close the socket and join the serving thread (idempotent)."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
 
     def handle(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
     ) -> Response:
-        """One request through the guard, the IAM check and the function: status, headers and body."""
+        """One request the guard let through (`bridge_handler`), through the IAM check and the function:
+        status, headers and body."""
         received = {name.lower(): value for name, value in headers}
-        refusal = self._guard.refusal(received.get("host"), received.get("origin"))
-        if refusal is not None:
-            return _message(REFUSED_STATUS, refusal)
         try:
             check_signature(self._signer, method, target, dict(headers), body)
         except SignatureRejected as rejected:
@@ -126,10 +105,11 @@ class FunctionUrlBridge:
             return _message(502, "Internal Server Error")
         return apigw.http_response(result)
 
-    def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
+    def _request_handler_class(self) -> type[GuardedHandler]:
         return bridge_request_handler(
             self.handle,
             server_version="s3kp-local-function-url",
             max_body_bytes=MAX_PAYLOAD_BYTES,
             too_large=_message(413, TOO_LARGE),
+            refused=partial(_message, REFUSED_STATUS),
         )

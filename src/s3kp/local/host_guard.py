@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from s3kp.local.ports import is_loopback
@@ -85,5 +86,12 @@ class HostGuard:
     def refusal(self, host: str | None, origin: str | None) -> str | None:
         """Why a request with these headers is refused (answer `REFUSED_STATUS`), or None to serve it."""
         if self.allows_host(host) and self.allows_origin(origin):
+            return None
+        return REFUSED_MESSAGE
+
+    def refusal_of_all(self, hosts: Sequence[str], origins: Sequence[str]) -> str | None:
+        """`refusal` for every `Host` and `Origin` a request carries: a repeated header is served only when
+        each of its values is (a loopback `Host` does not vouch for a foreign one beside it)."""
+        if hosts and all(map(self.allows_host, hosts)) and all(map(self.allows_origin, origins)):
             return None
         return REFUSED_MESSAGE

@@ -22,9 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -32,6 +31,7 @@ from s3kp.local import apigw
 from s3kp.local.bridge_handler import bridge_request_handler
 from s3kp.local.host_guard import REFUSED_STATUS, HostGuard
 from s3kp.local.lambda_runtime import LambdaContext
+from s3kp.local.loopback_server import GuardedHandler, LoopbackServer, guarded_http_server
 from s3kp.local.template_functions import CorsConfiguration
 from s3kp.local.workers import InvocationError
 
@@ -44,7 +44,7 @@ INTEGRATION_TIMEOUT_SECONDS = 30.0
 Invoke = Callable[[dict[str, Any], LambdaContext], Any]
 
 
-class HttpApiBridge:
+class HttpApiBridge(LoopbackServer):
     """A threading HTTP server on `host:port` that forwards every request to `invoke`."""
 
     def __init__(
@@ -64,41 +64,20 @@ class HttpApiBridge:
         `guard` decides which `Host` and `Origin` are served (default: loopback names only)."""
         self._invoke = invoke
         self._cors = cors
-        self._guard = guard or HostGuard()
         self._routes = [(route, _route_pattern(route)) for route in routes] if routes is not None else None
         self._function_name = function_name
         self._timeout_seconds = min(timeout_seconds, INTEGRATION_TIMEOUT_SECONDS)
-        self._server = ThreadingHTTPServer((host, port), self._request_handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="http-api", daemon=True
+        super().__init__(
+            guarded_http_server(host, port, self._request_handler_class(), guard), thread_name="http-api"
         )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop accepting requests, close the socket and join the serving thread (idempotent)."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
 
     def handle(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """One request through the API function: status, headers and body to send back."""
+        """One request the guard let through (`bridge_handler`), through the API function: status,
+        headers and body to send back."""
         path, _, query = target.partition("?")
         origin = _header(headers, "origin")
-        refusal = self._guard.refusal(_header(headers, "host"), origin)
-        if refusal is not None:
-            return _gateway_error(REFUSED_STATUS, refusal)
         preflight = method == "OPTIONS" and _header(headers, "access-control-request-method") is not None
         if self._cors is not None and origin is not None and preflight:
             return 204, self._cors_headers(origin, preflight=True), b""
@@ -183,12 +162,13 @@ class HttpApiBridge:
                 return route
         return None
 
-    def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
+    def _request_handler_class(self) -> type[GuardedHandler]:
         return bridge_request_handler(
             self.handle,
             server_version="s3kp-local-http-api",
             max_body_bytes=MAX_BODY_BYTES,
             too_large=_gateway_error(413, "Request Entity Too Large"),
+            refused=partial(_gateway_error, REFUSED_STATUS),
         )
 
 

@@ -9,6 +9,7 @@ say, and it does not look at `Origin`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,8 +25,8 @@ class HostCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            headers = dict(scope["headers"])
-            refusal = self.guard.refusal(_text(headers.get(b"host")), _text(headers.get(b"origin")))
+            headers = scope["headers"]
+            refusal = self.guard.refusal_of_all(_values(headers, b"host"), _values(headers, b"origin"))
             if refusal is not None:
                 payload = json.dumps({"message": refusal}).encode()
                 await send({"type": "http.response.start", "status": REFUSED_STATUS,
@@ -36,5 +37,6 @@ class HostCheck:
         await self.app(scope, receive, send)
 
 
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")
+def _values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
+    """Every value of header `name` (ASGI names are lower case): a repeated one is judged by all of them."""
+    return [value.decode("latin-1") for key, value in headers if key == name]

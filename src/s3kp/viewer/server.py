@@ -32,12 +32,12 @@ import time
 import webbrowser
 from collections import OrderedDict
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from s3kp.local.host_guard import REFUSED_STATUS, HostGuard
+from s3kp.local.host_guard import REFUSED_STATUS
+from s3kp.local.loopback_server import GuardedHandler, LoopbackServer, guarded_http_server
 from s3kp.local.ports import is_loopback, port_is_free
 from s3kp.results_api import ApiError, InsecureTokenError, ResultsApi
 from s3kp.viewer.storage import (
@@ -337,50 +337,23 @@ class Viewer:
             return self._s3
 
 
-class ViewerServer:
-    """A threading HTTP server for `Viewer` on loopback; `start()` serves in a thread, `stop()` frees it."""
+class ViewerServer(LoopbackServer):
+    """A threading HTTP server for `Viewer` on loopback (this machine only: `HostGuard()`); `start()`
+    serves in a thread, `stop()` frees it."""
 
     def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 8080) -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler_class(viewer, HostGuard()))
-        self._server.daemon_threads = True
-        self._host = host
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}"
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="viewer", daemon=True
+        super().__init__(
+            guarded_http_server(host, port, _handler_class(viewer)), thread_name="viewer", url_host=host
         )
-        self._thread.start()
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever(poll_interval=0.2)
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
 
 
-def _handler_class(viewer: Viewer, guard: HostGuard) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler_class(viewer: Viewer) -> type[GuardedHandler]:
+    class Handler(GuardedHandler):
         server_version = "s3kp-view"
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            refusal = guard.refusal(self.headers.get("Host"), self.headers.get("Origin"))
-            if refusal is not None:
-                self._send(Reply.json(REFUSED_STATUS, {"message": refusal}))
+            if self.guard_refuses():
                 return
             target = urlsplit(self.path)
             try:
@@ -394,6 +367,9 @@ def _handler_class(viewer: Viewer, guard: HostGuard) -> type[BaseHTTPRequestHand
 
         def do_HEAD(self) -> None:
             self.send_error(405)
+
+        def send_refusal(self, message: str) -> None:
+            self._send(Reply.json(REFUSED_STATUS, {"message": message}))
 
         def _send(self, reply: Reply) -> None:
             self.send_response(reply.status)

@@ -1,8 +1,10 @@
 """The local AWS_IAM Function URL's answers that the integration test does not reach: a function error
-is AWS's 502, and the event carries the signed caller as `requestContext.authorizer.iam`."""
+is AWS's 502, the event carries the signed caller as `requestContext.authorizer.iam`, and a foreign `Host`
+beside a loopback one is the guard's 403."""
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +15,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from s3kp.local.function_url import FunctionUrlBridge
+from s3kp.local.host_guard import REFUSED_MESSAGE
 from s3kp.local.lambda_runtime import LambdaContext
 from s3kp.local.sigv4_check import ExpectedSigner
 from s3kp.local.workers import HandlerError
@@ -81,4 +84,24 @@ def test_nothing_reaches_the_function_unsigned(
     status, _, body = bridge.handle("POST", "/faces/2", [("Host", "127.0.0.1:9001")], b"x", "127.0.0.1")
 
     assert (status, json.loads(body)) == (403, {"Message": "Forbidden"})
+    assert events == []
+
+
+def test_a_foreign_host_beside_a_loopback_one_is_refused_by_the_guard(
+    bridge_with: tuple[FunctionUrlBridge, list[dict[str, Any]]],
+) -> None:
+    """GIVEN a request repeating `Host` (no browser does) THEN the guard refuses it when any value is
+    foreign, whichever comes first, before the IAM check and the function."""
+    bridge, events = bridge_with
+    bridge.start()
+    for hosts in (("127.0.0.1:9001", "attacker.example"), ("attacker.example", "127.0.0.1:9001")):
+        connection = http.client.HTTPConnection("127.0.0.1", bridge.port, timeout=5)
+        connection.putrequest("POST", "/faces/2", skip_host=True)
+        for host in hosts:
+            connection.putheader("Host", host)
+        connection.putheader("Content-Length", "0")
+        connection.endheaders()
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())) == (403, {"Message": REFUSED_MESSAGE}), hosts
+        connection.close()
     assert events == []

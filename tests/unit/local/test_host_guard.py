@@ -96,3 +96,24 @@ def test_allow_remote_accepts_addresses_and_the_bound_name_but_no_other_name() -
     assert named.refusal("devbox.lan:3000", None) is None
     assert named.refusal("DEVBOX.LAN", None) is None
     assert named.refusal("otherbox.lan:3000", None) is not None
+
+
+@pytest.mark.parametrize(
+    ("hosts", "origins"),
+    [
+        (["127.0.0.1:3000", "attacker.example"], []),
+        (["attacker.example", "127.0.0.1:3000"], []),
+        (["127.0.0.1:3000"], ["http://127.0.0.1:8080", "https://attacker.example"]),
+        (["127.0.0.1:3000"], ["https://attacker.example", "http://127.0.0.1:8080"]),
+        ([], []),
+    ],
+)
+def test_a_repeated_host_or_origin_is_refused_when_any_value_is(hosts: list[str], origins: list[str]) -> None:
+    """GIVEN a request that repeats `Host` or `Origin` (no browser does) THEN whichever value a server would
+    read, first or last, a foreign one among them gets it refused; and no `Host` at all is refused."""
+    assert HostGuard().refusal_of_all(hosts, origins) is not None
+
+
+def test_a_request_whose_every_host_and_origin_passes_is_served() -> None:
+    assert HostGuard().refusal_of_all(["127.0.0.1:3000"], []) is None
+    assert HostGuard().refusal_of_all(["localhost:3000", "127.0.0.1:3000"], ["http://127.0.0.1:8080"]) is None

@@ -21,10 +21,10 @@ def server() -> Iterator[ViewerServer]:
     running.stop()
 
 
-def _get(server: ViewerServer, **headers: str) -> http.client.HTTPResponse:
+def _get(server: ViewerServer, *repeated: tuple[str, str], **headers: str) -> http.client.HTTPResponse:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     connection.putrequest("GET", "/", skip_host=True)  # the Host header is the test's to choose
-    for name, value in headers.items():
+    for name, value in [*repeated, *headers.items()]:
         connection.putheader(name, value)
     connection.endheaders()
     response = connection.getresponse()
@@ -47,6 +47,15 @@ def test_other_host_names_are_refused(server: ViewerServer, host: str) -> None:
 def test_a_request_from_a_page_elsewhere_is_refused(server: ViewerServer) -> None:
     assert _get(server, Host="127.0.0.1:8080", Origin="https://attacker.example").status == 403
     assert _get(server, Host="127.0.0.1:8080", Origin="http://127.0.0.1:8080").status == 200
+
+
+def test_a_foreign_host_or_origin_beside_a_loopback_one_is_refused(server: ViewerServer) -> None:
+    """A repeated header is judged by every value, not by the one a reader happens to take first."""
+    for first, second in (("127.0.0.1:8080", "attacker.example"), ("attacker.example", "127.0.0.1:8080")):
+        assert _get(server, ("Host", first), ("Host", second)).status == 403
+    own, foreign = "http://127.0.0.1:8080", "https://attacker.example"
+    for first, second in ((own, foreign), (foreign, own)):
+        assert _get(server, ("Origin", first), ("Origin", second), Host="127.0.0.1:8080").status == 403
 
 
 def test_the_image_cache_drops_the_least_recently_used_past_its_budget() -> None:
