@@ -59,7 +59,13 @@ from s3kp_core import redact
 from s3kp_core.errors import CONFIGURATION_CODES, EndpointUnavailable, TransientError
 from s3kp_core.observability import logger, metrics, tracer
 from s3kp_core.processing import ObjectEvent, Outcome, process_object
-from sqs_retries import LEASE_MARGIN_SECONDS, MessageVisibility, message_age_seconds, outage_delay_seconds
+from sqs_retries import (
+    LEASE_MARGIN_SECONDS,
+    MessageVisibility,
+    defer_duplicate,
+    defer_for_outage,
+    outage_deferrable,
+)
 
 # Time kept back from the inference deadline for annotating, writing the copy and the result.
 RESERVED_SECONDS = 5.0
@@ -91,6 +97,7 @@ def _count_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
 
 
 settings = ingest_dependencies.settings()  # validated once per container: a bad variable fails the cold start
+deferrals = settings.deferral_settings()  # when a message waits rather than fails (sqs_retries)
 redact.install(logger)
 idempotency_config = IdempotencyConfig(
     response_hook=_count_duplicate,
@@ -184,37 +191,24 @@ def _handle_message(record: SQSRecord, lambda_context: LambdaContext) -> None:
         return
     receive_count = int(record.attributes.approximate_receive_count or 1)
     final_attempt = receive_count >= settings.max_receive_count
-    # While the queue would still keep it, a message waits for an unavailable endpoint (deferred, not
-    # failed); past that it takes the ordinary path: recorded as failed on its last delivery, then the DLQ.
-    age = message_age_seconds(record, time.time() * 1000)
-    deferrable = age + settings.outage_max_defer_seconds < settings.message_retention_seconds
+    deferrable = outage_deferrable(record, time.time() * 1000, deferrals)
     try:
         _process_notification(
             notification, lambda_context, final_attempt=final_attempt, outage_deferrable=deferrable
         )
     except InProgressElsewhere as busy:
-        # The record's expiry unknown (it could not be read): wait the longest backoff (300 s by default,
-        # beyond the 120 s function timeout that bounds any in-progress record).
-        seconds = busy.seconds_left if busy.seconds_left is not None else settings.retry_max_delay_seconds
-        if not _message_visibility().defer(record, seconds + 1, why="duplicate in progress"):
+        if not defer_duplicate(_message_visibility(), record, busy.seconds_left, deferrals):
             raise  # a batch item failure: the message comes back after its backoff
     except EndpointUnavailable as outage:
-        if not deferrable:
-            raise
-        delay = outage_delay_seconds(
-            outage.retry_in,
-            outage.open_for,
-            floor=settings.circuit_probe_seconds,
-            cap=settings.outage_max_defer_seconds,
-        )
-        if not _message_visibility().defer(
-            record, delay, why=f"waiting for the endpoint: {outage.code}", counted=False
+        if not defer_for_outage(
+            _message_visibility(),
+            record,
+            outage,
+            deferrable=deferrable,
+            settings=deferrals,
+            add_metric=_add_metric,
         ):
             raise
-        _add_metric("OutageDeferrals", MetricUnit.Count, 1)
-        if outage.open_for is not None:
-            # Alarmed on (template: CircuitOpenAlarm): how long the endpoint has been failing.
-            _add_metric("CircuitOpenSeconds", MetricUnit.Seconds, round(outage.open_for))
 
 
 def handle_s3_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

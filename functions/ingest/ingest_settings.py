@@ -19,6 +19,7 @@ from s3kp_core.settings import ConfigurationError, EnvironmentSettings, env
 if TYPE_CHECKING:
     from s3kp_core.inference import InferenceSettings
     from s3kp_core.processing import ProcessingSettings
+    from sqs_retries import DeferralSettings
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9_.-]+/[0-9]+$"
 
@@ -164,6 +165,18 @@ class IngestSettings(EnvironmentSettings, frozen=True, kw_only=True):
             max_attempts=self.inference_max_attempts,
             auth=self.inference_auth,
             max_connections=self.record_concurrency,
+        )
+
+    def deferral_settings(self) -> DeferralSettings:
+        """When a message is deferred rather than failed (`sqs_retries`, which this function's package
+        and the video function's both hold)."""
+        from sqs_retries import DeferralSettings
+
+        return DeferralSettings(
+            in_progress_unknown=self.retry_max_delay_seconds,
+            probe_interval=self.circuit_probe_seconds,
+            max_outage_defer=self.outage_max_defer_seconds,
+            retention=self.message_retention_seconds,
         )
 
 

@@ -27,6 +27,10 @@ would keep the message" is measured from the upload's notification, not from the
 message is older than the queue's retention it is no longer deferred and takes the ordinary path
 (recorded as failed on its last delivery, then the DLQ). Outage deferrals are not counted against
 `MAX_DEFERRALS`, which bounds only the duplicates' loop.
+
+Both functions' handlers (ingest and video: this file is linked into functions/video) defer through
+`defer_duplicate` and `defer_for_outage`, so the two kinds of deferral are decided in one place; each
+returns False when the message could not be deferred, and the handler then fails it (re-raises).
 """
 
 from __future__ import annotations
@@ -34,9 +38,14 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+if TYPE_CHECKING:
+    from s3kp_core.errors import EndpointUnavailable
 
 LEASE_MARGIN_SECONDS = 10  # covers the event source mapping deleting the messages after the invocation
 SQS_MAX_DELAY_SECONDS = 900  # SendMessage's DelaySeconds limit
@@ -84,6 +93,30 @@ def outage_delay_seconds(
 def message_age_seconds(record: SQSRecord, now_ms: float) -> float:
     """Seconds since the original message was sent (a deferred copy keeps its first send time)."""
     return max(0.0, (now_ms - _first_sent_ms(record)) / 1000)
+
+
+class DeferralSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """When a message is deferred rather than failed, and for how long; derived from the function's
+    settings (`IngestSettings.deferral_settings()`, the video function's included)."""
+
+    in_progress_unknown: float  # RETRY_MAX_DELAY_SECONDS: a duplicate's wait when the other's is unknown
+    probe_interval: float  # CIRCUIT_PROBE_SECONDS: an outage deferral's floor when no circuit says more
+    max_outage_defer: float  # OUTAGE_MAX_DEFER_SECONDS: the longest single outage deferral
+    retention: float  # MESSAGE_RETENTION_SECONDS: how long the queue keeps a message
+
+
+def outage_deferrable(record: SQSRecord, now_ms: float, settings: DeferralSettings) -> bool:
+    """Whether the message may still wait for an unavailable endpoint: while the queue would keep it
+    through one more longest deferral. Past that it takes the ordinary path: recorded as failed on its
+    last delivery, then the DLQ."""
+    return message_age_seconds(record, now_ms) + settings.max_outage_defer < settings.retention
+
+
+class MetricSink(Protocol):
+    """Adds one metric value: Powertools' `Metrics.add_metric`, or the ingest handler's locked wrapper of
+    it (its records run in threads)."""
+
+    def __call__(self, name: str, unit: MetricUnit, value: float) -> None: ...
 
 
 class StructuredLog(Protocol):
@@ -191,6 +224,45 @@ class MessageVisibility:
                         code=failure.get("Code"),
                         message=failure.get("Message"),
                     )
+
+
+def defer_duplicate(
+    visibility: MessageVisibility, record: SQSRecord, seconds_left: float | None, settings: DeferralSettings
+) -> bool:
+    """Defer a duplicate whose unit is in progress in another invocation until that invocation's record
+    expires (`seconds_left`, plus a second). When its expiry is unknown (the record could not be read),
+    wait the longest backoff (300 s by default, beyond the 120 s function timeout that bounds any
+    in-progress record). Counted against MAX_DEFERRALS. False: not deferred; the caller fails the message
+    (it comes back after its backoff)."""
+    seconds = seconds_left if seconds_left is not None else settings.in_progress_unknown
+    return visibility.defer(record, seconds + 1, why="duplicate in progress")
+
+
+def defer_for_outage(
+    visibility: MessageVisibility,
+    record: SQSRecord,
+    outage: EndpointUnavailable,
+    *,
+    deferrable: bool,
+    settings: DeferralSettings,
+    add_metric: MetricSink,
+) -> bool:
+    """Defer a message that met an unavailable endpoint for `outage_delay_seconds` (not counted against
+    MAX_DEFERRALS), and count it: `OutageDeferrals`, and `CircuitOpenSeconds` when the circuit knows how
+    long the endpoint has been failing. False: not `deferrable` (`outage_deferrable`, decided when the
+    message arrived) or the deferral failed; the caller fails the message, as any transient failure."""
+    if not deferrable:
+        return False
+    delay = outage_delay_seconds(
+        outage.retry_in, outage.open_for, floor=settings.probe_interval, cap=settings.max_outage_defer
+    )
+    if not visibility.defer(record, delay, why=f"waiting for the endpoint: {outage.code}", counted=False):
+        return False
+    add_metric("OutageDeferrals", MetricUnit.Count, 1)
+    if outage.open_for is not None:
+        # Alarmed on (template: CircuitOpenAlarm): how long the endpoint has been failing.
+        add_metric("CircuitOpenSeconds", MetricUnit.Seconds, round(outage.open_for))
+    return True
 
 
 def _receive_count(record: SQSRecord) -> int:

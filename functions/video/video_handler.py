@@ -64,8 +64,9 @@ from sqs_retries import (
     LEASE_MARGIN_SECONDS,
     SQS_MAX_DELAY_SECONDS,
     MessageVisibility,
-    message_age_seconds,
-    outage_delay_seconds,
+    defer_duplicate,
+    defer_for_outage,
+    outage_deferrable,
     queue_url_from_arn,
 )
 from video_dependencies import collaborators, idempotency_store, sqs_client, video_processing_settings
@@ -91,6 +92,7 @@ def _count_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
 
 
 settings = video_dependencies.settings()  # validated once per container: a bad variable fails the cold start
+deferrals = settings.deferral_settings()  # when a message waits rather than fails (sqs_retries)
 redact.install(logger)
 plan_config = IdempotencyConfig(
     response_hook=_count_duplicate,
@@ -143,8 +145,7 @@ def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> Mapping[s
 def handle_sqs_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
     receive_count = int(record.attributes.approximate_receive_count or 1)
     final_attempt = receive_count >= settings.max_receive_count
-    age = message_age_seconds(record, time.time() * 1000)
-    deferrable = age + settings.outage_max_defer_seconds < settings.message_retention_seconds
+    deferrable = outage_deferrable(record, time.time() * 1000, deferrals)
     queue_url = settings.segment_queue_url or queue_url_from_arn(record.event_source_arn)
     try:
         if is_task(record.body):
@@ -158,27 +159,18 @@ def handle_sqs_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
         else:
             _notification_message(record, lambda_context, final_attempt=final_attempt, queue_url=queue_url)
     except InProgressElsewhere as busy:
-        seconds = busy.seconds_left if busy.seconds_left is not None else settings.retry_max_delay_seconds
-        if not _message_visibility().defer(record, seconds + 1, why="duplicate in progress"):
+        if not defer_duplicate(_message_visibility(), record, busy.seconds_left, deferrals):
             raise
     except EndpointUnavailable as outage:
-        if not deferrable:
-            raise
-        delay = outage_delay_seconds(
-            outage.retry_in,
-            outage.open_for,
-            floor=settings.circuit_probe_seconds,
-            cap=settings.outage_max_defer_seconds,
-        )
-        if not _message_visibility().defer(
-            record, delay, why=f"waiting for the endpoint: {outage.code}", counted=False
+        if not defer_for_outage(
+            _message_visibility(),
+            record,
+            outage,
+            deferrable=deferrable,
+            settings=deferrals,
+            add_metric=metrics.add_metric,
         ):
             raise
-        metrics.add_metric(name="OutageDeferrals", unit=MetricUnit.Count, value=1)
-        if outage.open_for is not None:
-            metrics.add_metric(
-                name="CircuitOpenSeconds", unit=MetricUnit.Seconds, value=round(outage.open_for)
-            )
 
 
 def _notification_message(

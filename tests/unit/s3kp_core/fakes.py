@@ -1,10 +1,12 @@
-"""Small in-memory stand-ins for the processing flow's collaborators (no AWS, no HTTP)."""
+"""Small in-memory stand-ins for the processing flow's collaborators (no AWS, no HTTP), and for what the
+adapters are given: a structured log that records its lines."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from s3kp_core import errors
 from s3kp_core.objects import ObjectInfo, ObjectStore
@@ -121,3 +123,19 @@ class SteppingClock:
 
 def fixed_now() -> datetime:
     return datetime(2026, 11, 27, 9, 0, tzinfo=UTC) + timedelta(seconds=1)
+
+
+@dataclass
+class RecordingLog:
+    """Powertools' `Logger` as the circuit breaker and `sqs_retries` use it: (level, message, fields)."""
+
+    lines: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def info(self, msg: str, **fields: Any) -> None:
+        self.lines.append(("info", msg, fields))
+
+    def warning(self, msg: str, **fields: Any) -> None:
+        self.lines.append(("warning", msg, fields))
+
+    def messages(self) -> list[str]:
+        return [msg for _, msg, _ in self.lines]

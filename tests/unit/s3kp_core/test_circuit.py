@@ -18,6 +18,8 @@ from s3kp_core.errors import EndpointUnavailable
 from s3kp_core.predictor import InferenceResult
 from sqs_retries import outage_delay_seconds
 
+from tests.unit.s3kp_core.fakes import RecordingLog
+
 PROBE_SECONDS = 15.0
 LEASE_SECONDS = 23.0
 T0 = 1_800_000_000.0
@@ -61,20 +63,6 @@ class InMemoryCircuitStore:
     def reset(self) -> CircuitState | None:
         previous, self.state, self.probe_until = self.state, None, None
         return previous
-
-
-@dataclass
-class RecordingLog:
-    lines: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-
-    def info(self, msg: str, **fields: Any) -> None:
-        self.lines.append(("info", msg, fields))
-
-    def warning(self, msg: str, **fields: Any) -> None:
-        self.lines.append(("warning", msg, fields))
-
-    def messages(self) -> list[str]:
-        return [msg for _, msg, _ in self.lines]
 
 
 class Endpoint:

@@ -9,6 +9,7 @@ import pytest
 from ingest_settings import ConfigurationError, IngestSettings, resolve_api_key
 from moto import mock_aws
 from s3kp_core import redact
+from sqs_retries import DeferralSettings
 
 MINIMAL = {
     "MODEL_ID": "faces/1",
@@ -173,3 +174,20 @@ def test_the_builtin_backend_needs_no_api_key_and_reads_none() -> None:
 def test_an_unknown_inference_auth_is_named() -> None:
     with pytest.raises(ConfigurationError, match="INFERENCE_AUTH"):
         IngestSettings.from_environment({**MINIMAL, "INFERENCE_AUTH": "none"})
+
+
+def test_the_deferrals_are_derived_from_their_variables() -> None:
+    """A message is deferred by the retry, outage and retention variables."""
+    settings = IngestSettings.from_environment(
+        {
+            **MINIMAL,
+            "CIRCUIT_PROBE_SECONDS": "20",
+            "RETRY_MAX_DELAY_SECONDS": "240",
+            "OUTAGE_MAX_DEFER_SECONDS": "90",
+            "MESSAGE_RETENTION_SECONDS": "86400",
+        }
+    )
+
+    assert settings.deferral_settings() == DeferralSettings(
+        in_progress_unknown=240, probe_interval=20, max_outage_defer=90, retention=86_400
+    )

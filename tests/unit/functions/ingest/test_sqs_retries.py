@@ -1,36 +1,36 @@
-"""When a message comes back: the backoff schedule, the queue URL of an event's ARN, and the SQS calls the
-handler makes for a lease, a backoff and a deferred duplicate (against a recording fake client)."""
+"""When a message comes back: the backoff schedule, the queue URL of an event's ARN, the SQS calls the
+handler makes for a lease, a backoff and a deferred duplicate (against a recording fake client), and the
+two deferrals both functions' handlers make instead of failing a message: a duplicate in progress
+elsewhere, and a message waiting out an endpoint outage."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from s3kp_core import errors
+from s3kp_core.errors import EndpointUnavailable
 from sqs_retries import (
     FIRST_SENT_ATTRIBUTE,
     MAX_DEFERRALS,
     REQUEUE_ATTRIBUTE,
+    DeferralSettings,
     MessageVisibility,
     backoff_seconds,
+    defer_duplicate,
+    defer_for_outage,
     message_age_seconds,
+    outage_deferrable,
     outage_delay_seconds,
     queue_url_from_arn,
 )
 
+from tests.unit.s3kp_core.fakes import RecordingLog
+
 ARN = "arn:aws:sqs:eu-west-1:123456789012:s3kp-ingest"
 URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/s3kp-ingest"
-
-
-class RecordingLog:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
-
-    def info(self, msg: str, **fields: Any) -> None:
-        self.lines.append(("info", msg, fields))
-
-    def warning(self, msg: str, **fields: Any) -> None:
-        self.lines.append(("warning", msg, fields))
 
 
 def visibility_for(sqs: Any, log: RecordingLog | None = None) -> MessageVisibility:
@@ -191,3 +191,146 @@ def test_an_outage_deferral_waits_for_the_next_probe_and_spreads_up_to_the_cap(
     low = outage_delay_seconds(retry_in, open_for, floor=15, cap=60, uniform=lambda a, b: a)
     high = outage_delay_seconds(retry_in, open_for, floor=15, cap=60, uniform=lambda a, b: b)
     assert (low, high) == bounds
+
+
+# --- the handlers' deferrals (ingest and video) ---------------------------------------------------------
+
+# RETRY_MAX_DELAY_SECONDS, CIRCUIT_PROBE_SECONDS, OUTAGE_MAX_DEFER_SECONDS, MESSAGE_RETENTION_SECONDS.
+DEFERRALS = DeferralSettings(
+    in_progress_unknown=300, probe_interval=15, max_outage_defer=60, retention=345_600
+)
+
+
+class RecordingMetrics:
+    """`add_metric` as the handlers pass it: Powertools' `Metrics.add_metric`, or the ingest handler's
+    locked wrapper of it."""
+
+    def __init__(self) -> None:
+        self.values: list[tuple[str, MetricUnit, float]] = []
+
+    def __call__(self, name: str, unit: MetricUnit, value: float) -> None:
+        self.values.append((name, unit, value))
+
+
+def outage(retry_in: float | None = 12.0, open_for: float | None = None) -> EndpointUnavailable:
+    return EndpointUnavailable(
+        errors.INFERENCE_UNAVAILABLE, "inference endpoint unreachable", retry_in=retry_in, open_for=open_for
+    )
+
+
+def test_a_message_waits_for_the_endpoint_while_the_queue_would_keep_it_one_deferral_more() -> None:
+    """Age is counted from the original send (a deferred copy carries it), so a message stops waiting
+    once one more longest deferral would outlive the queue's retention: then it takes the ordinary path
+    (recorded as failed on its last delivery, then the DLQ) instead of expiring unrecorded."""
+    last_chance_ms = SENT_MS + (345_600 - 60) * 1000  # age + OUTAGE_MAX_DEFER_SECONDS = retention
+
+    assert outage_deferrable(record("a"), SENT_MS + 90_000, DEFERRALS)
+    assert outage_deferrable(record("a"), last_chance_ms - 1000, DEFERRALS)
+    assert not outage_deferrable(record("a"), last_chance_ms, DEFERRALS)
+    copy = record("a", first_sent_ms=SENT_MS - 345_600_000)  # sent again a few times over four days
+    assert not outage_deferrable(copy, SENT_MS, DEFERRALS)
+
+
+def test_a_duplicate_in_progress_elsewhere_waits_until_the_other_invocations_record_expires() -> None:
+    """GIVEN another invocation's in-progress record with 41.3 s left THEN the message is sent again a
+    second after it expires (42.3 s: 43), and the deferral counts towards MAX_DEFERRALS."""
+    sqs, log = RecordingSqs(), RecordingLog()
+
+    assert defer_duplicate(visibility_for(sqs, log), record("a", deferrals=2), 41.3, DEFERRALS)
+
+    ((name, call),) = sqs.calls
+    assert name == "send_message"
+    assert call["DelaySeconds"] == 43
+    assert call["MessageAttributes"][REQUEUE_ATTRIBUTE]["StringValue"] == "3"
+    assert [(msg, fields["why"]) for _, msg, fields in log.lines] == [
+        ("message deferred", "duplicate in progress")
+    ]
+
+
+def test_a_duplicate_whose_other_record_cannot_be_read_waits_the_longest_backoff() -> None:
+    """The other invocation's expiry unknown (its record gone or unreadable): RETRY_MAX_DELAY_SECONDS,
+    beyond the function timeout that bounds any in-progress record."""
+    sqs = RecordingSqs()
+
+    assert defer_duplicate(visibility_for(sqs), record("a"), None, DEFERRALS)
+
+    ((_, call),) = sqs.calls
+    assert call["DelaySeconds"] == 301
+
+
+def test_a_duplicate_that_cannot_be_deferred_is_left_to_the_handler_to_fail() -> None:
+    """Deferred too often, or SQS refuses: False, and the handler re-raises (a batch item failure)."""
+    sqs = RecordingSqs()
+    assert not defer_duplicate(visibility_for(sqs), record("a", deferrals=MAX_DEFERRALS), 10, DEFERRALS)
+    assert sqs.calls == []
+    assert not defer_duplicate(visibility_for(RecordingSqs(refuse=True)), record("a"), 10, DEFERRALS)
+
+
+def test_a_message_that_met_an_outage_is_deferred_uncounted_and_the_outage_is_measured() -> None:
+    """GIVEN a deferrable message and a circuit open for 45.4 s whose next probe is in 12 s
+    THEN the message is sent again after 12 to 45 s (uncounted: an outage may outlast MAX_DEFERRALS),
+    logged with the endpoint's reason, and counted: one OutageDeferrals, CircuitOpenSeconds 45 (alarmed
+    on)."""
+    sqs, log, metrics = RecordingSqs(), RecordingLog(), RecordingMetrics()
+
+    deferred = defer_for_outage(
+        visibility_for(sqs, log),
+        record("a", deferrals=2),
+        outage(retry_in=12.0, open_for=45.4),
+        deferrable=True,
+        settings=DEFERRALS,
+        add_metric=metrics,
+    )
+
+    assert deferred
+    ((name, call),) = sqs.calls
+    assert name == "send_message"
+    assert 12 <= call["DelaySeconds"] <= 46
+    assert call["MessageAttributes"][REQUEUE_ATTRIBUTE]["StringValue"] == "2"
+    assert [fields["why"] for _, _, fields in log.lines] == [
+        "waiting for the endpoint: inference_unavailable"
+    ]
+    assert metrics.values == [
+        ("OutageDeferrals", MetricUnit.Count, 1),
+        ("CircuitOpenSeconds", MetricUnit.Seconds, 45),
+    ]
+
+
+def test_an_outage_without_a_circuit_to_ask_waits_the_probe_interval_and_reports_no_open_time() -> None:
+    """A rate-limited endpoint (429) opens no circuit: no next probe, no open time. The message waits the
+    probe interval, and only the deferral is counted."""
+    sqs, metrics = RecordingSqs(), RecordingMetrics()
+
+    assert defer_for_outage(
+        visibility_for(sqs),
+        record("a"),
+        outage(retry_in=None, open_for=None),
+        deferrable=True,
+        settings=DEFERRALS,
+        add_metric=metrics,
+    )
+
+    ((_, call),) = sqs.calls
+    assert call["DelaySeconds"] == 15
+    assert metrics.values == [("OutageDeferrals", MetricUnit.Count, 1)]
+
+
+@pytest.mark.parametrize(("deferrable", "sqs"), [(False, RecordingSqs()), (True, RecordingSqs(refuse=True))])
+def test_an_outage_message_that_cannot_be_deferred_is_left_to_the_handler_to_fail_uncounted(
+    deferrable: bool, sqs: RecordingSqs
+) -> None:
+    """Too old to wait (not deferrable), or SQS refuses the copy: False, so the handler re-raises and the
+    message takes the ordinary path; no deferral is counted."""
+    metrics = RecordingMetrics()
+
+    assert not defer_for_outage(
+        visibility_for(sqs),
+        record("a"),
+        outage(open_for=120.0),
+        deferrable=deferrable,
+        settings=DEFERRALS,
+        add_metric=metrics,
+    )
+
+    assert metrics.values == []
+    assert len(sqs.calls) == (1 if deferrable else 0)  # the refused send only

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from ingest_settings import IngestSettings
 from s3kp_core.settings import ConfigurationError
 from video_settings import VideoSettings
 
@@ -63,3 +64,11 @@ def test_the_fingerprint_covers_the_sampling_rate_and_every_use_of_it_sees_the_s
     assert VideoSettings.from_environment(
         {**REQUIRED_VARIABLES, "VIDEO_SEGMENT_SECONDS": "10"}
     ).fingerprint == (default.fingerprint)
+
+
+def test_the_video_function_defers_as_the_ingest_function_does() -> None:
+    """From the same variables (the template gives both functions the same), the same deferral rules."""
+    environment = {**REQUIRED_VARIABLES, "OUTAGE_MAX_DEFER_SECONDS": "90"}
+    video, ingest = VideoSettings.from_environment(environment), IngestSettings.from_environment(environment)
+
+    assert video.deferral_settings() == ingest.deferral_settings()
