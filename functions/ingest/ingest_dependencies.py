@@ -23,18 +23,14 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from ingest_settings import IngestSettings
-from s3kp_core.circuit import CircuitBreaker, GuardedPredictor
-from s3kp_core.circuit_dynamodb import DynamoDBCircuitStore
 from s3kp_core.imaging import DEFAULT_MAX_DECODED_BYTES
-from s3kp_core.inference import InferenceClient
+from s3kp_core.inference_wiring import GuardedInference
 from s3kp_core.memory import MemoryBudget, unmap_large_blocks_on_free
 from s3kp_core.objects_s3 import S3ObjectStore
 from s3kp_core.observability import logger
 from s3kp_core.processing import Collaborators, ProcessingSettings
-from s3kp_core.request_signing import RequestSigner
 from s3kp_core.result_events_eventbridge import EventBridgePublisher
 from s3kp_core.results_store_dynamodb import DynamoDBResultsStore
-from s3kp_core.settings import ConfigurationError
 
 # What the records of a batch may hold at once while they run in parallel (docs/ingest.md, "Records in
 # parallel"): the decoded pixels of one image as large as the per-image limit admits, or several smaller
@@ -88,32 +84,9 @@ def results_store(settings: IngestSettings) -> DynamoDBResultsStore:
     )
 
 
-@lru_cache(maxsize=1)
-def inference_client(settings: IngestSettings, api_key: str | None) -> InferenceClient:
-    """One pooled HTTP session per container; rebuilt only when the (cached) API key changes. With
-    INFERENCE_AUTH aws_iam, requests are signed with the function's role credentials (read at each
-    signature: they rotate) for the function's region, the stack's, where the InferenceFunction is."""
-    signer = None
-    if settings.inference_auth == "aws_iam":
-        session = aws_session()
-        credentials = session.get_credentials()
-        if credentials is None:
-            raise ConfigurationError("INFERENCE_AUTH aws_iam: no AWS credentials to sign the requests with")
-        signer = RequestSigner(credentials, session.region_name)
-    return InferenceClient(settings.inference_settings(api_key), signer=signer)
-
-
-@lru_cache(maxsize=1)
-def circuit_breaker(settings: IngestSettings) -> CircuitBreaker:
-    """The endpoint's circuit, shared by every invocation through one item of the idempotency table."""
-    endpoint = f"{settings.inference_url}/{settings.model_id}"
-    return CircuitBreaker(
-        DynamoDBCircuitStore(dynamodb_resource().Table(settings.idempotency_table), endpoint),
-        endpoint=endpoint,
-        probe_interval=settings.circuit_probe_seconds,
-        probe_lease=settings.inference_connect_timeout + settings.inference_read_timeout,
-        log=logger,
-    )
+# The inference client (once per API key) behind the endpoint's circuit (once), as the video function
+# builds them: s3kp_core.inference_wiring. Built on first use.
+guarded_inference = GuardedInference(aws_session, dynamodb_resource, log=logger)
 
 
 @lru_cache(maxsize=1)
@@ -138,7 +111,9 @@ def object_budget() -> MemoryBudget:
 def collaborators(settings: IngestSettings, api_key: str | None) -> Collaborators:
     return Collaborators(
         objects=S3ObjectStore(s3_client()),
-        predictor=GuardedPredictor(inference_client(settings, api_key), circuit_breaker(settings)),
+        predictor=guarded_inference.predictor(
+            settings.inference_settings(api_key), settings.circuit_settings()
+        ),
         results=results_store(settings),
         events=event_publisher(settings),
         object_budget=object_budget(),
@@ -153,7 +128,7 @@ def build_shared(settings: IngestSettings) -> None:
     sqs_client()
     idempotency_store(settings)
     results_store(settings)
-    circuit_breaker(settings)
+    guarded_inference.breaker(settings.circuit_settings())
     event_publisher(settings)
     processing_settings(settings)
     pixel_budget()

@@ -18,6 +18,7 @@ from s3kp_core.settings import ConfigurationError, EnvironmentSettings, env
 
 if TYPE_CHECKING:
     from s3kp_core.inference import InferenceSettings
+    from s3kp_core.inference_wiring import CircuitSettings
     from s3kp_core.processing import ProcessingSettings
     from sqs_retries import DeferralSettings
 
@@ -165,6 +166,18 @@ class IngestSettings(EnvironmentSettings, frozen=True, kw_only=True):
             max_attempts=self.inference_max_attempts,
             auth=self.inference_auth,
             max_connections=self.record_concurrency,
+        )
+
+    def circuit_settings(self) -> CircuitSettings:
+        """The endpoint's circuit (`s3kp_core.inference_wiring`): the video function derives the same
+        endpoint and table from the same variables, so both functions share one circuit."""
+        from s3kp_core.inference_wiring import CircuitSettings
+
+        return CircuitSettings(
+            endpoint=f"{self.inference_url}/{self.model_id}",
+            table=self.idempotency_table,
+            probe_interval=self.circuit_probe_seconds,
+            probe_lease=self.inference_connect_timeout + self.inference_read_timeout,
         )
 
     def deferral_settings(self) -> DeferralSettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 from importlib import metadata
@@ -67,6 +68,28 @@ def _tree_bytes(*directories: Path) -> int:
     )
 
 
+def _shared_modules_imported_by_the_functions() -> set[str]:
+    """Every `s3kp_core` module the functions' code imports by name (`from s3kp_core.x import ...`,
+    `from s3kp_core import x`, `import s3kp_core.x`)."""
+    modules: set[str] = set()
+    for path in Path("functions").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == "s3kp_core":
+                modules.update(f"s3kp_core.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("s3kp_core."):
+                modules.add(str(node.module))
+            elif isinstance(node, ast.Import):
+                modules.update(alias.name for alias in node.names if alias.name.startswith("s3kp_core."))
+    return modules
+
+
+def test_the_functions_import_shared_modules_by_name() -> None:
+    """What the packaging check below walks: the wiring both inferring functions share among them."""
+    modules = _shared_modules_imported_by_the_functions()
+
+    assert {"s3kp_core.inference_wiring", "s3kp_core.processing", "s3kp_core.video_processing"} <= modules
+
+
 def _elf_machine(path: Path) -> int:
     header = path.read_bytes()[:20]
     assert header[:4] == b"\x7fELF", f"{path} is not an ELF file"
@@ -87,6 +110,9 @@ def test_sam_build_produces_the_functions_and_a_layer_with_the_shared_package(tm
 
     layer = build_dir / "SharedLayer" / "python"
     assert (layer / "s3kp_core" / "results_schema.py").is_file()
+    # Every shared module a function imports ships in the layer (s3kp_core.inference_wiring, say).
+    for module in sorted(_shared_modules_imported_by_the_functions()):
+        assert (layer / Path(*module.split("."))).with_suffix(".py").is_file(), f"{module} not in the layer"
     for dependency in ("aws_lambda_powertools", "requests", "PIL"):
         assert (layer / dependency).is_dir(), f"{dependency} missing from the layer"
     # The decoder that ships is the patched one (scripts/minimum_versions.toml).

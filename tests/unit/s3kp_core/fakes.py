@@ -1,5 +1,5 @@
 """Small in-memory stand-ins for the processing flow's collaborators (no AWS, no HTTP), and for what the
-adapters are given: a structured log that records its lines."""
+adapters are given: a structured log that records its lines, a recorder of the request signers built."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from s3kp_core import errors
 from s3kp_core.objects import ObjectInfo, ObjectStore
 from s3kp_core.predictor import InferenceResult
+from s3kp_core.request_signing import RequestSigner
 from s3kp_core.results import Prediction, ResultRecord
 from s3kp_core.results_store import ResultsStore, StoredState
 
@@ -139,3 +141,16 @@ class RecordingLog:
 
     def messages(self) -> list[str]:
         return [msg for _, msg, _ in self.lines]
+
+
+def record_signers(monkeypatch: pytest.MonkeyPatch) -> list[RequestSigner]:
+    """Every `RequestSigner` created from now on (until `monkeypatch` undoes it), in order."""
+    signers: list[RequestSigner] = []
+    original = RequestSigner.__init__
+
+    def recording(self: RequestSigner, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        signers.append(self)
+
+    monkeypatch.setattr(RequestSigner, "__init__", recording)
+    return signers

@@ -112,18 +112,12 @@ def test_the_builtin_backend_signs_with_the_functions_credentials_for_its_region
     THEN it signs with the function's credentials for the function's region, and sends no key."""
     import ingest_dependencies
     from ingest_settings import IngestSettings
-    from s3kp_core.request_signing import RequestSigner
+
+    from tests.unit.s3kp_core.fakes import record_signers
 
     settings = IngestSettings.from_environment({**ENVIRONMENT, "INFERENCE_AUTH": "aws_iam"})
-    signers: list[RequestSigner] = []
-    original = RequestSigner.__init__
-
-    def recording(self: RequestSigner, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        signers.append(self)
-
-    monkeypatch.setattr(RequestSigner, "__init__", recording)
-    client = ingest_dependencies.inference_client(settings, None)
+    signers = record_signers(monkeypatch)
+    client = ingest_dependencies.guarded_inference.client(settings.inference_settings(None))
 
     assert client.settings.auth == "aws_iam"
     assert client.settings.api_key is None

@@ -9,6 +9,7 @@ import pytest
 from ingest_settings import ConfigurationError, IngestSettings, resolve_api_key
 from moto import mock_aws
 from s3kp_core import redact
+from s3kp_core.inference_wiring import CircuitSettings
 from sqs_retries import DeferralSettings
 
 MINIMAL = {
@@ -176,18 +177,29 @@ def test_an_unknown_inference_auth_is_named() -> None:
         IngestSettings.from_environment({**MINIMAL, "INFERENCE_AUTH": "none"})
 
 
-def test_the_deferrals_are_derived_from_their_variables() -> None:
-    """A message is deferred by the retry, outage and retention variables."""
+def test_the_circuit_and_the_deferrals_are_derived_from_their_variables() -> None:
+    """The circuit's state item is named by the endpoint's URL and model (never the key) in the
+    idempotency table, and a probe may take as long as one attempt (the connect and read timeouts); a
+    message is deferred by the retry, outage and retention variables."""
     settings = IngestSettings.from_environment(
         {
             **MINIMAL,
+            "INFERENCE_URL": "https://infer.example.test/",
             "CIRCUIT_PROBE_SECONDS": "20",
+            "INFERENCE_CONNECT_TIMEOUT": "2.5",
+            "INFERENCE_READ_TIMEOUT": "10",
             "RETRY_MAX_DELAY_SECONDS": "240",
             "OUTAGE_MAX_DEFER_SECONDS": "90",
             "MESSAGE_RETENTION_SECONDS": "86400",
         }
     )
 
+    assert settings.circuit_settings() == CircuitSettings(
+        endpoint="https://infer.example.test/faces/1",
+        table="idempotency",
+        probe_interval=20,
+        probe_lease=12.5,
+    )
     assert settings.deferral_settings() == DeferralSettings(
         in_progress_unknown=240, probe_interval=20, max_outage_defer=90, retention=86_400
     )

@@ -126,9 +126,8 @@ class Ingest:
 
         def with_fake_endpoint(settings: Any, api_key: str) -> Any:
             deps = real(settings, api_key)
-            return replace(
-                deps, predictor=GuardedPredictor(endpoint, self.dependencies.circuit_breaker(settings))
-            )
+            breaker = self.dependencies.guarded_inference.breaker(settings.circuit_settings())
+            return replace(deps, predictor=GuardedPredictor(endpoint, breaker))
 
         monkeypatch.setattr(self.handler, "collaborators", with_fake_endpoint)
 
@@ -315,7 +314,8 @@ def test_an_endpoint_outage_defers_each_message_of_a_parallel_batch_on_its_own(
     assert sorted(line["message_id"] for line in deferred) == sorted(m["MessageId"] for m in messages)
     assert all(line["why"] == "waiting for the endpoint: inference_unavailable" for line in deferred)
     assert stack.delayed_copies() == 4
-    assert stack.dependencies.circuit_breaker(stack.handler.settings).admit().allowed is False
+    breaker = stack.dependencies.guarded_inference.breaker(stack.handler.settings.circuit_settings())
+    assert breaker.admit().allowed is False
 
 
 def test_two_messages_about_one_object_version_run_it_once_without_a_deferral(

@@ -8,8 +8,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from s3kp_core.request_signing import RequestSigner
 from video_settings import VideoSettings
+
+from tests.unit.s3kp_core.fakes import record_signers
 
 ENVIRONMENT = {
     "MODEL_ID": "faces/1",
@@ -34,23 +35,11 @@ def video_dependencies(monkeypatch: pytest.MonkeyPatch) -> Any:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for cached in (video_dependencies.aws_session, video_dependencies.inference_client):
+    for cached in (video_dependencies.aws_session, video_dependencies.guarded_inference):
         cached.cache_clear()
     yield video_dependencies
-    for cached in (video_dependencies.aws_session, video_dependencies.inference_client):
+    for cached in (video_dependencies.aws_session, video_dependencies.guarded_inference):
         cached.cache_clear()
-
-
-def _signers(monkeypatch: pytest.MonkeyPatch) -> list[RequestSigner]:
-    signers: list[RequestSigner] = []
-    original = RequestSigner.__init__
-
-    def recording(self: RequestSigner, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        signers.append(self)
-
-    monkeypatch.setattr(RequestSigner, "__init__", recording)
-    return signers
 
 
 def test_the_builtin_backend_signs_with_the_functions_credentials_for_its_region(
@@ -59,9 +48,9 @@ def test_the_builtin_backend_signs_with_the_functions_credentials_for_its_region
     """GIVEN INFERENCE_AUTH aws_iam WHEN the inference client is built
     THEN it signs with the function's credentials for the function's region, and sends no key."""
     settings = VideoSettings.from_environment({**ENVIRONMENT, "INFERENCE_AUTH": "aws_iam"})
-    signers = _signers(monkeypatch)
+    signers = record_signers(monkeypatch)
 
-    client = video_dependencies.inference_client(settings, None)
+    client = video_dependencies.guarded_inference.client(settings.inference_settings(None))
 
     assert client.settings.auth == "aws_iam"
     assert client.settings.api_key is None
@@ -73,9 +62,9 @@ def test_the_roboflow_backend_sends_the_api_key_and_signs_nothing(
     monkeypatch: pytest.MonkeyPatch, video_dependencies: ModuleType
 ) -> None:
     settings = VideoSettings.from_environment(ENVIRONMENT)
-    signers = _signers(monkeypatch)
+    signers = record_signers(monkeypatch)
 
-    client = video_dependencies.inference_client(settings, "unit-test-key")
+    client = video_dependencies.guarded_inference.client(settings.inference_settings("unit-test-key"))
 
     assert client.settings.auth == "api_key"
     assert client.settings.api_key == "unit-test-key"
@@ -87,6 +76,6 @@ def test_the_client_pools_as_many_connections_as_the_ingest_settings_give_it(
 ) -> None:
     settings = VideoSettings.from_environment({**ENVIRONMENT, "RECORD_CONCURRENCY": "3"})
 
-    client = video_dependencies.inference_client(settings, "unit-test-key")
+    client = video_dependencies.guarded_inference.client(settings.inference_settings("unit-test-key"))
 
     assert client.settings.max_connections == 3

@@ -66,9 +66,15 @@ def test_the_fingerprint_covers_the_sampling_rate_and_every_use_of_it_sees_the_s
     ).fingerprint == (default.fingerprint)
 
 
-def test_the_video_function_defers_as_the_ingest_function_does() -> None:
-    """From the same variables (the template gives both functions the same), the same deferral rules."""
-    environment = {**REQUIRED_VARIABLES, "OUTAGE_MAX_DEFER_SECONDS": "90"}
+def test_the_video_function_shares_the_ingest_functions_circuit_and_deferrals() -> None:
+    """From the same variables (the template gives both functions the same), the same circuit state item,
+    so an outage seen by either function holds both back, and the same deferral rules."""
+    environment = {
+        **REQUIRED_VARIABLES,
+        "INFERENCE_URL": "https://infer.example.test",
+        "OUTAGE_MAX_DEFER_SECONDS": "90",
+    }
     video, ingest = VideoSettings.from_environment(environment), IngestSettings.from_environment(environment)
 
+    assert video.circuit_settings() == ingest.circuit_settings()
     assert video.deferral_settings() == ingest.deferral_settings()
