@@ -19,8 +19,18 @@ number of messages, containers or retries. A 429 does not open the circuit: the 
 for fewer requests; that message waits on its own (`rate_limited`), as the client's `Retry-After`
 handling already spaces requests.
 
-Why our own: no maintained Python breaker keeps its state outside the process (pybreaker's Redis storage
-needs Redis; Powertools has none), and a per-container breaker would let every concurrent container probe.
+Why our own: a per-container breaker would let every concurrent container probe, and pybreaker shares its
+state only through Redis. Powertools' circuit breaker (alpha in 3.31, GA in 3.34: `utilities.circuit_breaker`
+in the 3.37 we pin) does keep its state in DynamoDB, and one item of the idempotency table could serve both
+functions (`key_attr="id"`, one name); with thresholds of 1 and a 429 raised as its own type it opens, probes
+and closes as we do. It was tried against moto and kept out for what the deferrals and operators rely on:
+- a failed probe, or a late failure in another container, rewrites `opened_at` (unconditional writes): how
+  long the endpoint has been failing (`open_for`: the deferral spread, `CircuitOpenSeconds`, the alarm) is
+  lost, and every such container reports the opening again;
+- the probe's lease is the probe interval (15 s), shorter than one attempt (connect + read: 23 s), so a
+  slow probe lets a second one go; and the probe is not told it is one (ours makes one attempt, not four);
+- opening and claiming the probe put the whole item, so it keeps no reason for the messages it defers;
+  reads are eventually consistent and cached for 5 s (0 s is configurable): ours, one consistent GetItem.
 The state is one item of the idempotency table (the `CircuitStore` port; `circuit_dynamodb` implements it).
 """
 
