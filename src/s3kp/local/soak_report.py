@@ -483,6 +483,7 @@ def write_benchmarks_section(report: SoakReport, options: SoakOptions) -> None:
         text = text[: text.find(SOAK_BEGIN)].rstrip("\n") + "\n"
     problems = report.problems(options)
     verdict = "MISSED: " + "; ".join(problems) if problems else "every target met"
+    uploads = len(report.uploads) - len(report.videos)
     phases = ", ".join(
         f"{spec.name} {spec.seconds:.0f} s with {spec.uploads} uploads" for spec in plan_phases(options)
     )
@@ -492,7 +493,9 @@ def write_benchmarks_section(report: SoakReport, options: SoakOptions) -> None:
         "(`make soak`, not part of `make bench`)",
         "",
         f"Latest run {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on {os.cpu_count()} shared cores "
-        f"(other work running; latencies are wall-clock on a loaded machine): {len(report.uploads)} uploads, "
+        f"(other work running; latencies are wall-clock on a loaded machine): {uploads} uploads"
+        + (f" and {len(report.videos)} videos" if report.videos else "")
+        + ", "
         f"seed {options.seed}; phases: {phases}. Flaky: {options.fault_rate:.0%} transient faults at the "
         "endpoint (429 with Retry-After, 503, connection resets, non-JSON and prediction-less 200s) plus "
         "slow answers, and one ingest worker killed with SIGKILL mid-batch. The template's settings: 120 s "
