@@ -1,8 +1,9 @@
 """`make soak`: the offline stack through a flaky endpoint, a 429 storm, an outage and a refused key.
 
 What it runs: the local inference server behind a fault-injecting proxy (`fault_proxy`), the whole
-offline stack (moto, the queue runner, Lambda workers) pointed at the proxy, and uploads (images,
-duplicate events of some of them, bad files) through four phases, one after the other:
+offline stack (moto, the queue runners, Lambda workers) pointed at the proxy, and uploads (images,
+duplicate events of some of them, bad files, and in each phase a few videos: `soak_videos`) through four
+phases, one after the other:
 
 1. **flaky**: a seeded mix of 30 % transient faults (429 with Retry-After, 503, connection resets,
    contract-breaking 200s) and slow answers, uploads at a steady pace, one ingest worker killed with
@@ -17,10 +18,12 @@ far to have its result, so each phase's figures are its own.
 
 What it checks (each a target in the printed table; exit 1 if one is missed): every upload ends in the
 state it should (images `succeeded` with a drawing that names its source and the same detections as every
-other upload of the same picture; bad files `failed` with their reason), nothing is missing, nothing
-failed for the endpoint's reasons, nothing reaches the dead-letter queue, the flaky phase's p95
-upload→result latency is under its target, and during the outage the endpoint gets at most 6 requests
-in any minute and everything is done within 3 minutes of its recovery (issue 19).
+other upload of the same picture; bad files `failed` with their reason; videos likewise, never left
+`processing`, with their annotated MP4 and frames document and no segment work left behind), nothing is
+missing, nothing failed for the endpoint's reasons, nothing reaches either dead-letter queue, the flaky
+phase's p95 upload→result latency is under its target, and during the outage the endpoint gets at most 6
+requests in any minute (ingest and video workers together: they share the circuit) and everything is
+done within 3 minutes of its recovery (issue 19).
 
 Bounded: every wait has a deadline (`--settle-timeout`, `--result-timeout`, `--drain-timeout`), after
 which it reports what is missing and fails.
@@ -36,6 +39,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -46,6 +50,7 @@ from urllib.parse import quote
 from s3kp_core import errors
 
 from s3kp import samples
+from s3kp.local import soak_videos
 from s3kp.local.fault_proxy import THROTTLED, UNAUTHORIZED, FaultMix, FaultProxy
 from s3kp.local.processes import ChildProcess
 from s3kp.local.soak_report import (
@@ -55,6 +60,7 @@ from s3kp.local.soak_report import (
     STORM,
     PhaseFigures,
     PhaseSpec,
+    PlannedUpload,
     SoakOptions,
     SoakReport,
     Upload,
@@ -102,6 +108,7 @@ def run_soak(options: SoakOptions, echo: Callable[[str], None] = print) -> SoakR
         name: str(value)
         for name, value in (
             ("RETRY_BASE_DELAY_SECONDS", options.retry_base_delay_seconds),
+            ("RETRY_MAX_DELAY_SECONDS", options.retry_max_delay_seconds),
             ("CIRCUIT_PROBE_SECONDS", options.circuit_probe_seconds),
             ("OUTAGE_MAX_DEFER_SECONDS", options.outage_max_defer_seconds),
         )
@@ -130,6 +137,12 @@ def run_soak(options: SoakOptions, echo: Callable[[str], None] = print) -> SoakR
             concurrency=options.concurrency,
             ingest_timeout_seconds=options.ingest_timeout_seconds,
             ingest_overrides=tuple(overrides.items()),
+            # The same endpoint settings (one template parameter each, for both functions), and segments
+            # short enough that a 5 s clip is several.
+            video_overrides=(
+                *overrides.items(),
+                ("VIDEO_SEGMENT_SECONDS", f"{options.video_segment_seconds:g}"),
+            ),
         ),
         echo=stack_echo,
         report_batches=False,
@@ -187,27 +200,39 @@ class _Driver:
         ).Table(resources.results_table)
         self.report = SoakReport(uploads=[])
         self.ingest_log = stack.options.log_dir / "ingest.log"
+        self.video_log = stack.options.log_dir / "video.log"
         self._requests_before = 0  # the proxy's count when the current phase began
 
     def run(self) -> SoakReport:
         options, resources = self.options, self.stack.resources
-        plan = iter(_plan(options, resources.input_prefix))
-        for spec in self.specs:
+        run = time.strftime("%Y%m%dT%H%M%S")
+        folder = f"{resources.input_prefix}soak-{run}/"
+        plan = iter(_plan(options, folder))
+        for index, spec in enumerate(self.specs):
             figures = PhaseFigures(spec)
             self.report.phases.append(figures)
-            self._phase(spec, [next(plan) for _ in range(spec.uploads)], figures)
+            videos = soak_videos.phase_videos(
+                index,
+                spec.videos,
+                prefix=folder,
+                duplicate_long=options.duplicate_video and spec.name == FLAKY,
+                segment_seconds=options.video_segment_seconds,
+            )
+            self._phase(spec, _interleave([next(plan) for _ in range(spec.uploads)], videos), figures)
 
         self.say("waiting for every result …")
         items = _wait_for_results(self.table, self.report.uploads, options.result_timeout)
-        self.say("waiting for the queue to drain (deferred messages included) …")
+        self.say("waiting for the queues to drain (deferred messages included) …")
         report = self.report
-        report.queue_left = _wait_for_drain(self.sqs, resources.queue_url, options.drain_timeout)
+        queues = (resources.queue_url, resources.video_queue_url)
+        report.queue_left, report.video_queue_left = _wait_for_drain(self.sqs, queues, options.drain_timeout)
         report.dlq_depth = _depth(self.sqs, resources.dlq_url)
+        report.video_dlq_depth = _depth(self.sqs, resources.video_dlq_url)
         report.duration_seconds = self.clock.elapsed()
         report.inference_requests = self.proxy.requests_seen()
         report.faults = self.proxy.snapshot()
         report.crashed_batches = sum(1 for batch in self.stack.batches if batch.error)
-        _check(report, items, self.s3)
+        _check(report, items, self.s3, resources.predictions_prefix)
         return report
 
     def say(self, line: str) -> None:
@@ -217,7 +242,7 @@ class _Driver:
         self.say(f"{spec.name}: {spec.endpoint} for {spec.seconds:.0f} s, {spec.uploads} uploads")
         counter = self._begin(spec, figures)
         started = time.monotonic()
-        log_offset = _size(self.ingest_log)
+        log_offset = (_size(self.ingest_log), _size(self.video_log))
         kill_at = int(len(uploads) * self.options.kill_worker_at) if spec.name == FLAKY else -1
         self._upload(spec, uploads, started, kill_at)
         time.sleep(max(0.0, started + spec.seconds - time.monotonic()))
@@ -251,7 +276,7 @@ class _Driver:
         return counter
 
     def _end(
-        self, spec: PhaseSpec, figures: PhaseFigures, counter: SynCounter | None, log_offset: int
+        self, spec: PhaseSpec, figures: PhaseFigures, counter: SynCounter | None, log_offset: tuple[int, int]
     ) -> None:
         if spec.name == OUTAGE:
             self.proxy.come_back()
@@ -260,15 +285,20 @@ class _Driver:
         figures.ended_at = time.time()
         within = (figures.started_at, figures.ended_at)
         if spec.name == OUTAGE:
-            logged = logged_attempts(_read_from(self.ingest_log, log_offset))
+            logged = logged_attempts(_read_from(self.ingest_log, log_offset[0]))
+            by_videos = [(t, n) for t, n in logged_attempts(_read_from(self.video_log, log_offset[1]))
+                         if within[0] <= t < within[1]]  # fmt: skip
+            figures.video_attempts = sum(n for _, n in by_videos)
+            logged_by = f"the ingest workers logged {sum(n for _, n in logged)}, the video workers "
+            logged_by += f"{figures.video_attempts}"
             if counter is not None:
                 counter.stop()
                 seen = [t for t in counter.times() if within[0] <= t < within[1]]
                 figures.counted = "connection attempts: SYNs to the endpoint's port seen on lo"
-                figures.cross_check = f"the ingest workers logged {sum(n for _, n in logged)} attempts"
+                figures.cross_check = f"{logged_by} attempts"
             else:
-                seen = [t for t, n in logged for _ in range(n)]
-                figures.counted = "attempts the ingest workers logged (no CAP_NET_RAW to count SYNs)"
+                seen = [t for t, n in logged + by_videos for _ in range(n)]
+                figures.counted = "attempts the workers logged (no CAP_NET_RAW to count SYNs): " + logged_by
             figures.requests = len(seen)
             figures.per_minute = per_minute(seen, *within)
         else:
@@ -280,7 +310,9 @@ class _Driver:
         resources = self.stack.resources
         repeats: list[tuple[float, Upload, bytes]] = []
         spacing = spec.seconds / max(1, len(uploads))
-        for index, (key, kind, data, expected_status, expected_code, duplicate) in enumerate(uploads):
+        killer: threading.Thread | None = None
+        for index, planned in enumerate(uploads):
+            key, data = planned.key, planned.data
             due = started + index * spacing
             while True:
                 while repeats and repeats[0][0] <= time.monotonic():
@@ -292,19 +324,35 @@ class _Driver:
                 time.sleep(min(wait, max(0.05, repeats[0][0] - time.monotonic()) if repeats else wait))
             self.s3.put_object(Bucket=resources.bucket, Key=key, Body=data)
             upload = Upload(
-                key, kind, expected_status, expected_code, time.time(), phase=spec.name, duplicated=duplicate
+                key,
+                planned.kind,
+                planned.expected_status,
+                planned.expected_code,
+                time.time(),
+                phase=spec.name,
+                duplicated=planned.duplicate,
+                video=planned.video,
+                segments=planned.segments,
             )
             self.report.uploads.append(upload)
-            if duplicate:  # the same bytes again soon: S3 sends a second event for the same object version
+            if (
+                planned.duplicate
+            ):  # the same bytes again soon: S3 sends a second event for the same object version
                 repeats.append((time.monotonic() + random.Random(key).uniform(0.2, 3.0), upload, data))
                 repeats.sort(key=lambda item: item[0])
-            if index == kill_at:
-                self.report.killed_worker = _kill_a_busy_worker(self.stack)
-                self.say(self.report.killed_worker)
+            if index == kill_at:  # in a thread: the uploads go on while it waits for a busy worker
+                killer = threading.Thread(target=self._kill_worker, name="soak-kill", daemon=True)
+                killer.start()
             if index and index % 50 == 0:
                 self.say(f"{index} uploaded, {self.proxy.requests_seen()} inference requests so far")
         for _, upload, repeat_data in repeats:
             self.s3.put_object(Bucket=resources.bucket, Key=upload.key, Body=repeat_data)
+        if killer is not None:
+            killer.join()
+
+    def _kill_worker(self) -> None:
+        self.report.killed_worker = _kill_a_busy_worker(self.stack)
+        self.say(self.report.killed_worker)
 
     def _settle(self) -> None:
         """Wait (bounded) until every upload so far has its result, so the next phase starts clean."""
@@ -317,27 +365,31 @@ class _Driver:
             self.say(f"  every result so far is in ({time.monotonic() - started:.0f} s)")
 
 
-PlannedUpload = tuple[str, str, bytes, str, str | None, bool]
-
-
-def _plan(options: SoakOptions, prefix: str) -> list[PlannedUpload]:
-    """What to upload, in order: (key, kind, bytes, expected status, expected code, upload twice)."""
+def _plan(options: SoakOptions, folder: str) -> list[PlannedUpload]:
+    """The images and bad image files to upload, in order."""
     rng = random.Random(options.seed)
     pictures = {name: samples.sample_jpeg(name) for name in IMAGE_SAMPLES}
     bad = {name: make() for name, (make, _) in BAD_FILES.items()}
-    run = time.strftime("%Y%m%dT%H%M%S")
     plan: list[PlannedUpload] = []
     for index in range(options.uploads):
         if rng.random() < options.bad_rate:
             name = rng.choice(sorted(bad))
-            key = f"{prefix}soak-{run}/{index:04d}-bad-{name}.jpg"
-            plan.append((key, f"bad:{name}", bad[name], "failed", BAD_FILES[name][1], False))
+            key = f"{folder}{index:04d}-bad-{name}.jpg"
+            plan.append(PlannedUpload(key, f"bad:{name}", bad[name], "failed", BAD_FILES[name][1]))
         else:
             name = rng.choice(IMAGE_SAMPLES)
-            key = f"{prefix}soak-{run}/{index:04d}-{name}.jpg"
+            key = f"{folder}{index:04d}-{name}.jpg"
             duplicate = rng.random() < options.duplicate_rate
-            plan.append((key, name, pictures[name], "succeeded", None, duplicate))
+            plan.append(PlannedUpload(key, name, pictures[name], "succeeded", None, duplicate))
     return plan
+
+
+def _interleave(images: list[PlannedUpload], videos: list[PlannedUpload]) -> list[PlannedUpload]:
+    """The videos spread evenly among the images (the first a little after the phase begins)."""
+    merged = list(images)
+    for number, video in enumerate(videos):
+        merged.insert(round(len(images) * (number + 0.5) / len(videos)) + number, video)
+    return merged
 
 
 _ATTEMPTS = re.compile(r"failed after (\d+) attempt")
@@ -368,13 +420,22 @@ def free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def _kill_a_busy_worker(stack: LocalStack, wait: float = 20.0) -> str:
-    """SIGKILL an ingest worker in the middle of an invocation, as an out-of-memory kill would."""
+def _kill_a_busy_worker(stack: LocalStack, wait: float = 60.0, busy_for: float = 0.5) -> str:
+    """SIGKILL an ingest worker in the middle of an invocation, as an out-of-memory kill would.
+
+    In the middle: a warm worker (its sandbox answered an invocation before) busy for `busy_for` seconds,
+    so the handler has leased the batch's messages (its first step) and they come back once the lease
+    runs out (function timeout + 10 s). Killed before the lease, as a cold invocation still setting up
+    can be, they would wait out the queue's visibility timeout (750 s), longer than a short run."""
     deadline = time.monotonic() + wait
+    seen_busy: dict[tuple[int, int | None, int], float] = {}  # (worker, pid, invocation) -> first seen
     while time.monotonic() < deadline:
         for index, worker in enumerate(stack.ingest_workers):
             pid = worker.pid
-            if worker.busy and pid is not None:
+            if not worker.busy or pid is None or worker.invocations == 0:
+                continue
+            since = seen_busy.setdefault((index, pid, worker.invocations), time.monotonic())
+            if time.monotonic() - since >= busy_for and worker.busy and worker.pid == pid:
                 os.kill(pid, signal.SIGKILL)
                 return f"killed ingest worker {index} (pid {pid}) in the middle of a batch"
         time.sleep(0.05)
@@ -393,12 +454,13 @@ def _wait_for_results(table: Any, uploads: list[Upload], timeout: float) -> dict
         time.sleep(2.0)
 
 
-def _wait_for_drain(sqs: Any, queue_url: str, timeout: float) -> int:
+def _wait_for_drain(sqs: Any, queue_urls: tuple[str, str], timeout: float) -> tuple[int, int]:
+    """Messages left in each queue (visible, in flight or delayed) once both are empty or time is up."""
     deadline = time.monotonic() + timeout
     while True:
-        left = _depth(sqs, queue_url, in_flight=True)
-        if left == 0 or time.monotonic() > deadline:
-            return left
+        first, second = (_depth(sqs, url, in_flight=True) for url in queue_urls)
+        if first + second == 0 or time.monotonic() > deadline:
+            return first, second
         time.sleep(2.0)
 
 
@@ -421,33 +483,50 @@ def _scan(table: Any) -> list[dict[str, Any]]:
         arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def _check(report: SoakReport, items: dict[str, dict[str, Any]], s3: Any) -> None:
+def _check(report: SoakReport, items: dict[str, dict[str, Any]], s3: Any, predictions_prefix: str) -> None:
     """Fill in states, missing, wrong, latencies and each phase's figures from the stored items."""
     answers: dict[str, set[tuple[int, int]]] = {}
     phases = {figures.spec.name: figures for figures in report.phases}
     for upload in report.uploads:
         figures = phases[upload.phase]
-        if upload.expected_status == "succeeded":
-            figures.images += 1
+        _count_expected(figures, upload)
         item = items.get(upload.key)
         if item is None or item.get("status") not in FINAL_STATES:
-            report.missing.append(upload.key)
+            stuck = f" (still {item['status']})" if item is not None else ""
+            report.missing.append(upload.key + stuck)
             continue
         status = str(item["status"])
         report.states[status] += 1
-        finished = _epoch(str(item["updated_at"]))
-        report.latencies.append(finished - upload.uploaded_at)
-        figures.latencies.append(finished - upload.uploaded_at)
+        latency = _epoch(str(item["updated_at"])) - upload.uploaded_at
+        report.latencies.append(latency)
+        figures.latencies.append(latency)
         code = (item.get("reason") or {}).get("code")
+        if upload.video:
+            report.video_states[f"{status} {code}" if code else status] += 1
+            report.video_latencies.append(latency)
+            figures.video_latencies.append(latency)
+            bucket = str(item["source"]["bucket"])
+            report.work_left += soak_videos.segment_work_left(
+                s3, bucket, predictions_prefix, item["result_id"]
+            )
         if status == "failed" and code in ENDPOINT_REASONS:
             report.endpoint_failures.append(f"{upload.key}: {code}")
         if status != upload.expected_status or code != upload.expected_code:
             report.wrong.append(f"{upload.key}: {status} {code or ''} (expected {upload.expected_status})")
             continue
         if status != "succeeded":
+            if upload.video:
+                figures.bad_videos_failed += 1
+            continue
+        answers.setdefault(upload.kind, set()).add((int(item["detections"]), int(item["keypoints"])))
+        if upload.video:
+            problems = soak_videos.check_outputs(item, upload.key, upload.segments, s3)
+            report.wrong += problems
+            if not problems:
+                figures.videos_succeeded += 1
+            report.video_frames[upload.key] = int((item.get("video") or {}).get("frames", 0))
             continue
         figures.succeeded += 1
-        answers.setdefault(upload.kind, set()).add((int(item["detections"]), int(item["keypoints"])))
         annotated = item.get("annotated") or {}
         try:
             head = s3.head_object(Bucket=annotated["bucket"], Key=annotated["key"])
@@ -457,15 +536,27 @@ def _check(report: SoakReport, items: dict[str, dict[str, Any]], s3: Any) -> Non
         if head["Metadata"].get("source-key") != quote(upload.key, safe="/"):
             report.wrong.append(f"{upload.key}: its drawing names another source")
     for kind, seen in answers.items():
-        if len(seen) > 1:  # the same picture must give the same answer whatever the faults did
+        if len(seen) > 1:  # the same picture (or clip) must give the same answer whatever the faults did
             report.wrong.append(f"{kind}: different detections for identical uploads {sorted(seen)}")
     done_at = {
         key: _epoch(str(item["updated_at"]))
         for key, item in items.items()
         if item.get("status") in FINAL_STATES
     }
+    videos = [upload for upload in report.uploads if upload.video]
     for figures in report.phases:
         figures.recovery_to_last = recovery_to_last(figures, report.uploads, done_at)
+        if videos:
+            figures.video_recovery_to_last = recovery_to_last(figures, videos, done_at)
+
+
+def _count_expected(figures: PhaseFigures, upload: Upload) -> None:
+    if upload.video and upload.expected_status == "succeeded":
+        figures.videos += 1
+    elif upload.video:
+        figures.bad_videos += 1
+    elif upload.expected_status == "succeeded":
+        figures.images += 1
 
 
 def _epoch(timestamp: str) -> float:
@@ -508,6 +599,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--refused-key-seconds", type=float, default=defaults.refused_key_seconds, help="0: no 401 phase"
     )
+    parser.add_argument(
+        "--videos-per-phase",
+        type=int,
+        default=defaults.videos_per_phase,
+        help="a clip of several segments, a bad video, a one-segment clip (the first N; 0: no videos)",
+    )
+    parser.add_argument(
+        "--video-segment-seconds",
+        type=float,
+        default=defaults.video_segment_seconds,
+        help="VIDEO_SEGMENT_SECONDS (the template's 60)",
+    )
     parser.add_argument("--settle-timeout", type=float, default=defaults.settle_timeout)
     parser.add_argument("--result-timeout", type=float, default=defaults.result_timeout)
     parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout)
@@ -524,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
         storm_seconds=args.storm_seconds,
         outage_seconds=args.outage_seconds,
         refused_key_seconds=args.refused_key_seconds,
+        videos_per_phase=args.videos_per_phase,
+        video_segment_seconds=args.video_segment_seconds,
         settle_timeout=args.settle_timeout,
         result_timeout=args.result_timeout,
         drain_timeout=args.drain_timeout,

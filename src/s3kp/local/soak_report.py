@@ -44,17 +44,22 @@ class SoakOptions:
     outage_requests_per_minute: int = 6  # in each whole minute of the outage (all of it if shorter)
     ingest_timeout_seconds: float | None = None  # the template's 120 s unless shortened (fast drills)
     retry_base_delay_seconds: float | None = None  # the template's 15 s unless shortened
+    retry_max_delay_seconds: float | None = None  # the template's 300 s unless shortened
     circuit_probe_seconds: float | None = None  # the template's 15 s unless shortened
     outage_max_defer_seconds: float | None = None  # the template's 60 s unless shortened
     concurrency: int | None = None
+    videos_per_phase: int = 3  # a clip of several segments, a bad video, a one-segment clip (soak_videos)
+    video_segment_seconds: float = 2.0  # VIDEO_SEGMENT_SECONDS (the template's 60): the 5 s clip is 3
+    duplicate_video: bool = True  # the flaky phase's long clip is uploaded twice (a duplicate event)
 
 
 @dataclass(frozen=True)
 class PhaseSpec:
     name: str
     endpoint: str  # what the endpoint does meanwhile, for people
-    uploads: int
+    uploads: int  # images and bad image files
     seconds: float  # how long the endpoint behaves so; the uploads are spread evenly over it
+    videos: int = 0  # besides the uploads: clips and bad videos (soak_videos)
 
 
 def plan_phases(options: SoakOptions) -> list[PhaseSpec]:
@@ -74,8 +79,13 @@ def plan_phases(options: SoakOptions) -> list[PhaseSpec]:
             options.refused_key_rate,
         ),
     ]
+    videos = options.videos_per_phase
+    if not 0 <= videos <= 3:
+        raise ValueError(f"videos per phase: 0 to 3 (a long clip, a bad video, a short clip), got {videos}")
+    if videos and not 1 <= options.video_segment_seconds <= 3600:  # VIDEO_SEGMENT_SECONDS' range
+        raise ValueError(f"the video segment length must be 1 to 3600 s, got {options.video_segment_seconds}")
     phases = [
-        PhaseSpec(name, endpoint, round(seconds * rate), seconds)
+        PhaseSpec(name, endpoint, round(seconds * rate), seconds, videos)
         for name, endpoint, seconds, rate in later
         if seconds > 0
     ]
@@ -86,18 +96,34 @@ def plan_phases(options: SoakOptions) -> list[PhaseSpec]:
             f"{options.uploads - flaky} (shorten them, or lower their rates)"
         )
     endpoint = f"{options.fault_rate:.0%} transient faults, {options.slow_rate:.0%} slow"
-    return [PhaseSpec(FLAKY, endpoint, flaky, flaky / options.rate_per_second), *phases]
+    return [PhaseSpec(FLAKY, endpoint, flaky, flaky / options.rate_per_second, videos), *phases]
+
+
+@dataclass(frozen=True)
+class PlannedUpload:
+    """One object to upload and what it must end as."""
+
+    key: str
+    kind: str  # a sample name, "bad:<name>", "video:<name>" or "bad-video:<name>"
+    data: bytes
+    expected_status: str
+    expected_code: str | None
+    duplicate: bool = False  # uploaded twice: S3 sends a second event for the same object
+    video: bool = False
+    segments: int = 0  # a good video's segments
 
 
 @dataclass
 class Upload:
     key: str
-    kind: str  # a sample name, or "bad:<name>"
+    kind: str  # a sample name, "bad:<name>", "video:<name>" or "bad-video:<name>"
     expected_status: str
     expected_code: str | None
     uploaded_at: float  # epoch seconds of the first put
     phase: str = FLAKY
     duplicated: bool = False
+    video: bool = False
+    segments: int = 0  # a good video's segments
 
 
 @dataclass
@@ -113,6 +139,13 @@ class PhaseFigures:
     succeeded: int = 0
     images: int = 0
     latencies: list[float] = field(default_factory=list)
+    videos: int = 0  # good videos uploaded during it
+    videos_succeeded: int = 0
+    bad_videos: int = 0
+    bad_videos_failed: int = 0  # with their reason
+    video_latencies: list[float] = field(default_factory=list)
+    video_recovery_to_last: float | None = None  # as recovery_to_last, for its videos only
+    video_attempts: int | None = None  # outage: the endpoint attempts the video workers logged
 
     @property
     def seconds(self) -> float:
@@ -170,6 +203,12 @@ class SoakReport:
     latencies: list[float] = field(default_factory=list)
     dlq_depth: int = 0
     queue_left: int = 0
+    video_dlq_depth: int = 0
+    video_queue_left: int = 0
+    video_states: Counter[str] = field(default_factory=Counter)  # "succeeded", "failed video_truncated", …
+    video_latencies: list[float] = field(default_factory=list)
+    video_frames: dict[str, int] = field(default_factory=dict)  # frames each succeeded video sampled
+    work_left: list[str] = field(default_factory=list)  # segment parts and pieces of finished videos
     inference_requests: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     killed_worker: str = "no worker was busy when the kill was due"
@@ -180,7 +219,11 @@ class SoakReport:
 
     @property
     def images(self) -> int:
-        return sum(1 for upload in self.uploads if upload.expected_status == "succeeded")
+        return sum(1 for upload in self.uploads if upload.expected_status == "succeeded" and not upload.video)
+
+    @property
+    def videos(self) -> list[Upload]:
+        return [upload for upload in self.uploads if upload.video]
 
     def phase(self, name: str) -> PhaseFigures | None:
         return next((figures for figures in self.phases if figures.spec.name == name), None)
@@ -192,7 +235,11 @@ class SoakReport:
             Target(
                 "0 failed for endpoint reasons", str(len(self.endpoint_failures)), not self.endpoint_failures
             ),
-            Target("dead-letter queue empty", str(self.dlq_depth), self.dlq_depth == 0),
+            Target(
+                "dead-letter queues empty (ingest, video)",
+                f"{self.dlq_depth}, {self.video_dlq_depth}",
+                self.dlq_depth == 0 and self.video_dlq_depth == 0,
+            ),
         ]
         flaky = self.phase(FLAKY)
         p95 = flaky.percentile(0.95) if flaky else None
@@ -231,7 +278,26 @@ class SoakReport:
                         what, f"{figures.succeeded} of {figures.images}", figures.succeeded == figures.images
                     )
                 )
+        if self.videos:
+            found += self._video_targets()
         return found
+
+    def _video_targets(self) -> list[Target]:
+        good = [figures for figures in self.phases if figures.videos]
+        bad = [figures for figures in self.phases if figures.bad_videos]
+        return [
+            Target(
+                "videos: every clip succeeded, in every phase",
+                ", ".join(f"{f.spec.name} {f.videos_succeeded} of {f.videos}" for f in good) or "none",
+                all(f.videos_succeeded == f.videos for f in good),
+            ),
+            Target(
+                "videos: every bad one failed with its reason",
+                f"{sum(f.bad_videos_failed for f in bad)} of {sum(f.bad_videos for f in bad)}",
+                all(f.bad_videos_failed == f.bad_videos for f in bad),
+            ),
+            Target("videos: no segment work left behind", str(len(self.work_left)), not self.work_left),
+        ]
 
     def problems(self, options: SoakOptions) -> list[str]:
         return [
@@ -245,12 +311,12 @@ class SoakReport:
         slowest = max(self.latencies) if self.latencies else None
         transient = sum(self.faults.get(kind, 0) for kind in TRANSIENT_FAULTS)
         faults = ", ".join(f"{kind} {count}" for kind, count in sorted(self.faults.items()))
-        per_image = self.inference_requests / self.images if self.images else 0.0
-        duplicates = sum(1 for upload in self.uploads if upload.duplicated)
-        bad = sum(1 for upload in self.uploads if upload.kind.startswith("bad:"))
+        images = [upload for upload in self.uploads if not upload.video]
+        duplicates = sum(1 for upload in images if upload.duplicated)
+        bad = sum(1 for upload in images if upload.kind.startswith("bad:"))
         lines = [
-            f"uploads               {len(self.uploads)} ({self.images} images, {duplicates} of them uploaded "
-            f"twice, {bad} bad files) in {self.duration_seconds:.0f} s",
+            f"uploads               {len(images)} ({self.images} images, {duplicates} of them uploaded "
+            f"twice, {bad} bad files) and {len(self.videos)} videos in {self.duration_seconds:.0f} s",
             "states reached        " + ", ".join(f"{s} {n}" for s, n in sorted(self.states.items())),
             f"missing               {len(self.missing)}" + _examples(self.missing),
             f"wrong                 {len(self.wrong)}" + _examples(self.wrong),
@@ -258,18 +324,23 @@ class SoakReport:
             f"dead-letter queue     {self.dlq_depth}",
             f"ingest queue left     {self.queue_left}",
             f"inference requests    {self.inference_requests} answered by the proxy "
-            f"({per_image:.2f} per image; {transient} transient faults)",
+            f"({self._per_picture()}; {transient} transient faults)",
             f"injected              {faults}",
             f"killed worker         {self.killed_worker}; crashed batches: {self.crashed_batches}",
             f"upload→result         all: p50 {seconds(p50)}, p95 {seconds(p95)}, max {seconds(slowest)}",
+            *self.video_lines(),
             "",
             *self.phase_table(),
         ]
+        if self.videos:
+            lines += ["", *self.video_phase_table()]
         outage = self.phase(OUTAGE)
         if outage is not None:
             counted = outage.counted + (f"; {outage.cross_check}" if outage.cross_check else "")
             minutes = " ".join(str(n) for n in outage.per_minute) or "n/a (shorter than a minute)"
             lines += ["", f"outage, per minute    {minutes}", f"                      ({counted})"]
+            if outage.video_attempts is not None:
+                lines.append(f"outage, video workers {outage.video_attempts} endpoint attempts logged")
         if self.circuit_changes:
             lines += [
                 "",
@@ -277,6 +348,55 @@ class SoakReport:
                 *(f"  {change}" for change in self.circuit_changes),
             ]
         return [*lines, "", *self.target_table(options)]
+
+    def _per_picture(self) -> str:
+        """Requests per inferred picture: an image, or a frame a video sampled (each is one request)."""
+        frames = sum(self.video_frames.values())
+        pictures = self.images + frames
+        per = self.inference_requests / pictures if pictures else 0.0
+        if not frames:
+            return f"{per:.2f} per image"
+        return f"{per:.2f} per image or sampled video frame, {self.images} + {frames}"
+
+    def video_lines(self) -> list[str]:
+        videos = self.videos
+        if not videos:
+            return []
+        good = [upload for upload in videos if upload.expected_status == "succeeded"]
+        shapes = Counter(upload.segments for upload in good)
+        made = ", ".join(
+            f"{count} of {segments} segment{'s' if segments > 1 else ''}"
+            for segments, count in sorted(shapes.items(), reverse=True)
+        )
+        twice = sum(1 for upload in videos if upload.duplicated)
+        bad = Counter(upload.kind.split(":", 1)[1] for upload in videos if upload not in good)
+        bad_kinds = ", ".join(f"{name} {n}" for name, n in sorted(bad.items()))
+        p50, p95 = percentile(self.video_latencies, 0.50), percentile(self.video_latencies, 0.95)
+        slowest = max(self.video_latencies) if self.video_latencies else None
+        return [
+            f"videos                {len(good)} clips ({made}; {twice} uploaded twice), "
+            f"{sum(bad.values())} bad ({bad_kinds})",
+            "video states          " + ", ".join(f"{s} {n}" for s, n in sorted(self.video_states.items())),
+            f"video queue, DLQ      {self.video_queue_left} left, {self.video_dlq_depth} dead-lettered; "
+            f"segment work left {len(self.work_left)}" + _examples(self.work_left),
+            f"video upload→result   p50 {seconds(p50)}, p95 {seconds(p95)}, max {seconds(slowest)}",
+        ]
+
+    def video_phase_table(self) -> list[str]:
+        rows = [("phase", "clips succeeded", "bad failed as expected", "recovery→last video", "p50 / p95")]
+        for figures in self.phases:
+            p50 = percentile(figures.video_latencies, 0.5)
+            p95 = percentile(figures.video_latencies, 0.95)
+            rows.append(
+                (
+                    figures.spec.name,
+                    f"{figures.videos_succeeded} of {figures.videos}",
+                    f"{figures.bad_videos_failed} of {figures.bad_videos}",
+                    "n/a" if figures.spec.name == FLAKY else seconds(figures.video_recovery_to_last),
+                    f"{seconds(p50)} / {seconds(p95)}",
+                )
+            )
+        return table(rows)
 
     def phase_table(self) -> list[str]:
         rows = [("phase", "endpoint", "length", "uploads", "endpoint requests", "recovery→last", "p50 / p95")]
@@ -328,9 +448,21 @@ class SoakReport:
                     "recovery_to_last_seconds": figures.recovery_to_last,
                     "succeeded": f"{figures.succeeded}/{figures.images}",
                     "p95_seconds": figures.percentile(0.95),
+                    "videos_succeeded": f"{figures.videos_succeeded}/{figures.videos}",
+                    "bad_videos_failed": f"{figures.bad_videos_failed}/{figures.bad_videos}",
+                    "video_recovery_to_last_seconds": figures.video_recovery_to_last,
+                    "video_endpoint_attempts": figures.video_attempts,
                 }
                 for figures in self.phases
             ],
+            "videos": {
+                "uploads": len(self.videos),
+                "states": dict(self.video_states),
+                "frames_sampled": sum(self.video_frames.values()),
+                "dlq_depth": self.video_dlq_depth,
+                "segment_work_left": len(self.work_left),
+                "p95_seconds": percentile(self.video_latencies, 0.95),
+            },
         }
 
 
@@ -351,6 +483,7 @@ def write_benchmarks_section(report: SoakReport, options: SoakOptions) -> None:
         text = text[: text.find(SOAK_BEGIN)].rstrip("\n") + "\n"
     problems = report.problems(options)
     verdict = "MISSED: " + "; ".join(problems) if problems else "every target met"
+    uploads = len(report.uploads) - len(report.videos)
     phases = ", ".join(
         f"{spec.name} {spec.seconds:.0f} s with {spec.uploads} uploads" for spec in plan_phases(options)
     )
@@ -360,12 +493,23 @@ def write_benchmarks_section(report: SoakReport, options: SoakOptions) -> None:
         "(`make soak`, not part of `make bench`)",
         "",
         f"Latest run {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on {os.cpu_count()} shared cores "
-        f"(other work running; latencies are wall-clock on a loaded machine): {len(report.uploads)} uploads, "
+        f"(other work running; latencies are wall-clock on a loaded machine): {uploads} uploads"
+        + (f" and {len(report.videos)} videos" if report.videos else "")
+        + ", "
         f"seed {options.seed}; phases: {phases}. Flaky: {options.fault_rate:.0%} transient faults at the "
         "endpoint (429 with Retry-After, 503, connection resets, non-JSON and prediction-less 200s) plus "
         "slow answers, and one ingest worker killed with SIGKILL mid-batch. The template's settings: 120 s "
         "function timeout, 4 attempts per invocation, 15 s × 2^n message backoff, one probe per 15 s while "
-        "the circuit is open, deferrals of at most 60 s.",
+        "the circuit is open, deferrals of at most 60 s."
+        + (
+            f" Videos: {options.videos_per_phase} in each phase (a 5 s clip, uploaded twice in the flaky "
+            "phase; a bad video, by turns an image renamed .mp4 and a clip cut in half; a 1.6 s clip), made "
+            "at run time from the sample images, sampled at the template's 5 fps, with "
+            f"`VIDEO_SEGMENT_SECONDS` {options.video_segment_seconds:g} (the template's 60) so the 5 s clip "
+            f"is {math.ceil(5 / options.video_segment_seconds)} segments."
+            if options.videos_per_phase
+            else ""
+        ),
         "",
         "```",
         *report.lines(options),

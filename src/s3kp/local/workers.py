@@ -96,6 +96,7 @@ class LambdaWorker:
         self._lock = threading.Lock()
         self._closed = False
         self.cold_starts = 0
+        self.invocations = 0  # answered by the current sandbox (0: its first is cold, or none came yet)
 
     @property
     def pid(self) -> int | None:
@@ -121,6 +122,7 @@ class LambdaWorker:
         child_end.close()
         self._process, self._connection = process, parent_end
         self.cold_starts += 1
+        self.invocations = 0
         if not parent_end.poll(_START_TIMEOUT_SECONDS):
             self.stop()
             raise WorkerCrashed(
@@ -157,6 +159,7 @@ class LambdaWorker:
             except (EOFError, OSError, ValueError) as error:  # ValueError: the pipe was closed by stop()
                 self.stop()
                 raise WorkerCrashed(f"{self.function.name}: the worker process died ({error!r})") from None
+            self.invocations += 1
             if status == "error":
                 raise HandlerError(payload)
             return payload

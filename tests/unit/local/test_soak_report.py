@@ -134,3 +134,52 @@ def test_the_workers_logged_attempts_are_read_from_their_transient_failure_lines
     ]
 
     assert logged_attempts(lines) == [(1_800_000_005.25, 4), (1_800_000_005.25, 1)]
+
+
+def video(key: str, status: str = "succeeded", code: str | None = None, phase: str = FLAKY) -> Upload:
+    return Upload(key, f"video:{key}", status, code, T0, phase=phase, video=True, segments=3)
+
+
+def test_videos_are_counted_apart_from_images_and_a_video_failed_or_work_left_misses_its_target() -> None:
+    flaky = healthy_flaky_phase()
+    flaky.videos, flaky.videos_succeeded, flaky.bad_videos, flaky.bad_videos_failed = 2, 1, 1, 1
+    report = SoakReport(
+        uploads=[
+            Upload("a.jpg", "camera", "succeeded", None, T0),
+            video("clip.mp4"),
+            video("other.mp4"),
+            video("bad.mp4", "failed", "video_undecodable"),
+        ],
+        phases=[flaky],
+        work_left=["predictions/abc/run/piece-00001.mp4"],
+        video_dlq_depth=1,
+    )
+
+    assert report.images == 1
+    assert len(report.videos) == 3
+    assert missed(report) == [
+        "dead-letter queues empty (ingest, video)",
+        "videos: every clip succeeded, in every phase",
+        "videos: no segment work left behind",
+    ]
+    lines = "\n".join(report.lines(SoakOptions()))
+    assert "videos                2 clips (2 of 3 segments; 0 uploaded twice), 1 bad (bad.mp4 1)" in lines
+    assert "segment work left 1  e.g. predictions/abc/run/piece-00001.mp4" in lines
+
+
+def test_a_run_without_videos_has_no_video_targets_or_lines() -> None:
+    report = SoakReport(
+        uploads=[Upload("a.jpg", "camera", "succeeded", None, T0)], phases=[healthy_flaky_phase()]
+    )
+
+    assert not any(target.what.startswith("videos") for target in report.targets(SoakOptions()))
+    assert not any(line.startswith("video") for line in report.lines(SoakOptions()))
+
+
+def test_each_phase_gets_the_videos_asked_for_within_the_video_functions_limits() -> None:
+    assert {spec.videos for spec in plan_phases(SoakOptions())} == {3}
+    assert {spec.videos for spec in plan_phases(SoakOptions(videos_per_phase=0))} == {0}
+    with pytest.raises(ValueError, match="0 to 3"):
+        plan_phases(SoakOptions(videos_per_phase=4))
+    with pytest.raises(ValueError, match="1 to 3600"):
+        plan_phases(SoakOptions(video_segment_seconds=0.5))
