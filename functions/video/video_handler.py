@@ -208,7 +208,9 @@ def _segment_message(
             deferrable=deferrable,
         )
     except IdempotencyAlreadyInProgressError:
-        raise InProgressElsewhere(_in_progress_seconds_left(task)) from None
+        raise InProgressElsewhere(
+            _in_progress_seconds_left(process_segment_once, segment_config, "segment", _segment_unit(task))
+        ) from None
     except TransientError as error:
         _transient(error)
         raise
@@ -246,15 +248,18 @@ def _plan_notification(
         source = event.source
         logger.set_correlation_id(source.key)
         logger.append_keys(bucket=source.bucket, object_key=source.key, event_name=event.event_name)
+        unit = work_unit(event, settings.fingerprint)
         try:
             _idempotent(plan_once, plan_config, "plan")(
-                unit=work_unit(event, settings.fingerprint),
+                unit=unit,
                 event=replace(event, final_attempt=final_attempt),
                 context=context,
                 queue_url=queue_url,
             )
         except IdempotencyAlreadyInProgressError:
-            raise InProgressElsewhere(None) from None
+            raise InProgressElsewhere(
+                _in_progress_seconds_left(plan_once, plan_config, "plan", unit)
+            ) from None
         except TransientError as error:
             _transient(error)
             raise
@@ -284,24 +289,28 @@ def _segment_unit(task: SegmentTask) -> dict[str, Any]:
     return {"result_id": task.result_id, "run": task.run, "segment": task.segment}
 
 
-def _in_progress_seconds_left(task: SegmentTask) -> float | None:
-    """How long the other invocation's in-progress record of this segment can still last."""
+def _in_progress_seconds_left(
+    function: Callable[..., Any], config: IdempotencyConfig, unit: str, data: dict[str, Any]
+) -> float | None:
+    """How long the other invocation's in-progress record of this unit can still last (its deadline)."""
     try:
-        record = _segment_record(task)
+        record = _idempotency_record(function, config, unit, data)
     except Exception:  # unreadable: the caller uses a bound
         return None
     expiry = record.in_progress_expiry_timestamp if record is not None else None
     return None if expiry is None else max(0.0, float(expiry) / 1000 - time.time())
 
 
-def _segment_record(task: SegmentTask) -> DataRecord | None:
-    """The segment's Powertools idempotency record, or None when there is none."""
-    store = idempotency_store(settings, "segment")
-    # Keys name the decorated function; a container whose first message is a watch has not called it yet.
-    function = process_segment_once
-    store.configure(segment_config, function_name=f"{function.__module__}.{function.__qualname__}")
+def _idempotency_record(
+    function: Callable[..., Any], config: IdempotencyConfig, unit: str, data: dict[str, Any]
+) -> DataRecord | None:
+    """`function`'s Powertools idempotency record for `data` (see `_idempotent`), or None."""
+    store = idempotency_store(settings, unit)
+    # Keys name the decorated function: configured here too, for a container that has not called it yet
+    # (its first message is a watch).
+    store.configure(config, function_name=f"{function.__module__}.{function.__qualname__}")
     try:
-        return store.get_record(data=_segment_unit(task))
+        return store.get_record(data=data)
     except IdempotencyItemNotFoundError:
         return None
 
@@ -324,7 +333,7 @@ def _send_watch(task: SegmentTask, context: LambdaContext, queue_url: str) -> No
 
 def _watch_segment(task: SegmentTask, queue_url: str) -> None:
     """After the segment's last delivery: was it killed without an outcome? (see `watch_segment`)"""
-    previous = _segment_record(task)
+    previous = _idempotency_record(process_segment_once, segment_config, "segment", _segment_unit(task))
     killed = previous is not None and previous.status == STATUS_CONSTANTS["INPROGRESS"]
     if killed and previous is not None:
         expiry = previous.in_progress_expiry_timestamp

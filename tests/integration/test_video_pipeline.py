@@ -342,3 +342,35 @@ def test_after_a_video_fps_change_reprocess_sends_the_video_once_and_it_is_sampl
     assert len(new.proxy.requests) == 8
     assert result["created_at"] == first["created_at"]  # the same result, replaced
     assert backfill_cli(new, "clips/", "--reprocess", "--model-id", MODEL_ID, "--video-fps", "2")["sent"] == 0
+
+
+def test_a_duplicate_notification_during_planning_waits_for_the_planners_deadline_not_the_retry_cap(
+    video_stack: StackFactory, clip: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same S3 event twice, the copy arriving while the first is still planning: the copy is deferred
+    until the first's in-progress record would expire (its invocation's deadline), not RETRY_MAX_DELAY."""
+    stack = video_stack(RETRY_MAX_DELAY_SECONDS="300")
+    stack.upload("twice.mp4", clip)
+    (notification,) = stack.receive()
+    real_plan_video = stack.handler.plan_video
+    deferred: list[float | None] = []
+    real_defer_duplicate = stack.handler.defer_duplicate
+
+    def recording_defer_duplicate(visibility: Any, record: Any, seconds_left: Any, settings: Any) -> bool:
+        deferred.append(seconds_left)
+        return bool(real_defer_duplicate(visibility, record, seconds_left, settings))
+
+    def meanwhile_the_copy_arrives(*args: Any, **kwargs: Any) -> Any:
+        copy = dict(notification, MessageId="copy-of-the-event")
+        assert stack.handler.lambda_handler(
+            sqs_event([copy], stack.resources.video_queue_arn), LambdaContext(timeout_seconds=60)
+        ) == {"batchItemFailures": []}
+        return real_plan_video(*args, **kwargs)
+
+    monkeypatch.setattr(stack.handler, "defer_duplicate", recording_defer_duplicate)
+    monkeypatch.setattr(stack.handler, "plan_video", meanwhile_the_copy_arrives)
+    assert stack.invoke(notification, timeout_seconds=20) == set()
+
+    (seconds_left,) = deferred
+    assert seconds_left is not None
+    assert 0 < seconds_left <= 20
