@@ -4,6 +4,7 @@ backend, with the API key otherwise."""
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -12,6 +13,8 @@ from video_settings import VideoSettings
 
 from tests.unit.s3kp_core.fakes import record_signers
 
+# What the import loads afresh: the function's modules and the Powertools objects they share.
+COLD_START_MODULES = ("video_dependencies", "s3kp_core.observability")
 ENVIRONMENT = {
     "MODEL_ID": "faces/1",
     "ROBOFLOW_API_KEY": "unit-test-key",
@@ -25,8 +28,10 @@ def video_dependencies(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The module, imported when the test runs, never at collection: its import builds the process-wide
     Powertools objects (`s3kp_core.observability`) from the environment as it is then, and a test process
     that built them before a handler test set the function's variables made that test's metrics fail
-    ("Must contain a metric namespace"). AWS credentials and region as the Lambda runtime gives them; no
-    cached client from another test."""
+    ("Must contain a metric namespace"). So the modules it loads afresh are put back afterwards, as
+    test_ingest_dependencies does. AWS credentials and region as the Lambda runtime gives them; no cached
+    client from another test."""
+    previous = {name: sys.modules.pop(name) for name in COLD_START_MODULES if name in sys.modules}
     video_dependencies: ModuleType = importlib.import_module("video_dependencies")
     for name, value in {
         "AWS_DEFAULT_REGION": "eu-west-1",
@@ -37,9 +42,14 @@ def video_dependencies(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     for cached in (video_dependencies.aws_session, video_dependencies.guarded_inference):
         cached.cache_clear()
-    yield video_dependencies
-    for cached in (video_dependencies.aws_session, video_dependencies.guarded_inference):
-        cached.cache_clear()
+    try:
+        yield video_dependencies
+    finally:
+        for cached in (video_dependencies.aws_session, video_dependencies.guarded_inference):
+            cached.cache_clear()
+        for name in COLD_START_MODULES:
+            sys.modules.pop(name, None)
+        sys.modules.update(previous)
 
 
 def test_the_builtin_backend_signs_with_the_functions_credentials_for_its_region(
