@@ -369,7 +369,7 @@ def _download(
         size = source.size
         if size is None:
             size = deps.objects.head(source.bucket, source.key, version_id=source.version_id).size
-        _guard_size(size, settings)
+        guard_size(size, limit=settings.max_object_bytes, setting="MAX_OBJECT_BYTES")
         if reserve is not None:
             reserve.acquire(size)
         data = deps.objects.get(
@@ -379,17 +379,18 @@ def _download(
             etag=source.etag,
             max_bytes=settings.max_object_bytes,
         )
-    _guard_size(len(data), settings)  # the event's size may be stale or absent
+    # The event's size may be stale or absent.
+    guard_size(len(data), limit=settings.max_object_bytes, setting="MAX_OBJECT_BYTES")
     return data
 
 
-def _guard_size(size: int, settings: ProcessingSettings) -> None:
+def guard_size(size: int, *, limit: int, setting: str) -> None:
+    """Refuse an empty object, or one over `limit` bytes (the variable `setting` names it in the reason)."""
     if size == 0:
         raise errors.PermanentError(errors.OBJECT_EMPTY, "the object is empty (0 bytes)")
-    if size > settings.max_object_bytes:
+    if size > limit:
         raise errors.PermanentError(
-            errors.OBJECT_TOO_LARGE,
-            f"the object is {size} bytes; MAX_OBJECT_BYTES is {settings.max_object_bytes}",
+            errors.OBJECT_TOO_LARGE, f"the object is {size} bytes; {setting} is {limit}"
         )
 
 

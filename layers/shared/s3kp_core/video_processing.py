@@ -42,7 +42,13 @@ from s3kp_core.imaging import MIN_SENT_FRACTION, encode_jpeg, fit_size, shrink_f
 from s3kp_core.objects import ObjectStore
 from s3kp_core.ordering import event_order
 from s3kp_core.predictor import Predictor
-from s3kp_core.processing import ObjectEvent, ProcessingSettings, guard_location, record_state
+from s3kp_core.processing import (
+    ObjectEvent,
+    ProcessingSettings,
+    guard_location,
+    guard_size,
+    record_state,
+)
 from s3kp_core.redact import redact
 from s3kp_core.rescale import rescale
 from s3kp_core.result_events import EventPublisher, result_event_detail
@@ -198,7 +204,7 @@ def plan_video(
     try:
         guard_location(source, settings.processing)
         size = source.size if source.size is not None else deps.objects.head(source.bucket, source.key).size
-        _guard_size(size, settings)
+        guard_size(size, limit=settings.max_video_bytes, setting="MAX_VIDEO_BYTES")
         with deps.sources.open(source, size) as reader:
             video = probe(
                 reader, max_seconds=settings.max_video_seconds, max_pixels=settings.max_video_pixels
@@ -262,16 +268,6 @@ def plan_video(
             ]
         )
     return PlanOutcome(record=record if start == Start.STARTED else None, segments=len(segments), start=start)
-
-
-def _guard_size(size: int, settings: VideoProcessingSettings) -> None:
-    if size == 0:
-        raise errors.PermanentError(errors.OBJECT_EMPTY, "the object is empty (0 bytes)")
-    if size > settings.max_video_bytes:
-        raise errors.PermanentError(
-            errors.OBJECT_TOO_LARGE,
-            f"the object is {size} bytes; MAX_VIDEO_BYTES is {settings.max_video_bytes}",
-        )
 
 
 # ---------------------------------------------------------------------------------------------- segments

@@ -472,6 +472,22 @@ def test_an_audio_only_mp4_and_a_too_long_video_are_failed_with_their_reasons(st
     assert stack.result("incoming/long.mp4").reason.code == errors.VIDEO_TOO_LONG  # type: ignore[union-attr]
 
 
+def test_an_empty_file_and_one_over_max_video_bytes_are_failed_before_any_read(stack: Stack) -> None:
+    stack.plan(stack.upload(b"", key="incoming/empty.mp4"))
+    empty = stack.result("incoming/empty.mp4").reason
+    assert empty is not None
+    assert (empty.code, empty.message) == (errors.OBJECT_EMPTY, "the object is empty (0 bytes)")
+
+    video = numbered_video(10, fps=10)
+    small_limit = video_processing_settings(max_video_bytes=len(video) - 1)
+    stack.plan(stack.upload(video, key="incoming/big.mp4"), settings=small_limit)
+    big = stack.result("incoming/big.mp4").reason
+    assert big is not None
+    assert big.code == errors.OBJECT_TOO_LARGE
+    assert big.message == f"the object is {len(video)} bytes; MAX_VIDEO_BYTES is {len(video) - 1}"
+    assert stack.queue.tasks == []
+
+
 def test_a_video_cut_short_fails_at_the_segment_that_finds_it_and_later_segments_change_nothing(
     stack: Stack,
 ) -> None:
