@@ -37,7 +37,7 @@ from typing import Any, cast
 import ingest_dependencies
 import msgspec
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
@@ -60,11 +60,11 @@ from s3kp_core.errors import CONFIGURATION_CODES, EndpointUnavailable, Transient
 from s3kp_core.observability import logger, metrics, tracer
 from s3kp_core.processing import ObjectEvent, Outcome, process_object
 from sqs_retries import (
-    LEASE_MARGIN_SECONDS,
     MessageVisibility,
     defer_duplicate,
     defer_for_outage,
     outage_deferrable,
+    process_leased_batch,
 )
 
 # Time kept back from the inference deadline for annotating, writing the copy and the result.
@@ -145,15 +145,13 @@ def _message_visibility() -> MessageVisibility:
 
 def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
     _build_shared()
-    visibility = _message_visibility()
-    messages = [SQSRecord(raw) for raw in event["Records"]]
-    # If this invocation crashes, its messages come back once it would have timed out, not after 750 s.
-    visibility.lease(messages, context.get_remaining_time_in_millis() / 1000 + LEASE_MARGIN_SECONDS)
-    response = process_partial_response(
-        event=event, record_handler=handle_sqs_record, processor=batch_processor, context=context
+    response: Mapping[str, Any] = process_leased_batch(
+        event,
+        context,
+        visibility=_message_visibility(),
+        processor=batch_processor,
+        record_handler=handle_sqs_record,
     )
-    failed = {str(item["itemIdentifier"]) for item in response.get("batchItemFailures", [])}
-    visibility.back_off(messages, failed)
     return response
 
 

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 if TYPE_CHECKING:
@@ -263,6 +264,28 @@ def defer_for_outage(
         # Alarmed on (template: CircuitOpenAlarm): how long the endpoint has been failing.
         add_metric("CircuitOpenSeconds", MetricUnit.Seconds, round(outage.open_for))
     return True
+
+
+def process_leased_batch(
+    event: dict[str, Any],
+    context: Any,
+    *,
+    visibility: MessageVisibility,
+    processor: Any,
+    record_handler: Callable[..., Any],
+) -> Any:
+    """An SQS batch as both functions handle it: lease every message for the invocation's remaining time
+    (a crashed invocation's messages come back once it would have timed out, not after the queue's
+    visibility timeout), process it with Powertools' partial batch response, and give each failed message
+    its backoff. Returns the partial batch response."""
+    messages = [SQSRecord(raw) for raw in event["Records"]]
+    visibility.lease(messages, context.get_remaining_time_in_millis() / 1000 + LEASE_MARGIN_SECONDS)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    failed = {str(item["itemIdentifier"]) for item in response.get("batchItemFailures", [])}
+    visibility.back_off(messages, failed)
+    return response
 
 
 def _receive_count(record: SQSRecord) -> int:

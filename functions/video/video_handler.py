@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 import video_dependencies
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -67,6 +67,7 @@ from sqs_retries import (
     defer_duplicate,
     defer_for_outage,
     outage_deferrable,
+    process_leased_batch,
     queue_url_from_arn,
 )
 from video_dependencies import collaborators, idempotency_store, sqs_client, video_processing_settings
@@ -131,14 +132,13 @@ def _message_visibility() -> MessageVisibility:
 
 
 def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
-    visibility = _message_visibility()
-    messages = [SQSRecord(raw) for raw in event["Records"]]
-    visibility.lease(messages, context.get_remaining_time_in_millis() / 1000 + LEASE_MARGIN_SECONDS)
-    response = process_partial_response(
-        event=event, record_handler=handle_sqs_record, processor=batch_processor, context=context
+    response: Mapping[str, Any] = process_leased_batch(
+        event,
+        context,
+        visibility=_message_visibility(),
+        processor=batch_processor,
+        record_handler=handle_sqs_record,
     )
-    failed = {str(item["itemIdentifier"]) for item in response.get("batchItemFailures", [])}
-    visibility.back_off(messages, failed)
     return response
 
 

@@ -24,6 +24,7 @@ from sqs_retries import (
     message_age_seconds,
     outage_deferrable,
     outage_delay_seconds,
+    process_leased_batch,
     queue_url_from_arn,
 )
 
@@ -126,6 +127,34 @@ def test_the_lease_covers_every_message_in_batches_of_ten() -> None:
 
     assert [len(call["Entries"]) for _, call in sqs.calls] == [10, 2]
     assert {e["VisibilityTimeout"] for _, call in sqs.calls for e in call["Entries"]} == {130}
+
+
+def test_a_batch_is_leased_for_the_invocation_then_its_failed_messages_backed_off() -> None:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+    from s3kp.local.lambda_runtime import LambdaContext
+
+    sqs = RecordingSqs()
+    event = {"Records": [record("ok").raw_event, record("bad", receive_count=2).raw_event]}
+
+    def handle(record: SQSRecord) -> None:
+        if record.message_id == "bad":
+            raise RuntimeError("this one fails")
+
+    response = process_leased_batch(
+        event,
+        LambdaContext(timeout_seconds=60),
+        visibility=visibility_for(sqs),
+        processor=BatchProcessor(event_type=EventType.SQS),
+        record_handler=handle,
+    )
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    lease, backoff = (call["Entries"] for _, call in sqs.calls)
+    assert {e["ReceiptHandle"] for e in lease} == {"handle-ok", "handle-bad"}
+    assert {e["VisibilityTimeout"] for e in lease} <= {69, 70}  # 60 s left + the 10 s margin
+    assert [e["ReceiptHandle"] for e in backoff] == ["handle-bad"]
+    assert 15 <= backoff[0]["VisibilityTimeout"] <= 30  # the second receive's backoff
 
 
 def test_a_refused_visibility_change_is_logged_not_raised() -> None:
